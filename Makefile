@@ -1,0 +1,104 @@
+# Fixture Broker: `make run` starts the broker, `make test` builds and runs every test.
+#
+# Everything is built under build/. `make deps` installs the Debian packages the build
+# needs (deploy/install-deps.sh) and every other target depends on it.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+PKGS    := libwebsockets jansson
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker -Isdk-c/include \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -DFXB_VERSION_STR='"$(VERSION)"'
+LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+TLIBS   = $(LIBS) -lcriterion
+
+B := build
+
+BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
+SDK_SRC    := $(wildcard sdk-c/src/*.c)
+SDK_OBJ    := $(SDK_SRC:%.c=$(B)/obj/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+ITEST_SRC  := $(wildcard tests/integration/test_*.c)
+ITEST_BIN  := $(ITEST_SRC:tests/integration/%.c=$(B)/tests/integration/%)
+ITEST_LIB  := $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c))
+BENCH_SRC  := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
+EXAMPLES   := $(patsubst sdk-c/examples/%.c,$(B)/examples/%,$(wildcard sdk-c/examples/*.c))
+
+.PHONY: all deps run test unit integration bench clean install examples
+.DELETE_ON_ERROR:
+
+all: deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
+
+deps:
+	@sh deploy/install-deps.sh
+
+$(B)/obj/%.o: %.c $(wildcard broker/*.h) sdk-c/include/fxb.h | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/obj/broker/openrpc.o: protocol/openrpc.json
+
+$(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
+	@echo "  LINK    $@"
+	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/libfxb.a: $(SDK_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libfxb.so: $(SDK_OBJ)
+	$(CC) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(LIBS)
+
+$(B)/fxb.pc: sdk-c/fxb.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+examples: $(EXAMPLES)
+
+$(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libfxb.a $(TLIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c $(BROKER_OBJ) $(SDK_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BROKER_OBJ) $(TLIBS)
+
+$(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/integration/*.h) $(B)/libfxb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
+
+$(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(B)/libfxb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(LIBS) -lm
+
+run: all
+	$(B)/fixture-broker $(ARGS)
+
+# Unit suites drive the modules in-process; integration suites start the real broker
+# binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets.
+test: unit integration
+
+unit: all $(UNIT_BIN)
+	@sh tests/run-suites.sh unit $(UNIT_BIN)
+
+integration: all $(ITEST_BIN) examples
+	@FXB_BROKER=$(abspath $(B)/fixture-broker) FXB_EXAMPLES=$(abspath $(B)/examples) \
+		sh tests/run-suites.sh integration $(ITEST_BIN)
+
+bench: all $(BENCH_BIN)
+	@FXB_BROKER=$(abspath $(B)/fixture-broker) sh tests/bench/run.sh $(BENCH_BIN)
+
+install: all
+	install -D -m 755 $(B)/fixture-broker $(DESTDIR)$(PREFIX)/bin/fixture-broker
+	install -D -m 644 $(B)/libfxb.a $(DESTDIR)$(PREFIX)/lib/libfxb.a
+	install -D -m 755 $(B)/libfxb.so $(DESTDIR)$(PREFIX)/lib/libfxb.so
+	install -D -m 644 sdk-c/include/fxb.h $(DESTDIR)$(PREFIX)/include/fxb.h
+	install -D -m 644 $(B)/fxb.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/fxb.pc
+
+clean:
+	rm -rf $(B)
