@@ -1,0 +1,124 @@
+/* fxb.h: the Fixture Broker C client, the only public header of libfxb.
+ *
+ * One struct fxb_client is one WebSocket connection (one broker session). Calls block
+ * the calling thread; a background service thread owned by the client does all network
+ * work, so keepalive and disconnect detection go on while the test runs. Calls on one
+ * client may come from several threads at once. When the connection drops the client
+ * reconnects by itself and resumes its session (within the broker's grace period), so
+ * leases survive a short network blip.
+ *
+ * Errors: every int-returning call returns 0 (or a non-negative value) on success and a
+ * negative FXB_E* code on failure; fxb_client_errmsg() then says what happened and, for
+ * FXB_EBROKER, fxb_client_errname() gives the broker's stable error name
+ * ("PORTS_EXHAUSTED") and fxb_client_errcode() its numeric code. The library never aborts
+ * its host process: out of memory is FXB_ENOMEM.
+ */
+#ifndef FXB_H
+#define FXB_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FXB_VERSION "0.1.0"
+#define FXB_DEFAULT_URL "ws://127.0.0.1:7357"
+
+enum fxb_status {
+	FXB_OK = 0,
+	FXB_EINVAL = -1,   /* a bad argument (NULL, a malformed URL) */
+	FXB_ENOMEM = -2,   /* out of memory */
+	FXB_ECONNECT = -3, /* could not connect, or the connection was lost */
+	FXB_ETIMEOUT = -4, /* no reply within the client's timeout */
+	FXB_EBROKER = -5,  /* the broker answered with an error: see errname/errcode */
+	FXB_EPROTO = -6,   /* the broker's reply did not make sense */
+	FXB_ECLOSED = -7,  /* the client is closing */
+	FXB_ENOENT = -8    /* no such fixture or field in a lease */
+};
+
+struct fxb_client;
+struct fxb_lease;
+
+struct fxb_options {
+	const char *url;    /* NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
+	const char *token;  /* NULL: $FIXTURE_BROKER_TOKEN, else none */
+	const char *client; /* a name for the broker's logs; NULL: "fxb-c" */
+	const char *resume; /* a resume token from an earlier client (another process), or NULL */
+	int timeout_ms;     /* per call, and for connecting; 0: 10000 */
+};
+
+/* One fixture of a lease request: name is the caller's, kind is "port" (and later
+ * "server", "postgres"). options_json, if not NULL, is a JSON object text whose members
+ * are merged into the fixture's spec (for example "{\"template\":\"api\"}"). */
+struct fxb_fixture_spec {
+	const char *name;
+	const char *kind;
+	const char *options_json;
+};
+
+struct fxb_acquire_options {
+	int wait_ms;             /* how long the broker may queue the request; 0: fail at once */
+	int ttl_ms;              /* 0: no TTL (the lease lives as long as the session) */
+	const char *labels_json; /* a JSON object of string labels, or NULL */
+};
+
+/* fxb_client_new connects and says hello. opts may be NULL. On success *out holds the
+ * client (free it with fxb_client_free) and 0 is returned. On failure *out is NULL, the
+ * negative code is returned and, if errbuf is not NULL, a message is copied there. */
+int fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *errbuf,
+    size_t errlen);
+
+/* fxb_client_free closes the connection (the broker releases every lease of the session
+ * after its grace period; release them first for an immediate return), stops the service
+ * thread and frees the client. Leases obtained from it must be freed before or after with
+ * fxb_lease_free; they can no longer be released through it. fxb_client_free(NULL) does
+ * nothing. */
+void fxb_client_free(struct fxb_client *c);
+
+/* The last error on this client, valid until the next call on it from the same thread. */
+const char *fxb_client_errmsg(const struct fxb_client *c);
+const char *fxb_client_errname(const struct fxb_client *c); /* "" unless FXB_EBROKER */
+int fxb_client_errcode(const struct fxb_client *c);         /* 0 unless FXB_EBROKER */
+
+/* The session id and resume token the broker gave this client; valid until the client is
+ * freed. */
+const char *fxb_client_session(const struct fxb_client *c);
+const char *fxb_client_resume_token(const struct fxb_client *c);
+
+/* fxb_call sends any method with params given as JSON text (NULL: {}), waits for the
+ * reply and stores the result as JSON text in *result_json (free it with free()), which
+ * may be NULL if the caller does not want it. */
+int fxb_call(struct fxb_client *c, const char *method, const char *params_json,
+    char **result_json);
+
+/* fxb_lease_acquire leases n fixtures atomically. opts may be NULL. On success *out holds
+ * the lease (release it with fxb_lease_release or free it with fxb_lease_free). */
+int fxb_lease_acquire(struct fxb_client *c, const struct fxb_fixture_spec *fixtures, size_t n,
+    const struct fxb_acquire_options *opts, struct fxb_lease **out);
+
+/* fxb_lease_release releases the lease on the broker and frees it, whatever the broker
+ * said (the return value says that). fxb_lease_release(c, NULL) returns FXB_EINVAL. */
+int fxb_lease_release(struct fxb_client *c, struct fxb_lease *l);
+
+/* fxb_lease_free frees the local lease object only; the broker keeps the lease until it
+ * is released or its session ends. fxb_lease_free(NULL) does nothing. */
+void fxb_lease_free(struct fxb_lease *l);
+
+/* Accessors; strings are valid until the lease is freed. */
+const char *fxb_lease_id(const struct fxb_lease *l);
+size_t fxb_lease_count(const struct fxb_lease *l);
+const char *fxb_lease_fixture_name(const struct fxb_lease *l, size_t i); /* NULL past the end */
+/* The port of the named fixture, or FXB_ENOENT. */
+int fxb_lease_port(const struct fxb_lease *l, const char *fixture);
+/* The host of the named fixture, or NULL. */
+const char *fxb_lease_host(const struct fxb_lease *l, const char *fixture);
+/* Any field of the named fixture ("url", "user", ...) as a string (numbers in decimal),
+ * or NULL. */
+const char *fxb_lease_field(const struct fxb_lease *l, const char *fixture, const char *field);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FXB_H */
