@@ -1,0 +1,66 @@
+/* broker.h: the daemon's one state object and the clock every module reads.
+ *
+ * One process, one event loop (libwebsockets' poll loop, LWS_MAX_SMP 1). The loop owns
+ * all of struct broker; nothing else touches it, and nothing on the loop blocks.
+ *
+ * PostgreSQL work (a later module) runs on worker threads that hand results back through
+ * a mutex-protected queue and lws_cancel_service(): a slow CREATE DATABASE then never
+ * delays another client's port lease, and libpq's blocking calls stay simple. Keep to it.
+ */
+#ifndef FXB_BROKER_H
+#define FXB_BROKER_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct ports;
+struct leases;
+struct session;
+struct auth;
+struct idmap;
+
+struct broker {
+	struct config cfg;
+	char instance[17]; /* random hex, names this run in logs and status */
+	uint64_t started_ms;
+
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	int listen_port; /* the real one, once listening */
+	int shutting_down;
+	int stopped;
+	int exit_status;
+	lws_sorted_usec_list_t shutdown_timer;
+
+	struct auth *auth; /* NULL: no tokens, every session is trusted */
+	struct ports *ports;
+	struct leases *leases;
+
+	struct idmap *sessions_by_id;
+	struct session *sessions; /* list of all sessions, connected or in grace */
+	size_t session_count;
+	uint64_t next_session_id;
+
+	json_t *openrpc; /* protocol/openrpc.json, for rpc.discover */
+	struct metrics metrics;
+};
+
+/* Builds a broker from cfg: ports, leases, tokens, the OpenRPC document, and the lws
+ * context (listening unless cfg->listen_port is -1). Returns NULL with err set. */
+struct broker *broker_new(const struct config *cfg, struct fxb_error *err);
+/* Frees everything; every session must be closed first (ws_shutdown does that). */
+void broker_free(struct broker *b);
+
+/* Monotonic milliseconds. */
+uint64_t now_ms(void);
+/* Fills buf (2*n+1 bytes) with n random bytes in hex. Returns 0 or -1. */
+int random_hex(char *buf, size_t n);
+
+/* The broker.status result. */
+json_t *broker_status_json(struct broker *b);
+
+#endif

@@ -1,0 +1,312 @@
+/* config.c: defaults, the JSON configuration file and the command-line flags.
+ *
+ * The file is read first (wherever --config stands on the command line), then every flag
+ * is applied over it, so flags win. Unknown keys and flags are errors, so a typo never
+ * silently falls back to a default.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	strcpy(cfg->listen_host, "127.0.0.1");
+	cfg->listen_port = 7357;
+	cfg->ports_first = 15000;
+	cfg->ports_last = 24999;
+	cfg->quarantine_ms = 1000;
+	strcpy(cfg->ephemeral_path, "/proc/sys/net/ipv4/ip_local_port_range");
+	cfg->grace_ms = 5000;
+	cfg->max_message_bytes = 1024 * 1024;
+	cfg->max_fixtures = 64;
+	cfg->ping_secs = 30;
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+/* Parses a whole decimal integer within [lo, hi]. */
+static int
+parse_int(const char *key, const char *s, long lo, long hi, long *out, struct fxb_error *err)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+		error_set(err, ERR_INVALID_PARAMS, "%s: expected a whole number from %ld to %ld, got \"%s\"",
+		    key, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+config_parse_listen(struct config *cfg, const char *key, const char *value,
+    struct fxb_error *err)
+{
+	const char *colon, *host = value;
+	size_t hostlen;
+	long port;
+
+	if (value[0] == '[') {
+		const char *close = strchr(value, ']');
+		if (!close || close[1] != ':')
+			goto bad;
+		host = value + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(value, ':');
+		if (!colon)
+			goto bad;
+		hostlen = (size_t)(colon - value);
+	}
+	if (hostlen == 0 || hostlen >= sizeof cfg->listen_host)
+		goto bad;
+	if (parse_int(key, colon + 1, 0, 65535, &port, err) == -1)
+		return -1;
+	memcpy(cfg->listen_host, host, hostlen);
+	cfg->listen_host[hostlen] = '\0';
+	cfg->listen_port = (int)port;
+	cfg->listen_set = 1;
+	return 0;
+bad:
+	error_set(err, ERR_INVALID_PARAMS, "%s: expected HOST:PORT (\"127.0.0.1:7357\", \"[::1]:7357\"), got \"%s\"",
+	    key, value);
+	return -1;
+}
+
+static int
+parse_range(const char *key, const char *s, int *first, int *last, struct fxb_error *err)
+{
+	char buf[64], *dash;
+	long a, b;
+
+	if (strlen(s) >= sizeof buf || !(dash = strchr(strcpy(buf, s), '-')))
+		goto bad;
+	*dash = '\0';
+	if (parse_int(key, buf, 1, 65535, &a, err) == -1 ||
+	    parse_int(key, dash + 1, 1, 65535, &b, err) == -1)
+		return -1;
+	if (a > b)
+		goto bad;
+	*first = (int)a;
+	*last = (int)b;
+	return 0;
+bad:
+	error_set(err, ERR_INVALID_PARAMS, "%s: expected FIRST-LAST with FIRST <= LAST, got \"%s\"",
+	    key, s);
+	return -1;
+}
+
+static int
+set_path(char *dst, size_t cap, const char *key, const char *value, struct fxb_error *err)
+{
+	if (strlen(value) >= cap || value[0] == '\0') {
+		error_set(err, ERR_INVALID_PARAMS, "%s: expected a path", key);
+		return -1;
+	}
+	strcpy(dst, value);
+	return 0;
+}
+
+/* Applies one setting given as text, the common path of flags and file values. */
+static int
+apply(struct config *cfg, const char *key, const char *value, struct fxb_error *err)
+{
+	long v;
+
+	if (!strcmp(key, "listen"))
+		return config_parse_listen(cfg, key, value, err);
+	if (!strcmp(key, "token_file"))
+		return set_path(cfg->token_file, sizeof cfg->token_file, key, value, err);
+	if (!strcmp(key, "ports.range"))
+		return parse_range(key, value, &cfg->ports_first, &cfg->ports_last, err);
+	if (!strcmp(key, "ports.ephemeral_range_file"))
+		return set_path(cfg->ephemeral_path, sizeof cfg->ephemeral_path, key, value, err);
+	if (!strcmp(key, "log_level")) {
+		if (log_level_parse(value, &cfg->log_level) == -1) {
+			error_set(err, ERR_INVALID_PARAMS, "%s: expected error, warn, info or debug, got \"%s\"",
+			    key, value);
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(key, "ports.quarantine_ms")) {
+		if (parse_int(key, value, 0, 3600000, &v, err) == -1)
+			return -1;
+		cfg->quarantine_ms = (int)v;
+		return 0;
+	}
+	if (!strcmp(key, "grace_ms")) {
+		if (parse_int(key, value, 0, 3600000, &v, err) == -1)
+			return -1;
+		cfg->grace_ms = (int)v;
+		return 0;
+	}
+	if (!strcmp(key, "max_message_bytes")) {
+		if (parse_int(key, value, 1024, 64L * 1024 * 1024, &v, err) == -1)
+			return -1;
+		cfg->max_message_bytes = (size_t)v;
+		return 0;
+	}
+	if (!strcmp(key, "max_fixtures_per_lease")) {
+		if (parse_int(key, value, 1, 4096, &v, err) == -1)
+			return -1;
+		cfg->max_fixtures = (int)v;
+		return 0;
+	}
+	if (!strcmp(key, "ping_secs")) {
+		if (parse_int(key, value, 0, 86400, &v, err) == -1)
+			return -1;
+		cfg->ping_secs = (int)v;
+		return 0;
+	}
+	error_set(err, ERR_INVALID_PARAMS, "%s: unknown setting", key);
+	return -1;
+}
+
+/* Walks a JSON object, applying scalars as "prefix.key" and descending into objects. */
+static int
+apply_object(struct config *cfg, const char *prefix, json_t *obj, struct fxb_error *err)
+{
+	const char *k;
+	json_t *v;
+	char key[128], text[PATH_MAX];
+
+	json_object_foreach(obj, k, v) {
+		snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", k);
+		if (json_is_object(v)) {
+			if (apply_object(cfg, key, v, err) == -1)
+				return -1;
+			continue;
+		}
+		if (json_is_string(v))
+			snprintf(text, sizeof text, "%s", json_string_value(v));
+		else if (json_is_integer(v))
+			snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else {
+			error_set(err, ERR_INVALID_PARAMS, "%s: expected a string or a whole number", key);
+			return -1;
+		}
+		if (apply(cfg, key, text, err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+config_load_file(struct config *cfg, const char *path, struct fxb_error *err)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	int rc;
+
+	if (!root) {
+		error_set(err, ERR_INVALID_PARAMS, "config: %s:%d:%d: %s", path, jerr.line,
+		    jerr.column, jerr.text);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		error_set(err, ERR_INVALID_PARAMS, "config: %s: expected a JSON object", path);
+		return -1;
+	}
+	rc = apply_object(cfg, "", root, err);
+	json_decref(root);
+	return rc;
+}
+
+static const char usage[] =
+    "usage: fixture-broker [options]\n"
+    "\n"
+    "Leases isolated test fixtures (ports, ...) to test workers over WebSocket/JSON-RPC.\n"
+    "\n"
+    "  --listen HOST:PORT          where to listen (default 127.0.0.1:7357; port 0: any)\n"
+    "  --config FILE               a JSON configuration file (flags win over it)\n"
+    "  --token-file FILE           require one of the file's bearer tokens (one a line)\n"
+    "  --ports FIRST-LAST          the port pool (default 15000-24999)\n"
+    "  --port-quarantine-ms N      how long a released port rests (default 1000)\n"
+    "  --ephemeral-range-file FILE the kernel's ephemeral range (default\n"
+    "                              /proc/sys/net/ipv4/ip_local_port_range)\n"
+    "  --grace-ms N                how long a dropped session keeps its leases (default 5000)\n"
+    "  --max-message-bytes N       the WebSocket message cap (default 1048576)\n"
+    "  --max-fixtures N            fixtures per lease at most (default 64)\n"
+    "  --ping-secs N               ping an idle client after N s, 0: never (default 30)\n"
+    "  --log-level LEVEL           error, warn, info or debug (default info)\n"
+    "  --help, --version\n";
+
+int
+config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *err)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "token-file", required_argument, NULL, 't' },
+		{ "ports", required_argument, NULL, 'p' },
+		{ "port-quarantine-ms", required_argument, NULL, 'q' },
+		{ "ephemeral-range-file", required_argument, NULL, 'e' },
+		{ "grace-ms", required_argument, NULL, 'g' },
+		{ "max-message-bytes", required_argument, NULL, 'm' },
+		{ "max-fixtures", required_argument, NULL, 'f' },
+		{ "ping-secs", required_argument, NULL, 'P' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct {
+		int opt;
+		const char *key;
+	} keys[] = {
+		{ 'l', "listen" }, { 't', "token_file" }, { 'p', "ports.range" },
+		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
+		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
+		{ 'f', "max_fixtures_per_lease" }, { 'P', "ping_secs" }, { 'L', "log_level" },
+	};
+	int c, pass;
+
+	/* Two passes: the file first, then the flags over it. */
+	for (pass = 0; pass < 2; pass++) {
+		optind = 1;
+		opterr = 0;
+		while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+			if (c == 'h' || c == 'V') {
+				if (pass == 0)
+					continue;
+				if (c == 'h')
+					fputs(usage, stdout);
+				else
+					printf("fixture-broker %s\n", FXB_VERSION_STR);
+				return 1;
+			}
+			if (c == '?') {
+				error_set(err, ERR_INVALID_PARAMS, "%s: unknown option or missing value (see --help)",
+				    argv[optind - 1]);
+				return -1;
+			}
+			if (c == 'c') {
+				if (pass == 0 && config_load_file(cfg, optarg, err) == -1)
+					return -1;
+				continue;
+			}
+			if (pass == 0)
+				continue;
+			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+				if (keys[i].opt == c && apply(cfg, keys[i].key, optarg, err) == -1)
+					return -1;
+		}
+		if (optind < argc) {
+			error_set(err, ERR_INVALID_PARAMS, "%s: unexpected argument (see --help)", argv[optind]);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* config.h: the broker's settings, from defaults, a JSON file and command-line flags.
+ *
+ * Flags win over the file, the file over the defaults. Every invalid value is an error
+ * that names its key; main() exits non-zero on it.
+ */
+#ifndef FXB_CONFIG_H
+#define FXB_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "errors.h"
+#include "log.h"
+
+struct config {
+	char listen_host[256];
+	int listen_port; /* 0: the kernel picks; -1: do not listen (unit tests) */
+	int listen_set;  /* given by file or flag */
+	char token_file[PATH_MAX];
+	int ports_first, ports_last;
+	int quarantine_ms;
+	char ephemeral_path[PATH_MAX];
+	int grace_ms;
+	size_t max_message_bytes;
+	int max_fixtures;
+	int ping_secs; /* ws keepalive ping after this many idle seconds; 0: off */
+	enum log_level log_level;
+};
+
+void config_defaults(struct config *cfg);
+/* Loads a JSON file over cfg. Returns 0, or -1 with err naming the key. */
+int config_load_file(struct config *cfg, const char *path, struct fxb_error *err);
+/* Applies argv over cfg (after --config's file, whatever the order). Returns 0, 1 when
+ * --help or --version was printed (exit 0), or -1 with err. */
+int config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *err);
+/* Parses "host:port" ("[::1]:7357" for IPv6). Returns 0 or -1 with err naming key. */
+int config_parse_listen(struct config *cfg, const char *key, const char *value,
+    struct fxb_error *err);
+
+#endif

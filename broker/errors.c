@@ -1,0 +1,77 @@
+/* errors.c: setting and naming struct fxb_error, the error every module reports into.
+ *
+ * The names here are part of the wire contract and must match protocol/openrpc.json.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "errors.h"
+
+static const struct {
+	int code;
+	const char *name;
+} names[] = {
+	{ ERR_PARSE, "PARSE_ERROR" },
+	{ ERR_INVALID_REQUEST, "INVALID_REQUEST" },
+	{ ERR_METHOD_NOT_FOUND, "METHOD_NOT_FOUND" },
+	{ ERR_INVALID_PARAMS, "INVALID_PARAMS" },
+	{ ERR_INTERNAL, "INTERNAL_ERROR" },
+	{ ERR_UNAUTHENTICATED, "UNAUTHENTICATED" },
+	{ ERR_RESUME_UNKNOWN, "RESUME_UNKNOWN" },
+	{ ERR_LEASE_NOT_FOUND, "LEASE_NOT_FOUND" },
+	{ ERR_LEASE_NOT_OWNED, "LEASE_NOT_OWNED" },
+	{ ERR_UNKNOWN_FIXTURE_KIND, "UNKNOWN_FIXTURE_KIND" },
+	{ ERR_TOO_MANY_FIXTURES, "TOO_MANY_FIXTURES" },
+	{ ERR_SHUTTING_DOWN, "SHUTTING_DOWN" },
+	{ ERR_ACQUIRE_CANCELLED, "ACQUIRE_CANCELLED" },
+	{ ERR_PORTS_EXHAUSTED, "PORTS_EXHAUSTED" },
+};
+
+const char *
+error_name(int code)
+{
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].code == code)
+			return names[i].name;
+	return "UNKNOWN_ERROR";
+}
+
+static void
+verror_set(struct fxb_error *e, int code, json_t *data, const char *fmt, va_list ap)
+{
+	if (e->code != ERR_NONE) {
+		json_decref(data);
+		return;
+	}
+	e->code = code;
+	vsnprintf(e->text, sizeof e->text, fmt, ap);
+	e->data = data;
+}
+
+void
+error_set(struct fxb_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror_set(e, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+error_set_data(struct fxb_error *e, int code, json_t *data, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror_set(e, code, data, fmt, ap);
+	va_end(ap);
+}
+
+void
+error_clear(struct fxb_error *e)
+{
+	json_decref(e->data);
+	memset(e, 0, sizeof *e);
+}

@@ -1,0 +1,50 @@
+/* errors.h: the broker's error codes, the error struct every module fills, and their names.
+ *
+ * The codes and names are the wire contract: protocol/openrpc.json lists the same ones,
+ * and only the rpc layer turns a struct fxb_error into a JSON-RPC error object.
+ */
+#ifndef FXB_ERRORS_H
+#define FXB_ERRORS_H
+
+#include <jansson.h>
+
+enum fxb_code {
+	ERR_NONE = 0,
+	ERR_PARSE = -32700,
+	ERR_INVALID_REQUEST = -32600,
+	ERR_METHOD_NOT_FOUND = -32601,
+	ERR_INVALID_PARAMS = -32602,
+	ERR_INTERNAL = -32603,
+
+	ERR_UNAUTHENTICATED = 1001,
+	ERR_RESUME_UNKNOWN = 1002,
+	ERR_LEASE_NOT_FOUND = 1003,
+	ERR_LEASE_NOT_OWNED = 1004,
+	ERR_UNKNOWN_FIXTURE_KIND = 1005,
+	ERR_TOO_MANY_FIXTURES = 1006,
+	ERR_SHUTTING_DOWN = 1007,
+	ERR_ACQUIRE_CANCELLED = 1008,
+
+	ERR_PORTS_EXHAUSTED = 1101,
+};
+
+/* A caller-provided error: the first error set is kept, later ones are ignored, as with
+ * jansson's json_error_t. data, if set, is an object of details the rpc layer merges into
+ * the JSON-RPC error's data; the struct owns it. */
+struct fxb_error {
+	int code;
+	char text[240];
+	json_t *data;
+};
+
+void error_set(struct fxb_error *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like error_set, and takes ownership of data (an object, or NULL). */
+void error_set_data(struct fxb_error *e, int code, json_t *data, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Frees the data and clears the error so it can be reused. */
+void error_clear(struct fxb_error *e);
+/* The stable name of a code ("PORTS_EXHAUSTED"), or "UNKNOWN_ERROR". */
+const char *error_name(int code);
+
+#endif

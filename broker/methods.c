@@ -1,0 +1,204 @@
+/* methods.c: the JSON-RPC method table and the handlers that parse each method's params.
+ *
+ * Handlers check their params strictly (json_unpack_ex with JSON_STRICT, so an unknown
+ * member is an error, not silently ignored), then call the module that does the work.
+ * Every handler has the rpc_method_fn signature.
+ */
+#include <string.h>
+
+#include "auth.h"
+#include "broker.h"
+#include "lease.h"
+#include "ports.h"
+#include "rpc.h"
+#include "session.h"
+
+/* Unpacks params or answers -32602 with jansson's text. */
+#define UNPACK(params, err, ...)                                                        \
+	do {                                                                            \
+		json_error_t jerr_;                                                     \
+		if (json_unpack_ex((params), &jerr_, JSON_STRICT, __VA_ARGS__) == -1) { \
+			error_set((err), ERR_INVALID_PARAMS, "invalid params: %s",      \
+			    jerr_.text);                                                \
+			return NULL;                                                    \
+		}                                                                       \
+	} while (0)
+
+static json_t *
+hello_result(struct broker *b, struct session *s, int resumed)
+{
+	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:I, s:i, s:i, s:{s:i, s:i}}}",
+	    "session", s->sid, "resume", s->resume, "resumed", resumed,
+	    "broker", "version", FXB_VERSION_STR, "instance", b->instance,
+	    "limits", "max_message_bytes", (json_int_t)b->cfg.max_message_bytes,
+	    "grace_ms", b->cfg.grace_ms, "max_fixtures_per_lease", b->cfg.max_fixtures,
+	    "ports", "first", b->cfg.ports_first, "last", b->cfg.ports_last);
+}
+
+static json_t *
+method_session_hello(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	const char *client = NULL, *token = NULL, *resume = NULL;
+	json_t *labels = NULL;
+	struct session *old;
+
+	(void)call;
+	UNPACK(params, err, "{s?s, s?s, s?s, s?o}", "client", &client, "token", &token,
+	    "resume", &resume, "labels", &labels);
+	if (labels && !json_is_object(labels)) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: labels: expected an object");
+		return NULL;
+	}
+	if (b->auth && !s->authenticated) {
+		if (!token || !auth_check(b->auth, token)) {
+			error_set(err, ERR_UNAUTHENTICATED, token ? "unauthenticated: the token is not valid"
+			    : "unauthenticated: this broker needs a token");
+			return NULL;
+		}
+		s->authenticated = 1;
+	}
+	if (client)
+		snprintf(s->client, sizeof s->client, "%s", client);
+	if (labels) {
+		json_decref(s->labels);
+		s->labels = json_incref(labels);
+	}
+	if (!resume || !strcmp(resume, s->resume))
+		return hello_result(b, s, 0);
+	if (!(old = session_by_resume(b, resume))) {
+		error_set(err, ERR_RESUME_UNKNOWN, "resume: no session with that token (expired or never existed)");
+		return NULL;
+	}
+	if (s->lease_count || s->open_calls) {
+		error_set(err, ERR_RESUME_UNKNOWN, "resume: this connection already holds leases of its own");
+		return NULL;
+	}
+	s = session_resume(b, s, old);
+	return hello_result(b, s, 1);
+}
+
+static json_t *
+method_lease_acquire(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	struct lease_request req;
+
+	if (lease_request_parse(b, params, &req, err) == -1)
+		return NULL;
+	return lease_acquire(b, s, call, &req, err);
+}
+
+/* Finds s's lease named by params, or sets err (not_found: LEASE_NOT_FOUND, or NULL with
+ * no error when the caller treats an unknown lease as already released). */
+static struct lease *
+own_lease(struct broker *b, struct session *s, const char *lid, int unknown_is_error,
+    struct fxb_error *err)
+{
+	struct lease *l = lease_find(b, lid);
+
+	if (!l) {
+		if (unknown_is_error)
+			error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
+		return NULL;
+	}
+	if (l->session != s) {
+		error_set(err, ERR_LEASE_NOT_OWNED, "lease %s belongs to another session", lid);
+		return NULL;
+	}
+	return l;
+}
+
+static json_t *
+method_lease_release(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	const char *lid;
+	struct lease *l;
+
+	(void)call;
+	UNPACK(params, err, "{s:s}", "lease", &lid);
+	if (!(l = own_lease(b, s, lid, 0, err))) {
+		if (err->code)
+			return NULL;
+		return json_pack("{s:s, s:b}", "lease", lid, "released", 0);
+	}
+	lease_release(b, l, "released by its session");
+	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
+}
+
+static json_t *
+method_lease_renew(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	json_int_t ttl = -1;
+	const char *lid;
+	struct lease *l;
+	uint64_t now = now_ms();
+
+	(void)call;
+	UNPACK(params, err, "{s:s, s?I}", "lease", &lid, "ttl_ms", &ttl);
+	if (json_object_get(params, "ttl_ms") && (ttl < 1 || ttl > 7LL * 24 * 3600 * 1000)) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: ttl_ms: expected 1 to 604800000");
+		return NULL;
+	}
+	if (!(l = own_lease(b, s, lid, 1, err)))
+		return NULL;
+	lease_renew(b, l, ttl);
+	if (l->ttl_ms < 0)
+		return json_pack("{s:s, s:n, s:n}", "lease", lid, "ttl_ms", "expires_in_ms");
+	return json_pack("{s:s, s:I, s:I}", "lease", lid, "ttl_ms", (json_int_t)l->ttl_ms,
+	    "expires_in_ms", (json_int_t)(l->expires_ms > now ? l->expires_ms - now : 0));
+}
+
+static json_t *
+method_lease_list(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	json_t *leases = json_array();
+	uint64_t now = now_ms();
+
+	(void)b;
+	(void)call;
+	if (!leases)
+		return NULL;
+	if (json_unpack_ex(params, NULL, JSON_STRICT, "{}") == -1) {
+		json_decref(leases);
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: lease.list takes no params");
+		return NULL;
+	}
+	for (struct lease *l = s->leases; l; l = l->session_next)
+		json_array_append_new(leases, lease_json(l, now));
+	return json_pack("{s:o}", "leases", leases);
+}
+
+static json_t *
+method_broker_status(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	(void)s;
+	(void)call;
+	UNPACK(params, err, "{}");
+	return broker_status_json(b);
+}
+
+static json_t *
+method_rpc_discover(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	(void)s;
+	(void)call;
+	UNPACK(params, err, "{}");
+	return json_incref(b->openrpc);
+}
+
+const struct rpc_method rpc_methods[] = {
+	{ "session.hello", method_session_hello, 0 },
+	{ "lease.acquire", method_lease_acquire, 1 },
+	{ "lease.release", method_lease_release, 1 },
+	{ "lease.renew", method_lease_renew, 1 },
+	{ "lease.list", method_lease_list, 1 },
+	{ "broker.status", method_broker_status, 1 },
+	{ "rpc.discover", method_rpc_discover, 0 },
+	{ NULL, NULL, 0 },
+};

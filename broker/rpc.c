@@ -1,0 +1,323 @@
+/* rpc.c: JSON-RPC 2.0: parse, validate, batch, dispatch, encode.
+ *
+ * Knows nothing of sockets: rpc_handle() takes the text of one message and returns the
+ * text to send now. A call whose method keeps it open (RPC_PENDING) is finished later
+ * with rpc_call_finish()/rpc_call_fail(), and its reply (or its batch's, once every call
+ * of the batch is done) goes out through session_send(). Replies in a batch keep the
+ * order of the calls. This is the only place that turns struct fxb_error into JSON-RPC
+ * error objects, and it counts calls and errors per method for /metrics.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+#include "rpc.h"
+#include "session.h"
+
+json_t rpc_pending_marker;
+
+struct batch {
+	json_t *replies;  /* one slot per call (not per notification), in order */
+	size_t open;      /* calls still open */
+	struct session *s;
+};
+
+struct rpc_call {
+	struct broker *b;
+	struct session *s;
+	json_t *id;        /* NULL for a notification */
+	struct batch *batch;
+	size_t slot;
+	size_t method;     /* index in rpc_methods, for the metrics */
+	uint64_t started_ms;
+};
+
+size_t
+rpc_method_count(void)
+{
+	size_t n = 0;
+
+	while (rpc_methods[n].name)
+		n++;
+	return n;
+}
+
+json_t *
+rpc_error_object(const struct fxb_error *err)
+{
+	json_t *data = err->data ? json_deep_copy(err->data) : json_object();
+	int code = err->code ? err->code : ERR_INTERNAL;
+
+	if (!data)
+		return NULL;
+	json_object_set_new(data, "name", json_string(error_name(code)));
+	if (code == ERR_INVALID_PARAMS && !json_object_get(data, "detail"))
+		json_object_set_new(data, "detail", json_string(err->text));
+	return json_pack("{s:i, s:s, s:o}", "code", code, "message",
+	    err->text[0] ? err->text : error_name(code), "data", data);
+}
+
+/* A reply object; takes result (or uses err when result is NULL). id is borrowed. */
+static json_t *
+reply_new(json_t *id, json_t *result, const struct fxb_error *err)
+{
+	json_t *body = result ? result : rpc_error_object(err);
+
+	if (!body)
+		return NULL;
+	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+	    result ? "result" : "error", body);
+}
+
+static char *
+dump(json_t *reply)
+{
+	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+
+	json_decref(reply);
+	return text;
+}
+
+static void
+count(struct broker *b, size_t method, int failed)
+{
+	size_t i = method < METRICS_MAX_METHODS ? method : METRICS_MAX_METHODS;
+
+	b->metrics.calls[i]++;
+	if (failed)
+		b->metrics.errors[i]++;
+}
+
+static void
+batch_done(struct batch *bt)
+{
+	size_t n = json_array_size(bt->replies);
+	char *text = n ? json_dumps(bt->replies, JSON_COMPACT) : NULL;
+
+	if (text)
+		session_send(bt->s, text, strlen(text));
+	json_decref(bt->replies);
+	free(bt);
+}
+
+/* Delivers the reply of a call that was kept open, and frees the call. */
+static void
+call_close(struct rpc_call *call, json_t *result, const struct fxb_error *err)
+{
+	struct session *s = call->s;
+	json_t *reply = NULL;
+
+	count(call->b, call->method, result == NULL);
+	if (call->id)
+		reply = reply_new(call->id, result, err);
+	else
+		json_decref(result);
+	s->open_calls--;
+	if (call->batch) {
+		if (reply)
+			json_array_set_new(call->batch->replies, call->slot, reply);
+		if (--call->batch->open == 0)
+			batch_done(call->batch);
+	} else if (reply) {
+		char *text = dump(reply);
+		if (text)
+			session_send(s, text, strlen(text));
+	}
+	json_decref(call->id);
+	free(call);
+}
+
+void
+rpc_call_finish(struct rpc_call *call, json_t *result)
+{
+	struct fxb_error err = { 0 };
+
+	if (!result)
+		error_set(&err, ERR_INTERNAL, "out of memory");
+	call_close(call, result, &err);
+	error_clear(&err);
+}
+
+void
+rpc_call_fail(struct rpc_call *call, const struct fxb_error *err)
+{
+	call_close(call, NULL, err);
+}
+
+struct session *
+rpc_call_session(const struct rpc_call *call)
+{
+	return call->s;
+}
+
+uint64_t
+rpc_call_started_ms(const struct rpc_call *call)
+{
+	return call->started_ms;
+}
+
+static int
+valid_id(json_t *id)
+{
+	return json_is_string(id) || json_is_number(id) || json_is_null(id);
+}
+
+/* Handles one request object. Returns its reply now, or NULL for a notification or a
+ * call kept open (then *open is set). */
+static json_t *
+handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, size_t slot,
+    int *open)
+{
+	struct fxb_error err = { 0 };
+	json_t *id = NULL, *params, *result, *reply;
+	const char *method, *version;
+	struct rpc_call *call;
+	int bad_id = 0;
+	size_t m;
+
+	*open = 0;
+	if (json_is_object(req)) {
+		id = json_object_get(req, "id");
+		if (id && !valid_id(id)) {
+			bad_id = 1;
+			id = json_null();
+		}
+	}
+	if (!json_is_object(req) || bad_id ||
+	    !(version = json_string_value(json_object_get(req, "jsonrpc"))) ||
+	    strcmp(version, "2.0") != 0 ||
+	    !(method = json_string_value(json_object_get(req, "method")))) {
+		error_set(&err, ERR_INVALID_REQUEST, "invalid request: expected an object with "
+		    "\"jsonrpc\": \"2.0\", a string \"method\" and an optional string or number \"id\"");
+		reply = reply_new(id ? id : json_null(), NULL, &err);
+		error_clear(&err);
+		return reply;
+	}
+	params = json_object_get(req, "params");
+	for (m = 0; rpc_methods[m].name; m++)
+		if (!strcmp(rpc_methods[m].name, method))
+			break;
+	if (!rpc_methods[m].name) {
+		count(b, METRICS_MAX_METHODS, 1);
+		error_set(&err, ERR_METHOD_NOT_FOUND, "method not found: %s", method);
+		goto fail;
+	}
+	if (params && !json_is_object(params) &&
+	    !(json_is_array(params) && json_array_size(params) == 0)) {
+		count(b, m, 1);
+		error_set(&err, ERR_INVALID_PARAMS, "params: expected an object (by-name parameters)");
+		goto fail;
+	}
+	if (rpc_methods[m].needs_auth && !s->authenticated) {
+		count(b, m, 1);
+		error_set(&err, ERR_UNAUTHENTICATED,
+		    "unauthenticated: present a token (Authorization: Bearer, or session.hello)");
+		goto fail;
+	}
+	if (!(call = calloc(1, sizeof *call))) {
+		count(b, m, 1);
+		error_set(&err, ERR_INTERNAL, "out of memory");
+		goto fail;
+	}
+	call->b = b;
+	call->s = s;
+	call->id = id ? json_incref(id) : NULL;
+	call->batch = bt;
+	call->slot = slot;
+	call->method = m;
+	call->started_ms = now_ms();
+
+	params = params && json_is_object(params) ? json_incref(params) : json_object();
+	result = params ? rpc_methods[m].fn(b, s, call, params, &err) : NULL;
+	json_decref(params);
+	if (result == RPC_PENDING) {
+		s->open_calls++;
+		*open = 1;
+		return NULL;
+	}
+	if (!result && !err.code)
+		error_set(&err, ERR_INTERNAL, "out of memory");
+	count(b, m, result == NULL);
+	json_decref(call->id);
+	free(call);
+	if (!id) {
+		json_decref(result);
+		error_clear(&err);
+		return NULL;
+	}
+	reply = reply_new(id, result, &err);
+	error_clear(&err);
+	return reply;
+fail:
+	reply = id ? reply_new(id, NULL, &err) : NULL;
+	error_clear(&err);
+	return reply;
+}
+
+static char *
+handle_batch(struct broker *b, struct session *s, json_t *reqs)
+{
+	struct batch *bt = calloc(1, sizeof *bt);
+	size_t i, slot = 0;
+	json_t *req;
+	int open;
+
+	if (!bt || !(bt->replies = json_array())) {
+		free(bt);
+		return NULL;
+	}
+	bt->s = s;
+	bt->open = 1; /* held by this function until every call has been started */
+	json_array_foreach(reqs, i, req) {
+		json_t *reply = handle_one(b, s, req, bt, slot, &open);
+		if (reply) {
+			json_array_append_new(bt->replies, reply);
+			slot++;
+		} else if (open) {
+			bt->open++;
+			/* A call kept open has an id unless it is a notification; keep its slot. */
+			if (json_object_get(req, "id")) {
+				json_array_append_new(bt->replies, json_null());
+				slot++;
+			}
+		}
+	}
+	if (--bt->open > 0)
+		return NULL;
+	{
+		char *text = json_array_size(bt->replies) ? json_dumps(bt->replies, JSON_COMPACT) : NULL;
+		json_decref(bt->replies);
+		free(bt);
+		return text;
+	}
+}
+
+char *
+rpc_handle(struct broker *b, struct session *s, const char *text, size_t len)
+{
+	struct fxb_error err = { 0 };
+	json_error_t jerr;
+	json_t *msg = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+	char *out;
+	int open;
+
+	if (!msg) {
+		error_set(&err, ERR_PARSE, "parse error: %s at line %d, column %d", jerr.text,
+		    jerr.line, jerr.column);
+		out = dump(reply_new(NULL, NULL, &err));
+		error_clear(&err);
+		return out;
+	}
+	if (json_is_array(msg) && json_array_size(msg) == 0) {
+		error_set(&err, ERR_INVALID_REQUEST, "invalid request: an empty batch");
+		out = dump(reply_new(NULL, NULL, &err));
+		error_clear(&err);
+	} else if (json_is_array(msg)) {
+		out = handle_batch(b, s, msg);
+	} else {
+		out = dump(handle_one(b, s, msg, NULL, 0, &open));
+	}
+	json_decref(msg);
+	return out;
+}

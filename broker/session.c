@@ -1,0 +1,160 @@
+/* session.c: sessions: born with a connection, ended by session_close() alone.
+ *
+ * The invariant of this file: a dead worker leaks nothing. Every way a session can end
+ * (its connection drops and the grace period passes, the broker shuts down, the session
+ * is merged into one it resumed) goes through session_close(), which releases every lease
+ * the session holds and cancels every acquire it has waiting. A detached session (in its
+ * grace period) holds its leases but nothing can wait on its behalf.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "idmap.h"
+#include "lease.h"
+#include "log.h"
+#include "session.h"
+#include "ws.h"
+
+struct session *
+session_new(struct broker *b, void *conn, session_sink_fn sink)
+{
+	struct session *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	s->id = ++b->next_session_id;
+	snprintf(s->sid, sizeof s->sid, "s-%llu", (unsigned long long)s->id);
+	memcpy(s->resume, "r-", 2);
+	if (random_hex(s->resume + 2, 16) == -1 || idmap_put(b->sessions_by_id, s->id, s) == -1) {
+		free(s);
+		return NULL;
+	}
+	s->broker = b;
+	s->conn = conn;
+	s->sink = sink;
+	s->authenticated = b->auth == NULL;
+	s->created_ms = now_ms();
+	s->next = b->sessions;
+	if (b->sessions)
+		b->sessions->prev = s;
+	b->sessions = s;
+	b->session_count++;
+	b->metrics.sessions_total++;
+	log_debug("session %s opened", s->sid);
+	return s;
+}
+
+static void
+grace_expired(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, grace);
+
+	session_close(s->broker, s, "grace period expired");
+}
+
+void
+session_detach(struct broker *b, struct session *s)
+{
+	s->conn = NULL;
+	lease_cancel_waits(b, s);
+	if (b->cfg.grace_ms == 0 || b->shutting_down) {
+		session_close(b, s, "disconnected");
+		return;
+	}
+	log_info("session %s%s%s disconnected holding %zu lease(s); reclaiming in %d ms unless resumed",
+	    s->sid, s->client[0] ? " " : "", s->client, s->lease_count, b->cfg.grace_ms);
+	s->in_grace = 1;
+	lws_sul_schedule(b->ctx, 0, &s->grace, grace_expired,
+	    (lws_usec_t)b->cfg.grace_ms * LWS_US_PER_MS);
+}
+
+void
+session_close(struct broker *b, struct session *s, const char *reason)
+{
+	size_t held = s->lease_count;
+
+	if (s->in_grace)
+		lws_sul_cancel(&s->grace);
+	if (s->conn)
+		ws_conn_disown(s->conn, 1001, reason);
+	lease_release_session(b, s, reason);
+	if (held || s->client[0])
+		log_info("session %s%s%s closed (%s): %zu lease(s) released", s->sid,
+		    s->client[0] ? " " : "", s->client, reason, held);
+	else
+		log_debug("session %s closed (%s)", s->sid, reason);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		b->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	idmap_del(b->sessions_by_id, s->id);
+	b->session_count--;
+	json_decref(s->labels);
+	free(s);
+}
+
+struct session *
+session_by_resume(struct broker *b, const char *token)
+{
+	/* Resumes are rare (a dropped connection), so a scan is fine. */
+	for (struct session *s = b->sessions; s; s = s->next)
+		if (!strcmp(s->resume, token))
+			return s;
+	return NULL;
+}
+
+struct session *
+session_resume(struct broker *b, struct session *fresh, struct session *old)
+{
+	struct session tmp;
+
+	if (old->in_grace) {
+		lws_sul_cancel(&old->grace);
+		old->in_grace = 0;
+	}
+	if (old->conn) {
+		ws_conn_disown(old->conn, 4001, "session resumed on another connection");
+		old->conn = NULL;
+		lease_cancel_waits(b, old);
+	}
+	/* fresh keeps its connection and takes old's identity and leases; old, holding
+	 * nothing, then ends under fresh's former identity. */
+	memcpy(tmp.sid, fresh->sid, sizeof tmp.sid);
+	memcpy(tmp.resume, fresh->resume, sizeof tmp.resume);
+	tmp.id = fresh->id;
+
+	fresh->id = old->id;
+	memcpy(fresh->sid, old->sid, sizeof fresh->sid);
+	memcpy(fresh->resume, old->resume, sizeof fresh->resume);
+	fresh->leases = old->leases;
+	fresh->lease_count = old->lease_count;
+	fresh->created_ms = old->created_ms;
+	if (!fresh->client[0])
+		memcpy(fresh->client, old->client, sizeof fresh->client);
+	for (struct lease *l = fresh->leases; l; l = l->session_next)
+		l->session = fresh;
+
+	old->id = tmp.id;
+	memcpy(old->sid, tmp.sid, sizeof old->sid);
+	memcpy(old->resume, tmp.resume, sizeof old->resume);
+	old->leases = NULL;
+	old->lease_count = 0;
+	/* Both ids are in the map already, so these puts only overwrite. */
+	(void)!idmap_put(b->sessions_by_id, fresh->id, fresh);
+	(void)!idmap_put(b->sessions_by_id, old->id, old);
+	log_info("session %s resumed with %zu lease(s)", fresh->sid, fresh->lease_count);
+	session_close(b, old, "merged into the session it resumed");
+	return fresh;
+}
+
+void
+session_send(struct session *s, char *text, size_t len)
+{
+	if (s->conn && s->sink)
+		s->sink(s->conn, text, len);
+	else
+		free(text);
+}

@@ -1,0 +1,56 @@
+/* session.h: who is connected, and which leases each holds.
+ *
+ * A session is born with its connection and outlives it by the grace period, so that a
+ * client can resume it. session_close() is the one way a session ends; it releases every
+ * lease and takes a reason for the log.
+ */
+#ifndef FXB_SESSION_H
+#define FXB_SESSION_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct lease;
+
+/* Where a session's outgoing messages go: the ws layer's connection, or a test's sink.
+ * The sink takes ownership of text (malloc'd). */
+typedef void (*session_sink_fn)(void *conn, char *text, size_t len);
+
+struct session {
+	struct broker *broker;
+	uint64_t id;
+	char sid[24];     /* "s-<id>" */
+	char resume[40];  /* "r-<32 hex>", a secret */
+	char client[64];
+	json_t *labels;
+	int authenticated;
+	void *conn;       /* NULL while detached (in the grace period) */
+	session_sink_fn sink;
+	struct lease *leases; /* list through lease->session_next */
+	size_t lease_count;
+	size_t open_calls;    /* rpc calls kept open (waiting acquires) */
+	uint64_t created_ms;
+	lws_sorted_usec_list_t grace;
+	int in_grace;
+	struct session *next, *prev; /* all sessions */
+};
+
+/* A new session attached to conn (may be NULL in tests), or NULL when out of memory. */
+struct session *session_new(struct broker *b, void *conn, session_sink_fn sink);
+/* The connection went away: cancel waiting calls, then close at once (grace 0) or after
+ * the grace period. */
+void session_detach(struct broker *b, struct session *s);
+/* Ends s: releases every lease, frees s. reason is for the log. */
+void session_close(struct broker *b, struct session *s, const char *reason);
+/* Finds the session with this resume token, or NULL. */
+struct session *session_by_resume(struct broker *b, const char *token);
+/* Moves conn from fresh (which must hold nothing and is closed) to old, which leaves its
+ * grace period (or its previous connection, which the ws layer then closes). Returns old. */
+struct session *session_resume(struct broker *b, struct session *fresh, struct session *old);
+/* Sends text (taken) to the session's connection, or drops it while detached. */
+void session_send(struct session *s, char *text, size_t len);
+
+#endif
