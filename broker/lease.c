@@ -140,10 +140,30 @@ parse_fixture(struct broker *b, const char *name, json_t *spec, struct fixture *
 }
 
 int
+lease_labels_check(json_t *labels, struct fxb_error *err)
+{
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(labels)) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: labels: expected an object of strings");
+		return -1;
+	}
+	json_object_foreach(labels, name, v) {
+		if (!json_is_string(v)) {
+			error_set(err, ERR_INVALID_PARAMS, "invalid params: labels.%.64s: expected a string",
+			    name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
 lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
     struct fxb_error *err)
 {
-	json_t *fixtures, *ttl = NULL, *labels = NULL, *spec, *v;
+	json_t *fixtures, *ttl = NULL, *labels = NULL, *spec;
 	json_int_t wait = 0;
 	json_error_t jerr;
 	const char *name;
@@ -175,19 +195,8 @@ lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: ttl_ms: expected null or 1 to 604800000");
 		return -1;
 	}
-	if (labels && !json_is_null(labels)) {
-		if (!json_is_object(labels)) {
-			error_set(err, ERR_INVALID_PARAMS, "invalid params: labels: expected an object of strings");
-			return -1;
-		}
-		json_object_foreach(labels, name, v) {
-			if (!json_is_string(v)) {
-				error_set(err, ERR_INVALID_PARAMS, "invalid params: labels.%.64s: expected a string",
-				    name);
-				return -1;
-			}
-		}
-	}
+	if (labels && !json_is_null(labels) && lease_labels_check(labels, err) == -1)
+		return -1;
 	if (!(req->fixtures = calloc(n, sizeof *req->fixtures))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return -1;
@@ -227,8 +236,8 @@ ttl_json(const struct lease *l)
 json_t *
 lease_json(const struct lease *l, uint64_t now)
 {
-	return json_pack("{s:s, s:o, s:O, s:o, s:o, s:I}", "lease", l->lid,
-	    "fixtures", lease_fixtures_json(l), "labels", l->labels ? l->labels : json_object(),
+	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:I}", "lease", l->lid,
+	    "fixtures", lease_fixtures_json(l), "labels", l->labels ? json_incref(l->labels) : json_object(),
 	    "ttl_ms", ttl_json(l),
 	    "expires_in_ms", l->ttl_ms < 0 ? json_null()
 	    : json_integer(l->expires_ms > now ? (json_int_t)(l->expires_ms - now) : 0),

@@ -58,6 +58,8 @@ void leases_free(struct leases *ls);
 int lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
     struct fxb_error *err);
 void lease_request_clear(struct lease_request *req);
+/* Checks that labels is an object of strings. Returns 0, or -1 with err set. */
+int lease_labels_check(json_t *labels, struct fxb_error *err);
 
 /* Serves req (taken) for s now, or queues it. Returns the result, RPC_PENDING (the call
  * finishes later), or NULL with err set. */

@@ -46,10 +46,8 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 	(void)call;
 	UNPACK(params, err, "{s?s, s?s, s?s, s?o}", "client", &client, "token", &token,
 	    "resume", &resume, "labels", &labels);
-	if (labels && !json_is_object(labels)) {
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: labels: expected an object");
+	if (labels && lease_labels_check(labels, err) == -1)
 		return NULL;
-	}
 	if (b->auth && !s->authenticated) {
 		if (!token || !auth_check(b->auth, token)) {
 			error_set(err, ERR_UNAUTHENTICATED, token ? "unauthenticated: the token is not valid"
@@ -168,7 +166,7 @@ method_lease_list(struct broker *b, struct session *s, struct rpc_call *call, js
 		return NULL;
 	}
 	for (struct lease *l = s->leases; l; l = l->session_next)
-		json_array_append_new(leases, lease_json(l, now));
+		json_array_insert_new(leases, 0, lease_json(l, now)); /* oldest first */
 	return json_pack("{s:o}", "leases", leases);
 }
 

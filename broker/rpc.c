@@ -157,6 +157,20 @@ rpc_call_started_ms(const struct rpc_call *call)
 	return call->started_ms;
 }
 
+/* 1 if req has a member JSON-RPC 2.0 does not define: a misspelt "parms" must not
+ * pass silently as a call without params. */
+static int
+extra_members(json_t *req)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(req, k, v)
+		if (strcmp(k, "jsonrpc") && strcmp(k, "id") && strcmp(k, "method") && strcmp(k, "params"))
+			return 1;
+	return 0;
+}
+
 static int
 valid_id(json_t *id)
 {
@@ -195,6 +209,13 @@ handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, s
 		return reply;
 	}
 	params = json_object_get(req, "params");
+	if ((params && !json_is_object(params) && !json_is_array(params)) || extra_members(req)) {
+		error_set(&err, ERR_INVALID_REQUEST, "invalid request: only \"jsonrpc\", \"id\", "
+		    "\"method\" and \"params\" (an object) may appear");
+		reply = reply_new(id ? id : json_null(), NULL, &err);
+		error_clear(&err);
+		return reply;
+	}
 	for (m = 0; rpc_methods[m].name; m++)
 		if (!strcmp(rpc_methods[m].name, method))
 			break;
@@ -203,8 +224,7 @@ handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, s
 		error_set(&err, ERR_METHOD_NOT_FOUND, "method not found: %s", method);
 		goto fail;
 	}
-	if (params && !json_is_object(params) &&
-	    !(json_is_array(params) && json_array_size(params) == 0)) {
+	if (params && !json_is_object(params)) {
 		count(b, m, 1);
 		error_set(&err, ERR_INVALID_PARAMS, "params: expected an object (by-name parameters)");
 		goto fail;
@@ -228,7 +248,7 @@ handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, s
 	call->method = m;
 	call->started_ms = now_ms();
 
-	params = params && json_is_object(params) ? json_incref(params) : json_object();
+	params = params ? json_incref(params) : json_object();
 	result = params ? rpc_methods[m].fn(b, s, call, params, &err) : NULL;
 	json_decref(params);
 	if (result == RPC_PENDING) {
@@ -298,7 +318,7 @@ rpc_handle(struct broker *b, struct session *s, const char *text, size_t len)
 {
 	struct fxb_error err = { 0 };
 	json_error_t jerr;
-	json_t *msg = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+	json_t *msg = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	char *out;
 	int open;
 

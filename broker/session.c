@@ -14,10 +14,9 @@
 #include "lease.h"
 #include "log.h"
 #include "session.h"
-#include "ws.h"
 
 struct session *
-session_new(struct broker *b, void *conn, session_sink_fn sink)
+session_new(struct broker *b, void *conn, const struct session_io *io)
 {
 	struct session *s = calloc(1, sizeof *s);
 
@@ -32,7 +31,7 @@ session_new(struct broker *b, void *conn, session_sink_fn sink)
 	}
 	s->broker = b;
 	s->conn = conn;
-	s->sink = sink;
+	s->io = io;
 	s->authenticated = b->auth == NULL;
 	s->created_ms = now_ms();
 	s->next = b->sessions;
@@ -77,7 +76,7 @@ session_close(struct broker *b, struct session *s, const char *reason)
 	if (s->in_grace)
 		lws_sul_cancel(&s->grace);
 	if (s->conn)
-		ws_conn_disown(s->conn, 1001, reason);
+		s->io->disown(s->conn, 1001, reason);
 	lease_release_session(b, s, reason);
 	if (held || s->client[0])
 		log_info("session %s%s%s closed (%s): %zu lease(s) released", s->sid,
@@ -116,7 +115,7 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 		old->in_grace = 0;
 	}
 	if (old->conn) {
-		ws_conn_disown(old->conn, 4001, "session resumed on another connection");
+		old->io->disown(old->conn, 4001, "session resumed on another connection");
 		old->conn = NULL;
 		lease_cancel_waits(b, old);
 	}
@@ -153,8 +152,8 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 void
 session_send(struct session *s, char *text, size_t len)
 {
-	if (s->conn && s->sink)
-		s->sink(s->conn, text, len);
+	if (s->conn)
+		s->io->send(s->conn, text, len);
 	else
 		free(text);
 }

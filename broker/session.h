@@ -15,9 +15,13 @@
 struct broker;
 struct lease;
 
-/* Where a session's outgoing messages go: the ws layer's connection, or a test's sink.
- * The sink takes ownership of text (malloc'd). */
-typedef void (*session_sink_fn)(void *conn, char *text, size_t len);
+/* The connection under a session: the ws layer's, or a test's. send takes ownership of
+ * text (malloc'd); disown tells the connection the session has left it (resumed
+ * elsewhere, or closed by the broker) and that it should close with code. */
+struct session_io {
+	void (*send)(void *conn, char *text, size_t len);
+	void (*disown)(void *conn, int code, const char *reason);
+};
 
 struct session {
 	struct broker *broker;
@@ -28,7 +32,7 @@ struct session {
 	json_t *labels;
 	int authenticated;
 	void *conn;       /* NULL while detached (in the grace period) */
-	session_sink_fn sink;
+	const struct session_io *io;
 	struct lease *leases; /* list through lease->session_next */
 	size_t lease_count;
 	size_t open_calls;    /* rpc calls kept open (waiting acquires) */
@@ -39,7 +43,7 @@ struct session {
 };
 
 /* A new session attached to conn (may be NULL in tests), or NULL when out of memory. */
-struct session *session_new(struct broker *b, void *conn, session_sink_fn sink);
+struct session *session_new(struct broker *b, void *conn, const struct session_io *io);
 /* The connection went away: cancel waiting calls, then close at once (grace 0) or after
  * the grace period. */
 void session_detach(struct broker *b, struct session *s);

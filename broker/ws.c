@@ -108,6 +108,8 @@ ws_conn_disown(void *conn, int code, const char *reason)
 	conn_close_later(c, code, reason);
 }
 
+static const struct session_io conn_io = { ws_conn_send, ws_conn_disown };
+
 static void
 conn_free_buffers(struct conn *c)
 {
@@ -244,7 +246,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	case LWS_CALLBACK_ESTABLISHED:
 		c->b = b;
 		c->wsi = wsi;
-		if (!(c->s = session_new(b, c, ws_conn_send))) {
+		if (!(c->s = session_new(b, c, &conn_io))) {
 			log_warnx("out of memory: refused a connection");
 			return -1;
 		}

@@ -23,7 +23,7 @@ int ws_start(struct broker *b, struct fxb_error *err);
 int ws_run(struct broker *b);
 void ws_stop(struct broker *b);
 
-/* Queues text (taken) on conn; the session sink for connected sessions. */
+/* Queues text (taken) on conn: how replies reach a connected session. */
 void ws_conn_send(void *conn, char *text, size_t len);
 /* The session left conn (resumed elsewhere): close conn with code, quietly. */
 void ws_conn_disown(void *conn, int code, const char *reason);

@@ -1,0 +1,96 @@
+/* test_config.c: defaults, the JSON file, flags over the file, errors naming their key. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "config.h"
+
+static const char *
+write_file(const char *text)
+{
+	static const char path[] = "/tmp/fxb-test-config.json";
+	FILE *f = fopen(path, "w");
+
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int
+parse(struct config *cfg, struct fxb_error *err, int argc, char **argv)
+{
+	config_defaults(cfg);
+	return config_parse_args(cfg, argc, argv, err);
+}
+
+Test(config, works_with_no_file_and_no_flags)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	char *argv[] = { "fixture-broker", NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 1, argv), 0);
+	cr_assert_str_eq(cfg.listen_host, "127.0.0.1");
+	cr_assert_eq(cfg.listen_port, 7357);
+	cr_assert_eq(cfg.ports_first, 15000);
+	cr_assert_eq(cfg.ports_last, 24999);
+	cr_assert_eq(cfg.grace_ms, 5000);
+	cr_assert_eq(cfg.max_message_bytes, 1024 * 1024);
+}
+
+Test(config, lets_flags_win_over_the_file_wherever_config_stands)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	const char *path = write_file("{\"listen\": \"127.0.0.1:9000\", \"grace_ms\": 100,"
+	    " \"ports\": {\"range\": \"16000-16099\", \"quarantine_ms\": 50}}");
+	char *argv[] = { "fixture-broker", "--grace-ms", "7", "--config", (char *)path, NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 5, argv), 0, "%s", err.text);
+	cr_assert_eq(cfg.grace_ms, 7, "the flag wins");
+	cr_assert_eq(cfg.listen_port, 9000, "the file sets what no flag does");
+	cr_assert_eq(cfg.ports_first, 16000);
+	cr_assert_eq(cfg.ports_last, 16099);
+	cr_assert_eq(cfg.quarantine_ms, 50);
+}
+
+Test(config, names_the_key_of_an_invalid_value)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	const char *path = write_file("{\"ports\": {\"quarantine_ms\": \"soon\"}}");
+	char *file[] = { "fixture-broker", "--config", (char *)path, NULL };
+	char *flag[] = { "fixture-broker", "--grace-ms", "-5", NULL };
+	char *unknown[] = { "fixture-broker", "--config", NULL, NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 3, file), -1);
+	cr_assert(strstr(err.text, "ports.quarantine_ms") != NULL, "%s", err.text);
+	error_clear(&err);
+	cr_assert_eq(parse(&cfg, &err, 3, flag), -1);
+	cr_assert(strstr(err.text, "grace_ms") != NULL, "%s", err.text);
+	error_clear(&err);
+	unknown[2] = (char *)write_file("{\"ports\": {\"rnage\": \"1-2\"}}");
+	cr_assert_eq(parse(&cfg, &err, 3, unknown), -1);
+	cr_assert(strstr(err.text, "ports.rnage") != NULL, "a typo is an error: %s", err.text);
+	error_clear(&err);
+	unknown[2] = (char *)write_file("{\"listen\": ");
+	cr_assert_eq(parse(&cfg, &err, 3, unknown), -1, "a file that is not JSON");
+	error_clear(&err);
+}
+
+Test(config, parses_listen_addresses)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+
+	config_defaults(&cfg);
+	cr_assert_eq(config_parse_listen(&cfg, "listen", "[::1]:0", &err), 0);
+	cr_assert_str_eq(cfg.listen_host, "::1");
+	cr_assert_eq(cfg.listen_port, 0);
+	cr_assert_eq(config_parse_listen(&cfg, "listen", "0.0.0.0:7357", &err), 0);
+	cr_assert_str_eq(cfg.listen_host, "0.0.0.0");
+	cr_assert_eq(config_parse_listen(&cfg, "listen", "7357", &err), -1);
+	cr_assert(strstr(err.text, "listen") != NULL);
+	error_clear(&err);
+	cr_assert_eq(config_parse_listen(&cfg, "listen", "h:70000", &err), -1);
+	error_clear(&err);
+}

@@ -1,0 +1,170 @@
+/* test_ports.c: the port pool: ranges, LRU order, quarantine, all-or-nothing, bind checks. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ports.h"
+
+static struct ports *
+pool(int first, int last, int quarantine_ms)
+{
+	struct fxb_error err = { 0 };
+	struct ports *p = ports_new(first, last, 32768, 60999, quarantine_ms, &err);
+
+	cr_assert_not_null(p, "ports_new: %s", err.text);
+	return p;
+}
+
+Test(ports, refuses_a_range_that_overlaps_the_ephemeral_range)
+{
+	struct fxb_error err = { 0 };
+
+	cr_assert_null(ports_new(30000, 40000, 32768, 60999, 0, &err));
+	cr_assert_eq(err.code, ERR_INVALID_PARAMS);
+	cr_assert(strstr(err.text, "ports.range") != NULL, "the error names the key: %s", err.text);
+	cr_assert(strstr(err.text, "32768-60999") != NULL, "the error names the kernel range: %s", err.text);
+	error_clear(&err);
+	cr_assert_null(ports_new(60999, 61000, 32768, 60999, 0, &err), "touching the top edge overlaps");
+	error_clear(&err);
+	cr_assert_null(ports_new(200, 100, 32768, 60999, 0, &err), "an inverted range is refused");
+	error_clear(&err);
+}
+
+Test(ports, reads_the_kernel_ephemeral_range)
+{
+	struct fxb_error err = { 0 };
+	int lo, hi;
+	FILE *f = fopen("/tmp/fxb-test-eph", "w");
+
+	fputs("1000\t2000\n", f);
+	fclose(f);
+	cr_assert_eq(ports_ephemeral_range("/tmp/fxb-test-eph", &lo, &hi, &err), 0);
+	cr_assert_eq(lo, 1000);
+	cr_assert_eq(hi, 2000);
+	cr_assert_eq(ports_ephemeral_range("/nonexistent/x", &lo, &hi, &err), -1);
+	error_clear(&err);
+}
+
+Test(ports, hands_out_distinct_ports_inside_the_range)
+{
+	struct ports *p = pool(16100, 16109, 0);
+	uint16_t got[10];
+
+	cr_assert_eq(ports_take(p, 1, 10, got, 0), 0);
+	for (int i = 0; i < 10; i++) {
+		cr_assert(got[i] >= 16100 && got[i] <= 16109);
+		for (int j = 0; j < i; j++)
+			cr_assert_neq(got[i], got[j], "port %u handed out twice", got[i]);
+	}
+	ports_free(p);
+}
+
+Test(ports, takes_all_or_nothing)
+{
+	struct ports *p = pool(16110, 16113, 0);
+	struct ports_counts pc;
+	uint16_t got[5];
+
+	cr_assert_eq(ports_take(p, 1, 3, got, 0), 0);
+	cr_assert_eq(ports_take(p, 2, 2, got, 0), -1, "only one port is left");
+	ports_counts(p, 0, &pc);
+	cr_assert_eq(pc.free, 1, "a failed take leaves the pool as it was");
+	cr_assert_eq(pc.leased, 3);
+	ports_free(p);
+}
+
+Test(ports, gives_the_least_recently_used_port_next)
+{
+	struct ports *p = pool(16120, 16123, 0);
+	uint16_t a, b, rest[2], next;
+
+	cr_assert_eq(ports_take(p, 1, 1, &a, 0), 0);
+	cr_assert_eq(ports_take(p, 2, 1, &b, 0), 0);
+	cr_assert_eq(ports_release(p, 1, &a, 1, 0), 1);
+	/* a was just used: the two never-used ports come first, then b... a comes last. */
+	cr_assert_eq(ports_take(p, 3, 2, rest, 0), 0);
+	cr_assert_neq(rest[0], a);
+	cr_assert_neq(rest[1], a);
+	cr_assert_eq(ports_take(p, 4, 1, &next, 0), 0);
+	cr_assert_eq(next, a);
+	ports_free(p);
+}
+
+Test(ports, keeps_a_released_port_in_quarantine)
+{
+	struct ports *p = pool(16130, 16130, 500);
+	struct ports_counts pc;
+	uint16_t a;
+
+	cr_assert_eq(ports_take(p, 1, 1, &a, 1000), 0);
+	ports_release(p, 1, &a, 1, 1000);
+	ports_counts(p, 1000, &pc);
+	cr_assert_eq(pc.quarantined, 1);
+	cr_assert_eq(ports_next_free_ms(p), 1500);
+	cr_assert_eq(ports_take(p, 2, 1, &a, 1499), -1, "still quarantined");
+	cr_assert_eq(ports_take(p, 2, 1, &a, 1500), 0, "free once the quarantine has passed");
+	ports_free(p);
+}
+
+Test(ports, ignores_a_release_by_someone_who_does_not_own_the_port)
+{
+	struct ports *p = pool(16140, 16141, 0);
+	struct ports_counts pc;
+	uint16_t a;
+
+	cr_assert_eq(ports_take(p, 7, 1, &a, 0), 0);
+	cr_assert_eq(ports_release(p, 8, &a, 1, 0), 0);
+	ports_counts(p, 0, &pc);
+	cr_assert_eq(pc.leased, 1);
+	cr_assert_eq(ports_release(p, 7, &a, 1, 0), 1);
+	cr_assert_eq(ports_release(p, 7, &a, 1, 0), 0, "a second release changes nothing");
+	ports_free(p);
+}
+
+static int
+bind_port(int family, int type, uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	int fd = socket(family, type, 0), one = 1;
+
+	cr_assert_geq(fd, 0);
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin6.sin6_addr = in6addr_loopback;
+	cr_assert_eq(family == AF_INET ? bind(fd, (struct sockaddr *)&sin, sizeof sin)
+	    : bind(fd, (struct sockaddr *)&sin6, sizeof sin6), 0, "test setup: bind %u", port);
+	if (type == SOCK_STREAM)
+		listen(fd, 1);
+	return fd;
+}
+
+Test(ports, refuses_a_port_that_is_already_bound)
+{
+	struct ports *p = pool(16150, 16153, 0);
+	int fds[3] = {
+		bind_port(AF_INET, SOCK_STREAM, 16150),
+		bind_port(AF_INET6, SOCK_STREAM, 16151),
+		bind_port(AF_INET, SOCK_DGRAM, 16152),
+	};
+	struct ports_counts pc;
+	uint16_t got;
+
+	cr_assert_not(ports_is_bindable(16150), "TCP on 127.0.0.1");
+	cr_assert_not(ports_is_bindable(16151), "TCP on ::1, v6 only");
+	cr_assert_not(ports_is_bindable(16152), "UDP on 127.0.0.1");
+	cr_assert(ports_is_bindable(16153));
+	cr_assert_eq(ports_take(p, 1, 1, &got, 0), 0);
+	cr_assert_eq(got, 16153, "the only port nothing holds");
+	cr_assert_eq(ports_take(p, 2, 1, &got, 0), -1, "the bound ones are never granted");
+	ports_counts(p, 0, &pc);
+	cr_assert_geq(pc.skipped_busy, 3);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	cr_assert_eq(ports_take(p, 2, 3, (uint16_t[3]){ 0 }, 0), 0, "granted once they are free");
+	ports_free(p);
+}

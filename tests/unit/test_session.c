@@ -1,0 +1,148 @@
+/* test_session.c: grace periods, resume, takeover, auth, shutdown of the session table. */
+#include <stdio.h>
+
+#include "auth.h"
+#include "lease.h"
+#include "unit.h"
+
+#define HELLO(extra) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.hello\",\"params\":{" extra "}}"
+#define ACQ "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"lease.acquire\",\"params\":{\"fixtures\":{\"p\":{\"kind\":\"port\"}}}}"
+
+static char resume_token[64];
+
+static void
+hello(struct broker *b, struct session *s)
+{
+	json_t *r = unit_call(b, s, HELLO(""));
+
+	snprintf(resume_token, sizeof resume_token, "%s",
+	    json_string_value(json_object_get(json_object_get(r, "result"), "resume")));
+	cr_assert_eq(strncmp(resume_token, "r-", 2), 0);
+	json_decref(r);
+}
+
+Test(session, reclaims_leases_when_the_grace_period_passes)
+{
+	struct broker *b = unit_broker(16300, 16301, 0, 200);
+	struct session *s = unit_session(b, 0);
+
+	json_decref(unit_call(b, s, ACQ));
+	session_detach(b, s);
+	cr_assert_eq(leases_active(b->leases), 1, "held during the grace period");
+	for (int i = 0; i < 100 && leases_active(b->leases); i++)
+		unit_run(b, 20);
+	cr_assert_eq(leases_active(b->leases), 0, "reclaimed after it");
+	cr_assert_eq(b->session_count, 0);
+	unit_free(b);
+}
+
+Test(session, reclaims_at_once_with_a_zero_grace_period)
+{
+	struct broker *b = unit_broker(16305, 16305, 0, 0);
+	struct session *s = unit_session(b, 0);
+
+	json_decref(unit_call(b, s, ACQ));
+	session_detach(b, s);
+	cr_assert_eq(leases_active(b->leases), 0);
+	unit_free(b);
+}
+
+Test(session, keeps_its_leases_when_resumed_in_time)
+{
+	struct broker *b = unit_broker(16310, 16311, 0, 5000);
+	struct session *s = unit_session(b, 0), *again;
+	char text[256];
+	json_t *r;
+
+	hello(b, s);
+	json_decref(unit_call(b, s, ACQ));
+	session_detach(b, s);
+	again = unit_session(b, 1);
+	snprintf(text, sizeof text, HELLO("\"resume\":\"%s\""), resume_token);
+	r = unit_call(b, again, text);
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "resumed")));
+	json_decref(r);
+	cr_assert_eq(again->lease_count, 1, "the lease moved to the new connection");
+	cr_assert_eq(b->session_count, 1);
+	unit_run(b, 50);
+	cr_assert_eq(leases_active(b->leases), 1);
+	unit_free(b);
+}
+
+Test(session, takes_over_a_session_whose_old_connection_lingers)
+{
+	struct broker *b = unit_broker(16315, 16315, 0, 5000);
+	struct session *s = unit_session(b, 0), *again;
+	char text[256];
+	json_t *r;
+
+	hello(b, s);
+	json_decref(unit_call(b, s, ACQ));
+	again = unit_session(b, 1);
+	snprintf(text, sizeof text, HELLO("\"resume\":\"%s\""), resume_token);
+	r = unit_call(b, again, text);
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "resumed")));
+	cr_assert_eq(unit_conns[0], 4001, "the old connection was told to close");
+	cr_assert_eq(again->lease_count, 1);
+	json_decref(r);
+	unit_free(b);
+}
+
+Test(session, refuses_an_unknown_resume_token)
+{
+	struct broker *b = unit_broker(16320, 16320, 0, 5000);
+	struct session *s = unit_session(b, 0);
+	json_t *r = unit_call(b, s, HELLO("\"resume\":\"r-00000000000000000000000000000000\""));
+
+	cr_assert_str_eq(unit_error_name(r), "RESUME_UNKNOWN");
+	json_decref(r);
+	unit_free(b);
+}
+
+Test(session, refuses_a_resume_after_the_grace_period)
+{
+	struct broker *b = unit_broker(16325, 16325, 0, 100);
+	struct session *s = unit_session(b, 0), *again;
+	char text[256];
+	json_t *r;
+
+	hello(b, s);
+	session_detach(b, s);
+	unit_run(b, 300);
+	again = unit_session(b, 1);
+	snprintf(text, sizeof text, HELLO("\"resume\":\"%s\""), resume_token);
+	r = unit_call(b, again, text);
+	cr_assert_str_eq(unit_error_name(r), "RESUME_UNKNOWN");
+	json_decref(r);
+	unit_free(b);
+}
+
+Test(session, answers_an_unauthenticated_call_with_an_error_and_nothing_else)
+{
+	struct broker *b;
+	struct session *s;
+	json_t *r;
+	FILE *f = fopen("/tmp/fxb-unit-tokens", "w");
+
+	fputs("sesame\n", f);
+	fclose(f);
+	b = unit_broker(16330, 16330, 0, 0);
+	b->auth = auth_load("/tmp/fxb-unit-tokens", &(struct fxb_error){ 0 });
+	cr_assert_not_null(b->auth);
+	s = unit_session(b, 0);
+	s->authenticated = 0;
+	r = unit_call(b, s, ACQ);
+	cr_assert_str_eq(unit_error_name(r), "UNAUTHENTICATED");
+	cr_assert_eq(leases_active(b->leases), 0);
+	json_decref(r);
+	r = unit_call(b, s, HELLO("\"token\":\"open\""));
+	cr_assert_str_eq(unit_error_name(r), "UNAUTHENTICATED");
+	json_decref(r);
+	r = unit_call(b, s, HELLO("\"token\":\"sesame\""));
+	cr_assert_not_null(json_object_get(r, "result"));
+	json_decref(r);
+	r = unit_call(b, s, ACQ);
+	cr_assert_not_null(json_object_get(r, "result"), "authenticated now");
+	json_decref(r);
+	unit_free(b);
+}
