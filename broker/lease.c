@@ -1,11 +1,20 @@
-/* lease.c: leases and the FIFO queue of acquires that wait for room.
+/* lease.c: leases, fixture kinds, and the FIFO queue of acquires that wait for ports.
  *
- * An acquire is served whole or not at all: the ports of every port fixture are taken in
- * one ports_take() call, which takes all or none. When the pool is short and the request
- * may wait, it joins one queue shared by every session; the queue is strictly first come,
- * first served, so a later request never overtakes an earlier one, and a request with
- * wait_ms 0 fails at once while anyone is queued. The queue is served again whenever a
- * lease is released, a waiter gives up, or a quarantined port comes free.
+ * An acquire is served whole or not at all. Step one takes every port the request's
+ * fixtures need in one ports_take() call (all or none). When the pool is short and the
+ * request may wait, it joins one queue shared by every session; the queue is strictly
+ * first come, first served, so a later request never overtakes an earlier one, and a
+ * request with wait_ms 0 fails at once while anyone is queued. The queue is served again
+ * whenever ports come back, a waiter gives up, or a quarantined port comes free.
+ *
+ * Step two starts each fixture through its kind. A lease whose fixtures all start at once
+ * is answered at once; otherwise it stays LEASE_ACQUIRING, owned by its session, until
+ * the last fixture_ready() (granted) or the first fixture_failed() (the lease is released
+ * and the acquire fails with that error).
+ *
+ * Releasing unlinks the lease from its session and the id table at once, so the client
+ * sees it gone; the lease then lives on in the stopping list until every fixture has
+ * called fixture_stopped(), which is when its ports go to quarantine.
  *
  * On disconnect the session's waiting acquires are cancelled; its leases are released by
  * session_close() through lease_release_session().
@@ -22,6 +31,14 @@
 #include "rpc.h"
 #include "session.h"
 
+extern const struct fixture_kind port_kind;
+
+/* The kinds a broker serves, by name. */
+static const struct fixture_kind *const kinds[] = {
+	&port_kind,
+	NULL,
+};
+
 struct waiter {
 	struct broker *b;
 	struct waiter *next, *prev;
@@ -32,16 +49,68 @@ struct waiter {
 };
 
 struct leases {
-	struct idmap *by_id;
+	struct broker *b;
+	struct idmap *by_id; /* acquiring and held leases */
 	uint64_t next_id;
 	struct waiter *head, *tail;
 	size_t waiting;
-	struct broker *b;
+	struct lease *stopping; /* released leases whose fixtures are still stopping */
+	size_t nstopping;
 	lws_sorted_usec_list_t wake; /* when the next quarantined port comes free */
 	int wake_armed;
 };
 
 static void serve_waiters(struct broker *b);
+
+/* The port kind: one port, ready at once, nothing to stop. */
+static int
+port_parse(struct broker *b, struct fixture *f, json_t *spec, struct fxb_error *err)
+{
+	json_error_t jerr;
+	const char *kind;
+
+	(void)b;
+	if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "kind", &kind) == -1) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixtures.%s: %s", f->name, jerr.text);
+		return -1;
+	}
+	f->nports = 1;
+	return 0;
+}
+
+static int
+port_start(struct broker *b, struct fixture *f, struct fxb_error *err)
+{
+	(void)b;
+	f->fields = json_pack("{s:s, s:s, s:i}", "kind", "port", "host", "127.0.0.1", "port",
+	    f->ports[0]);
+	if (!f->fields) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+port_stop(struct broker *b, struct fixture *f, const char *reason)
+{
+	(void)reason;
+	fixture_stopped(b, f);
+}
+
+static void
+port_free(struct fixture *f)
+{
+	(void)f;
+}
+
+const struct fixture_kind port_kind = {
+	.name = "port",
+	.parse = port_parse,
+	.start = port_start,
+	.stop = port_stop,
+	.free = port_free,
+};
 
 struct leases *
 leases_new(struct broker *b)
@@ -79,11 +148,29 @@ leases_waiting(const struct leases *ls)
 	return ls->waiting;
 }
 
+size_t
+leases_stopping(const struct leases *ls)
+{
+	return ls->nstopping;
+}
+
+/* Frees what a fixture owns apart from its ports; the kind's data goes through free. */
+static void
+fixture_clear(struct fixture *f)
+{
+	if (f->kind)
+		f->kind->free(f);
+	free(f->name);
+	free(f->ports);
+	json_decref(f->fields);
+	memset(f, 0, sizeof *f);
+}
+
 void
 lease_request_clear(struct lease_request *req)
 {
 	for (size_t i = 0; i < req->nfixtures; i++)
-		free(req->fixtures[i].name);
+		fixture_clear(&req->fixtures[i]);
 	free(req->fixtures);
 	json_decref(req->labels);
 	memset(req, 0, sizeof *req);
@@ -106,10 +193,9 @@ static int
 parse_fixture(struct broker *b, const char *name, json_t *spec, struct fixture *f,
     struct fxb_error *err)
 {
-	json_error_t jerr;
 	const char *kind;
+	size_t i;
 
-	(void)b;
 	if (!valid_name(name)) {
 		error_set(err, ERR_INVALID_PARAMS,
 		    "invalid params: fixtures: \"%.64s\" is not a fixture name (1 to 64 of A-Z a-z 0-9 _ . -)",
@@ -121,22 +207,26 @@ parse_fixture(struct broker *b, const char *name, json_t *spec, struct fixture *
 		    "invalid params: fixtures.%s: expected an object with a string \"kind\"", name);
 		return -1;
 	}
-	if (strcmp(kind, "port") != 0) {
+	for (i = 0; kinds[i] && strcmp(kinds[i]->name, kind) != 0; i++)
+		;
+	if (!kinds[i]) {
+		char served[128] = "";
+		for (size_t k = 0; kinds[k]; k++)
+			snprintf(served + strlen(served), sizeof served - strlen(served), "%s%s",
+			    k ? ", " : "", kinds[k]->name);
 		error_set_data(err, ERR_UNKNOWN_FIXTURE_KIND,
 		    json_pack("{s:s, s:s}", "fixture", name, "kind", kind),
-		    "fixtures.%s: unknown fixture kind \"%.64s\" (this broker serves: port)", name, kind);
-		return -1;
-	}
-	if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "kind", &kind) == -1) {
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixtures.%s: %s", name, jerr.text);
+		    "fixtures.%s: unknown fixture kind \"%.64s\" (this broker serves: %s)", name, kind,
+		    served);
 		return -1;
 	}
 	if (!(f->name = strdup(name))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return -1;
 	}
-	f->kind = FIXTURE_PORT;
-	return 0;
+	f->kind = kinds[i];
+	f->state = FIXTURE_PARSED;
+	return f->kind->parse(b, f, spec, err);
 }
 
 int
@@ -165,17 +255,20 @@ lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
 {
 	json_t *fixtures, *ttl = NULL, *labels = NULL, *spec;
 	json_int_t wait = 0;
-	json_error_t jerr;
 	const char *name;
 	size_t n;
 
+	static const struct rpc_param table[] = {
+		{ "fixtures", JSON_OBJECT, 1, 0 }, { "wait_ms", JSON_INTEGER, 0, 0 },
+		{ "ttl_ms", JSON_INTEGER, 0, 1 }, { "labels", JSON_OBJECT, 0, 1 }, { NULL, 0, 0, 0 },
+	};
+
 	memset(req, 0, sizeof *req);
-	if (json_unpack_ex(params, &jerr, JSON_STRICT, "{s:o, s?I, s?o, s?o}", "fixtures",
-	    &fixtures, "wait_ms", &wait, "ttl_ms", &ttl, "labels", &labels) == -1) {
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: %s", jerr.text);
+	if (rpc_params_check(params, table, err) == -1 ||
+	    json_unpack(params, "{s:o, s?I, s?o, s?o}", "fixtures", &fixtures, "wait_ms", &wait,
+	    "ttl_ms", &ttl, "labels", &labels) == -1)
 		return -1;
-	}
-	if (!json_is_object(fixtures) || (n = json_object_size(fixtures)) == 0) {
+	if ((n = json_object_size(fixtures)) == 0) {
 		error_set(err, ERR_INVALID_PARAMS,
 		    "invalid params: fixtures: expected an object naming at least one fixture");
 		return -1;
@@ -202,11 +295,12 @@ lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
 		return -1;
 	}
 	json_object_foreach(fixtures, name, spec) {
-		if (parse_fixture(b, name, spec, &req->fixtures[req->nfixtures], err) == -1) {
+		struct fixture *f = &req->fixtures[req->nfixtures++];
+		if (parse_fixture(b, name, spec, f, err) == -1) {
 			lease_request_clear(req);
 			return -1;
 		}
-		req->nfixtures++;
+		req->nports += f->nports;
 	}
 	req->wait_ms = wait;
 	req->ttl_ms = ttl && json_is_integer(ttl) ? json_integer_value(ttl) : -1;
@@ -219,11 +313,9 @@ lease_fixtures_json(const struct lease *l)
 {
 	json_t *fx = json_object();
 
-	for (size_t i = 0; fx && i < l->nfixtures; i++) {
-		const struct fixture *f = &l->fixtures[i];
-		json_object_set_new(fx, f->name, json_pack("{s:s, s:s, s:i}", "kind", "port",
-		    "host", "127.0.0.1", "port", f->port));
-	}
+	for (size_t i = 0; fx && i < l->nfixtures; i++)
+		if (l->fixtures[i].fields)
+			json_object_set(fx, l->fixtures[i].name, l->fixtures[i].fields);
 	return fx;
 }
 
@@ -237,11 +329,21 @@ json_t *
 lease_json(const struct lease *l, uint64_t now)
 {
 	return json_pack("{s:s, s:o, s:o, s:o, s:o, s:I}", "lease", l->lid,
-	    "fixtures", lease_fixtures_json(l), "labels", l->labels ? json_incref(l->labels) : json_object(),
+	    "fixtures", lease_fixtures_json(l),
+	    "labels", l->labels ? json_incref(l->labels) : json_object(),
 	    "ttl_ms", ttl_json(l),
 	    "expires_in_ms", l->ttl_ms < 0 ? json_null()
 	    : json_integer(l->expires_ms > now ? (json_int_t)(l->expires_ms - now) : 0),
 	    "age_ms", (json_int_t)(now - l->created_ms));
+}
+
+struct fixture *
+lease_fixture(struct lease *l, const char *name)
+{
+	for (size_t i = 0; i < l->nfixtures; i++)
+		if (!strcmp(l->fixtures[i].name, name))
+			return &l->fixtures[i];
+	return NULL;
 }
 
 static void
@@ -249,6 +351,7 @@ ttl_expired(lws_sorted_usec_list_t *sul)
 {
 	struct lease *l = lws_container_of(sul, struct lease, ttl_timer);
 
+	l->ttl_ms = -1; /* the timer has fired: nothing to cancel */
 	lease_release(l->broker, l, "its TTL expired");
 }
 
@@ -258,29 +361,35 @@ session_ports(const struct session *s)
 	size_t n = 0;
 
 	for (const struct lease *l = s->leases; l; l = l->session_next)
-		n += l->nfixtures;
+		for (size_t i = 0; i < l->nfixtures; i++)
+			n += l->fixtures[i].nports;
 	return n;
 }
 
-/* Fills err with the pool's state for a request that could not be served. */
+/* Fills err with the pool's state for a request the pool could not serve. */
 static void
 exhausted(struct broker *b, struct session *s, const struct lease_request *req,
     uint64_t waited_ms, struct fxb_error *err)
 {
 	struct ports_counts pc;
-	size_t short_at;
+	size_t i = 0, covered = 0;
 
 	ports_counts(b->ports, now_ms(), &pc);
-	short_at = pc.free < req->nfixtures ? pc.free : req->nfixtures - 1;
+	/* The first fixture whose ports the free ones no longer cover. */
+	for (i = 0; i + 1 < req->nfixtures; i++) {
+		covered += req->fixtures[i].nports;
+		if (covered > pc.free)
+			break;
+	}
 	error_set_data(err, ERR_PORTS_EXHAUSTED,
 	    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "fixture", req->fixtures[short_at].name, "kind", "port",
-	    "requested", (json_int_t)req->nfixtures, "free", (json_int_t)pc.free,
+	    "fixture", req->fixtures[i].name, "kind", req->fixtures[i].kind->name,
+	    "requested", (json_int_t)req->nports, "free", (json_int_t)pc.free,
 	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined,
 	    "size", (json_int_t)pc.size, "held_by_session", (json_int_t)session_ports(s),
 	    "waiting", (json_int_t)b->leases->waiting, "waited_ms", (json_int_t)waited_ms),
-	    "ports exhausted: fixture \"%s\" needs %zu port(s); %zu free, %zu leased (%zu by this session), %zu quarantined of %zu",
-	    req->fixtures[short_at].name, req->nfixtures, pc.free, pc.leased, session_ports(s),
+	    "ports exhausted: fixture \"%s\" is short; the lease needs %zu port(s); %zu free, %zu leased (%zu by this session), %zu quarantined of %zu",
+	    req->fixtures[i].name, req->nports, pc.free, pc.leased, session_ports(s),
 	    pc.quarantined, pc.size);
 }
 
@@ -294,48 +403,6 @@ start_ttl(struct broker *b, struct lease *l, int64_t ttl_ms)
 	lws_sul_schedule(b->ctx, 0, &l->ttl_timer, ttl_expired, (lws_usec_t)ttl_ms * LWS_US_PER_MS);
 }
 
-/* Grants req to s if the pool has room now. Returns the lease (req's fixtures and labels
- * move into it) or NULL when it is short; err is set only on out of memory. */
-static struct lease *
-try_grant(struct broker *b, struct session *s, struct lease_request *req, struct fxb_error *err)
-{
-	struct leases *ls = b->leases;
-	uint16_t ports[req->nfixtures];
-	uint64_t now = now_ms();
-	struct lease *l;
-	uint64_t id = ls->next_id + 1;
-
-	if (ports_take(b->ports, id, req->nfixtures, ports, now) == -1)
-		return NULL;
-	if (!(l = calloc(1, sizeof *l)) || idmap_put(ls->by_id, id, l) == -1) {
-		free(l);
-		ports_release(b->ports, id, ports, req->nfixtures, now);
-		error_set(err, ERR_INTERNAL, "out of memory");
-		return NULL;
-	}
-	ls->next_id = id;
-	l->broker = b;
-	l->id = id;
-	snprintf(l->lid, sizeof l->lid, "l-%llu", (unsigned long long)id);
-	l->fixtures = req->fixtures;
-	l->nfixtures = req->nfixtures;
-	for (size_t i = 0; i < l->nfixtures; i++)
-		l->fixtures[i].port = ports[i];
-	l->labels = req->labels;
-	l->ttl_ms = -1;
-	l->created_ms = now;
-	start_ttl(b, l, req->ttl_ms);
-	memset(req, 0, sizeof *req);
-	l->session = s;
-	l->session_next = s->leases;
-	if (s->leases)
-		s->leases->session_prev = l;
-	s->leases = l;
-	s->lease_count++;
-	b->metrics.leases_total++;
-	return l;
-}
-
 static json_t *
 grant_result(struct lease *l)
 {
@@ -347,6 +414,135 @@ static void
 observe(struct broker *b, uint64_t started_ms)
 {
 	histogram_observe(&b->metrics.acquire_seconds, (double)(now_ms() - started_ms) / 1000.0);
+}
+
+/* Takes req's ports, builds the lease and starts its fixtures. Returns the result,
+ * RPC_PENDING (fixtures still starting; call is kept), or NULL: with err set when the
+ * acquire failed, with *is_short set and nothing changed when the pool is short. */
+static json_t *
+grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_request *req,
+    int *is_short, struct fxb_error *err)
+{
+	struct leases *ls = b->leases;
+	uint16_t ports[req->nports + 1];
+	uint64_t now = now_ms(), id = ls->next_id + 1;
+	struct lease *l;
+	size_t off = 0;
+
+	*is_short = 0;
+	if (ports_take(b->ports, id, req->nports, ports, now) == -1) {
+		*is_short = 1;
+		return NULL;
+	}
+	if (!(l = calloc(1, sizeof *l)) || idmap_put(ls->by_id, id, l) == -1) {
+		free(l);
+		ports_release(b->ports, id, ports, req->nports, now);
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
+	ls->next_id = id;
+	l->broker = b;
+	l->id = id;
+	snprintf(l->lid, sizeof l->lid, "l-%llu", (unsigned long long)id);
+	l->state = LEASE_ACQUIRING;
+	l->fixtures = req->fixtures;
+	l->nfixtures = req->nfixtures;
+	l->live = req->nfixtures;
+	l->labels = req->labels;
+	l->ttl_ms = -1;
+	l->created_ms = now;
+	l->session = s;
+	l->session_next = s->leases;
+	if (s->leases)
+		s->leases->session_prev = l;
+	s->leases = l;
+	s->lease_count++;
+	b->metrics.leases_total++;
+	start_ttl(b, l, req->ttl_ms);
+	memset(req, 0, sizeof *req);
+
+	/* Give every fixture its ports first, so a failure part-way releases them all. */
+	for (size_t i = 0; i < l->nfixtures; i++) {
+		struct fixture *f = &l->fixtures[i];
+		f->lease = l;
+		if (f->nports && !(f->ports = malloc(f->nports * sizeof *f->ports))) {
+			ports_release(b->ports, id, ports + off, f->nports, now);
+			f->nports = 0;
+			error_set(err, ERR_INTERNAL, "out of memory");
+		} else if (f->nports) {
+			memcpy(f->ports, ports + off, f->nports * sizeof *f->ports);
+		}
+		off += f->nports ? f->nports : 0;
+	}
+	for (size_t i = 0; i < l->nfixtures && !err->code; i++) {
+		struct fixture *f = &l->fixtures[i];
+		int rc;
+
+		f->state = FIXTURE_STARTING;
+		rc = f->kind->start(b, f, err);
+		if (rc == 0)
+			f->state = FIXTURE_READY;
+		else if (rc == 1)
+			l->starting++;
+		else if (!err->code)
+			error_set(err, ERR_INTERNAL, "fixture %s failed to start", f->name);
+	}
+	if (err->code) {
+		lease_release(b, l, "a fixture failed to start");
+		return NULL;
+	}
+	if (l->starting) {
+		l->call = call;
+		return RPC_PENDING;
+	}
+	l->state = LEASE_HELD;
+	observe(b, rpc_call_started_ms(call));
+	return grant_result(l);
+}
+
+/* Delivers grant()'s outcome for a call that already returned RPC_PENDING. */
+static void
+finish_call(struct rpc_call *call, json_t *result, struct fxb_error *err)
+{
+	if (result == RPC_PENDING)
+		return;
+	if (result)
+		rpc_call_finish(call, result);
+	else
+		rpc_call_fail(call, err);
+}
+
+void
+fixture_ready(struct broker *b, struct fixture *f)
+{
+	struct lease *l = f->lease;
+	struct rpc_call *call;
+
+	f->state = FIXTURE_READY;
+	if (l->state != LEASE_ACQUIRING || --l->starting > 0)
+		return;
+	l->state = LEASE_HELD;
+	call = l->call;
+	l->call = NULL;
+	observe(b, rpc_call_started_ms(call));
+	rpc_call_finish(call, grant_result(l));
+}
+
+void
+fixture_failed(struct broker *b, struct fixture *f, const struct fxb_error *err)
+{
+	struct lease *l = f->lease;
+	struct rpc_call *call;
+
+	if (l->state != LEASE_ACQUIRING) {
+		log_warnx("fixture %s of lease %s failed after its acquire ended: %s", f->name, l->lid,
+		    err->text);
+		return;
+	}
+	call = l->call;
+	l->call = NULL;
+	rpc_call_fail(call, err);
+	lease_release(b, l, "a fixture failed to start");
 }
 
 static void
@@ -365,10 +561,8 @@ waiter_unlink(struct leases *ls, struct waiter *w)
 }
 
 static void
-waiter_fail(struct broker *b, struct waiter *w, const struct fxb_error *err)
+waiter_free(struct waiter *w)
 {
-	waiter_unlink(b->leases, w);
-	rpc_call_fail(w->call, err);
 	lease_request_clear(&w->req);
 	free(w);
 }
@@ -381,7 +575,9 @@ deadline_passed(lws_sorted_usec_list_t *sul)
 	struct fxb_error err = { 0 };
 
 	exhausted(b, w->s, &w->req, now_ms() - rpc_call_started_ms(w->call), &err);
-	waiter_fail(b, w, &err);
+	waiter_unlink(b->leases, w);
+	rpc_call_fail(w->call, &err);
+	waiter_free(w);
 	error_clear(&err);
 	/* The head may have been holding back smaller requests behind it. */
 	serve_waiters(b);
@@ -411,30 +607,31 @@ arm_wake(struct broker *b)
 	    (lws_usec_t)(next > now ? next - now : 0) * LWS_US_PER_MS + 1);
 }
 
-/* Serves queued acquires from the head for as long as they fit. */
+/* Serves queued acquires from the head for as long as the pool has their ports. */
 static void
 serve_waiters(struct broker *b)
 {
 	struct leases *ls = b->leases;
-	struct fxb_error err = { 0 };
+	static int serving;
 
+	/* grant() may release ports (a fixture failing at once), which calls back here. */
+	if (serving)
+		return;
+	serving = 1;
 	while (ls->head) {
 		struct waiter *w = ls->head;
-		struct lease *l = try_grant(b, w->s, &w->req, &err);
+		struct fxb_error err = { 0 };
+		int is_short;
+		json_t *result = grant(b, w->s, w->call, &w->req, &is_short, &err);
 
-		if (!l && !err.code)
+		if (is_short)
 			break;
 		waiter_unlink(ls, w);
-		if (l) {
-			observe(b, rpc_call_started_ms(w->call));
-			rpc_call_finish(w->call, grant_result(l));
-		} else {
-			rpc_call_fail(w->call, &err);
-			error_clear(&err);
-		}
-		lease_request_clear(&w->req);
-		free(w);
+		finish_call(w->call, result, &err);
+		error_clear(&err);
+		waiter_free(w);
 	}
+	serving = 0;
 	arm_wake(b);
 }
 
@@ -443,8 +640,9 @@ lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
     struct lease_request *req, struct fxb_error *err)
 {
 	struct leases *ls = b->leases;
-	struct lease *l = NULL;
 	struct waiter *w;
+	json_t *result;
+	int is_short = 1;
 
 	if (b->shutting_down) {
 		error_set(err, ERR_SHUTTING_DOWN, "the broker is shutting down");
@@ -452,13 +650,15 @@ lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 		return NULL;
 	}
 	/* Strict FIFO: nobody is served ahead of a request already waiting. */
-	if (!ls->head && (l = try_grant(b, s, req, err)) != NULL) {
-		observe(b, rpc_call_started_ms(call));
-		return grant_result(l);
+	if (!ls->head) {
+		result = grant(b, s, call, req, &is_short, err);
+		if (!is_short) {
+			lease_request_clear(req);
+			return result;
+		}
 	}
-	if (err->code || req->wait_ms == 0) {
-		if (!err->code)
-			exhausted(b, s, req, 0, err);
+	if (req->wait_ms == 0) {
+		exhausted(b, s, req, 0, err);
 		lease_request_clear(req);
 		return NULL;
 	}
@@ -490,27 +690,69 @@ lease_find(struct broker *b, const char *lid)
 {
 	char *end;
 	unsigned long long id;
+	struct lease *l;
 
 	if (strncmp(lid, "l-", 2) != 0 || !isdigit((unsigned char)lid[2]))
 		return NULL;
 	id = strtoull(lid + 2, &end, 10);
 	if (*end != '\0')
 		return NULL;
-	return idmap_get(b->leases->by_id, id);
+	l = idmap_get(b->leases->by_id, id);
+	return l && l->state == LEASE_HELD ? l : NULL;
+}
+
+static void
+lease_free(struct broker *b, struct lease *l)
+{
+	struct leases *ls = b->leases;
+
+	if (l->session_prev)
+		l->session_prev->session_next = l->session_next;
+	else
+		ls->stopping = l->session_next;
+	if (l->session_next)
+		l->session_next->session_prev = l->session_prev;
+	ls->nstopping--;
+	free(l->fixtures);
+	json_decref(l->labels);
+	free(l);
+	if (b->shutting_down && ls->nstopping == 0)
+		lws_cancel_service(b->ctx);
+}
+
+void
+fixture_stopped(struct broker *b, struct fixture *f)
+{
+	struct lease *l = f->lease;
+
+	ports_release(b->ports, l->id, f->ports, f->nports, now_ms());
+	fixture_clear(f);
+	if (--l->live == 0)
+		lease_free(b, l);
+	serve_waiters(b);
 }
 
 void
 lease_release(struct broker *b, struct lease *l, const char *reason)
 {
+	struct leases *ls = b->leases;
 	struct session *s = l->session;
-	uint16_t ports[l->nfixtures];
 
-	/* Reverse order of acquisition; every fixture is a port so far. */
-	for (size_t i = 0; i < l->nfixtures; i++)
-		ports[i] = l->fixtures[l->nfixtures - 1 - i].port;
-	ports_release(b->ports, l->id, ports, l->nfixtures, now_ms());
+	if (l->state == LEASE_ENDING)
+		return;
+	if (l->state == LEASE_ACQUIRING && l->call) {
+		struct fxb_error err = { 0 };
+		struct rpc_call *call = l->call;
+		l->call = NULL;
+		error_set(&err, b->shutting_down ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
+		    "the acquire was cancelled: %s", reason);
+		rpc_call_fail(call, &err);
+		error_clear(&err);
+	}
+	l->state = LEASE_ENDING;
 	if (l->ttl_ms >= 0)
 		lws_sul_cancel(&l->ttl_timer);
+	/* Out of the session and the id table: to the client the lease is gone. */
 	if (l->session_prev)
 		l->session_prev->session_next = l->session_next;
 	else
@@ -518,14 +760,28 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	if (l->session_next)
 		l->session_next->session_prev = l->session_prev;
 	s->lease_count--;
-	idmap_del(b->leases->by_id, l->id);
+	l->session = NULL;
+	idmap_del(ls->by_id, l->id);
 	log_debug("lease %s of session %s released: %s", l->lid, s->sid, reason);
-	for (size_t i = 0; i < l->nfixtures; i++)
-		free(l->fixtures[i].name);
-	free(l->fixtures);
-	json_decref(l->labels);
-	free(l);
-	serve_waiters(b);
+	/* Into the stopping list (reusing the session links) until every fixture stops. */
+	l->session_prev = NULL;
+	l->session_next = ls->stopping;
+	if (ls->stopping)
+		ls->stopping->session_prev = l;
+	ls->stopping = l;
+	ls->nstopping++;
+	l->live++; /* hold l while stop() calls may free fixtures synchronously */
+	for (size_t i = l->nfixtures; i-- > 0;) {
+		struct fixture *f = &l->fixtures[i];
+		if (f->state == FIXTURE_PARSED) {
+			fixture_stopped(b, f);
+		} else {
+			f->state = FIXTURE_STOPPING;
+			f->kind->stop(b, f, reason);
+		}
+	}
+	if (--l->live == 0)
+		lease_free(b, l);
 }
 
 void
@@ -541,7 +797,9 @@ lease_cancel_waits(struct broker *b, struct session *s)
 		error_set(&err, b->shutting_down ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
 		    b->shutting_down ? "the broker is shutting down"
 		    : "the session's connection closed while the acquire was waiting");
-		waiter_fail(b, w, &err);
+		waiter_unlink(b->leases, w);
+		rpc_call_fail(w->call, &err);
+		waiter_free(w);
 		error_clear(&err);
 	}
 	serve_waiters(b);

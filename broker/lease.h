@@ -1,9 +1,14 @@
-/* lease.h: atomic bundles of named fixtures, and the queue of acquires that wait.
+/* lease.h: atomic bundles of named fixtures, the kinds of fixture, and the wait queue.
  *
- * A lease belongs to one session and holds every fixture it names or none. Acquires that
- * cannot be served now wait in one FIFO queue across all sessions until the pool has
- * room or their wait_ms runs out. Release is idempotent and goes in reverse order of
- * acquisition. The methods in methods.c parse params; this module does the work.
+ * A lease belongs to one session and holds every fixture it names or none. Acquiring
+ * goes in two steps: first every port the lease's fixtures need is taken from the pool in
+ * one all-or-nothing step (waiting in one FIFO queue across all sessions when the pool is
+ * short); then each fixture is started by its kind, which may finish at once (a port) or
+ * later (a server passing its probes, a database being cloned). The lease is granted when
+ * every fixture is ready and fails whole when one fails. Releasing stops fixtures in
+ * reverse order; a fixture's ports go back to the pool only once its kind says it is
+ * stopped (a server's whole process tree is gone). The methods in methods.c parse params;
+ * this module does the work.
  */
 #ifndef FXB_LEASE_H
 #define FXB_LEASE_H
@@ -18,23 +23,56 @@ struct broker;
 struct session;
 struct rpc_call;
 struct leases;
+struct lease;
+struct fixture;
 
-enum fixture_kind { FIXTURE_PORT };
+/* What a kind of fixture does. Every callback runs on the loop and must not block. */
+struct fixture_kind {
+	const char *name;
+	/* Checks spec (the request's object for this fixture, "kind" included) and sets
+	 * f->nports and f->data. Returns 0, or -1 with err set (then free is called). */
+	int (*parse)(struct broker *b, struct fixture *f, json_t *spec, struct fxb_error *err);
+	/* Starts f, whose ports are taken. Returns 0 when f is ready now (f->fields set),
+	 * 1 when it will call fixture_ready() or fixture_failed() later, or -1 with err. */
+	int (*start)(struct broker *b, struct fixture *f, struct fxb_error *err);
+	/* Stops f, ready or still starting, and calls fixture_stopped() once its resources
+	 * are released, possibly before returning. reason is for the log. */
+	void (*stop)(struct broker *b, struct fixture *f, const char *reason);
+	/* Frees f->data; called last, also for a fixture that was never started. */
+	void (*free)(struct fixture *f);
+	/* Optional: replaces f with a fresh instance (lease.reset). Returns the new fields,
+	 * RPC_PENDING (finishing call later), or NULL with err set. */
+	json_t *(*reset)(struct broker *b, struct fixture *f, struct rpc_call *call,
+	    struct fxb_error *err);
+};
+
+enum fixture_state { FIXTURE_PARSED, FIXTURE_STARTING, FIXTURE_READY, FIXTURE_STOPPING };
 
 struct fixture {
 	char *name;
-	enum fixture_kind kind;
-	uint16_t port;
+	const struct fixture_kind *kind;
+	enum fixture_state state;
+	struct lease *lease;
+	uint16_t *ports; /* taken for it, in order */
+	size_t nports;
+	json_t *fields;  /* the result once ready: {"kind": ..., ...} */
+	void *data;      /* the kind's own */
 };
+
+enum lease_state { LEASE_ACQUIRING, LEASE_HELD, LEASE_ENDING };
 
 struct lease {
 	struct broker *broker;
 	uint64_t id;
 	char lid[24]; /* "l-<id>" */
-	struct session *session;
+	enum lease_state state;
+	struct session *session; /* NULL once ending */
 	struct lease *session_next, *session_prev;
 	struct fixture *fixtures;
 	size_t nfixtures;
+	size_t starting; /* fixtures not ready yet */
+	size_t live;     /* fixtures not stopped yet */
+	struct rpc_call *call; /* the acquire, while acquiring */
 	json_t *labels;
 	int64_t ttl_ms; /* -1: none */
 	uint64_t created_ms, expires_ms;
@@ -45,13 +83,14 @@ struct lease {
 struct lease_request {
 	struct fixture *fixtures;
 	size_t nfixtures;
+	size_t nports;
 	json_t *labels;
 	int64_t wait_ms;
 	int64_t ttl_ms;
 };
 
 struct leases *leases_new(struct broker *b);
-/* Frees the table; every lease must have been released first. */
+/* Frees the table; every lease must have been released and stopped first. */
 void leases_free(struct leases *ls);
 
 /* Parses lease.acquire params into req. Returns 0, or -1 with err set (nothing to free). */
@@ -66,14 +105,23 @@ int lease_labels_check(json_t *labels, struct fxb_error *err);
 json_t *lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
     struct lease_request *req, struct fxb_error *err);
 
-/* Looks a lease up by its wire id; NULL if the broker does not hold it. */
+/* A kind reports that f, which its start() left pending, is ready (f->fields set), or
+ * that it failed (err is copied; the whole lease fails and is released). */
+void fixture_ready(struct broker *b, struct fixture *f);
+void fixture_failed(struct broker *b, struct fixture *f, const struct fxb_error *err);
+/* A kind reports that f, after stop(), holds nothing any more: its ports go back. */
+void fixture_stopped(struct broker *b, struct fixture *f);
+/* The fixture of l named name, or NULL. */
+struct fixture *lease_fixture(struct lease *l, const char *name);
+
+/* Looks a held lease up by its wire id; NULL if the broker does not hold it. */
 struct lease *lease_find(struct broker *b, const char *lid);
-/* Releases l: its fixtures go back in reverse order, it leaves its session, it is freed.
- * reason is for the log. */
+/* Releases l (held or acquiring; an acquire in progress fails with err_code): it leaves
+ * its session at once, and its fixtures stop in reverse order. reason is for the log. */
 void lease_release(struct broker *b, struct lease *l, const char *reason);
 /* Releases every lease of s and fails its waiting acquires with ACQUIRE_CANCELLED. */
 void lease_release_session(struct broker *b, struct session *s, const char *reason);
-/* Fails the waiting acquires of s with ACQUIRE_CANCELLED. */
+/* Fails the waiting acquires of s with ACQUIRE_CANCELLED (or SHUTTING_DOWN). */
 void lease_cancel_waits(struct broker *b, struct session *s);
 /* Extends l's TTL; ttl_ms < 0 keeps the lease's own. */
 void lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms);
@@ -83,5 +131,7 @@ json_t *lease_json(const struct lease *l, uint64_t now_ms);
 
 size_t leases_active(const struct leases *ls);
 size_t leases_waiting(const struct leases *ls);
+/* Fixtures of released leases still stopping (servers in their stop grace period). */
+size_t leases_stopping(const struct leases *ls);
 
 #endif

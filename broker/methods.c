@@ -13,16 +13,18 @@
 #include "rpc.h"
 #include "session.h"
 
-/* Unpacks params or answers -32602 with jansson's text. */
-#define UNPACK(params, err, ...)                                                        \
-	do {                                                                            \
-		json_error_t jerr_;                                                     \
-		if (json_unpack_ex((params), &jerr_, JSON_STRICT, __VA_ARGS__) == -1) { \
-			error_set((err), ERR_INVALID_PARAMS, "invalid params: %s",      \
-			    jerr_.text);                                                \
-			return NULL;                                                    \
-		}                                                                       \
+/* Checks params against a table (naming the member at fault), then unpacks them. */
+#define UNPACK(params, table, err, ...)                                          \
+	do {                                                                     \
+		if (rpc_params_check((params), (table), (err)) == -1)            \
+			return NULL;                                             \
+		if (json_unpack((params), __VA_ARGS__) == -1) {                  \
+			error_set((err), ERR_INTERNAL, "params unpack failed");  \
+			return NULL;                                             \
+		}                                                                \
 	} while (0)
+
+static const struct rpc_param no_params[] = { { NULL, 0, 0, 0 } };
 
 static json_t *
 hello_result(struct broker *b, struct session *s, int resumed)
@@ -44,7 +46,12 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 	struct session *old;
 
 	(void)call;
-	UNPACK(params, err, "{s?s, s?s, s?s, s?o}", "client", &client, "token", &token,
+	static const struct rpc_param table[] = {
+		{ "client", JSON_STRING, 0, 0 }, { "token", JSON_STRING, 0, 0 },
+		{ "resume", JSON_STRING, 0, 0 }, { "labels", JSON_OBJECT, 0, 0 }, { NULL, 0, 0, 0 },
+	};
+
+	UNPACK(params, table, err, "{s?s, s?s, s?s, s?o}", "client", &client, "token", &token,
 	    "resume", &resume, "labels", &labels);
 	if (labels && lease_labels_check(labels, err) == -1)
 		return NULL;
@@ -114,8 +121,12 @@ method_lease_release(struct broker *b, struct session *s, struct rpc_call *call,
 	const char *lid;
 	struct lease *l;
 
+	static const struct rpc_param table[] = {
+		{ "lease", JSON_STRING, 1, 0 }, { NULL, 0, 0, 0 },
+	};
+
 	(void)call;
-	UNPACK(params, err, "{s:s}", "lease", &lid);
+	UNPACK(params, table, err, "{s:s}", "lease", &lid);
 	if (!(l = own_lease(b, s, lid, 0, err))) {
 		if (err->code)
 			return NULL;
@@ -134,8 +145,12 @@ method_lease_renew(struct broker *b, struct session *s, struct rpc_call *call, j
 	struct lease *l;
 	uint64_t now = now_ms();
 
+	static const struct rpc_param table[] = {
+		{ "lease", JSON_STRING, 1, 0 }, { "ttl_ms", JSON_INTEGER, 0, 0 }, { NULL, 0, 0, 0 },
+	};
+
 	(void)call;
-	UNPACK(params, err, "{s:s, s?I}", "lease", &lid, "ttl_ms", &ttl);
+	UNPACK(params, table, err, "{s:s, s?I}", "lease", &lid, "ttl_ms", &ttl);
 	if (json_object_get(params, "ttl_ms") && (ttl < 1 || ttl > 7LL * 24 * 3600 * 1000)) {
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: ttl_ms: expected 1 to 604800000");
 		return NULL;
@@ -160,9 +175,8 @@ method_lease_list(struct broker *b, struct session *s, struct rpc_call *call, js
 	(void)call;
 	if (!leases)
 		return NULL;
-	if (json_unpack_ex(params, NULL, JSON_STRICT, "{}") == -1) {
+	if (rpc_params_check(params, no_params, err) == -1) {
 		json_decref(leases);
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: lease.list takes no params");
 		return NULL;
 	}
 	for (struct lease *l = s->leases; l; l = l->session_next)
@@ -176,7 +190,7 @@ method_broker_status(struct broker *b, struct session *s, struct rpc_call *call,
 {
 	(void)s;
 	(void)call;
-	UNPACK(params, err, "{}");
+	UNPACK(params, no_params, err, "{}");
 	return broker_status_json(b);
 }
 
@@ -186,7 +200,7 @@ method_rpc_discover(struct broker *b, struct session *s, struct rpc_call *call, 
 {
 	(void)s;
 	(void)call;
-	UNPACK(params, err, "{}");
+	UNPACK(params, no_params, err, "{}");
 	return json_incref(b->openrpc);
 }
 

@@ -33,6 +33,64 @@ struct rpc_call {
 	uint64_t started_ms;
 };
 
+static const char *
+type_name(json_type t)
+{
+	switch (t) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "a whole number";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+int
+rpc_params_check(json_t *params, const struct rpc_param *table, struct fxb_error *err)
+{
+	const struct rpc_param *p;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(params, k, v) {
+		for (p = table; p->key && strcmp(p->key, k) != 0; p++)
+			;
+		if (!p->key) {
+			error_set(err, ERR_INVALID_PARAMS, "invalid params: %.64s: unknown member", k);
+			return -1;
+		}
+		if (json_is_null(v) && p->nullable)
+			continue;
+		if (json_typeof(v) != p->type) {
+			error_set(err, ERR_INVALID_PARAMS, "invalid params: %s: expected %s, got %s", k,
+			    type_name(p->type), type_name(json_typeof(v)));
+			return -1;
+		}
+	}
+	for (p = table; p->key; p++) {
+		if (p->required && !json_object_get(params, p->key)) {
+			error_set(err, ERR_INVALID_PARAMS, "invalid params: %s: missing", p->key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+rpc_notify(struct session *s, const char *method, json_t *params)
+{
+	json_t *msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params",
+	    params);
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+
+	json_decref(msg);
+	if (text)
+		session_send(s, text, strlen(text));
+}
+
 size_t
 rpc_method_count(void)
 {
@@ -52,8 +110,12 @@ rpc_error_object(const struct fxb_error *err)
 	if (!data)
 		return NULL;
 	json_object_set_new(data, "name", json_string(error_name(code)));
-	if (code == ERR_INVALID_PARAMS && !json_object_get(data, "detail"))
-		json_object_set_new(data, "detail", json_string(err->text));
+	if (code == ERR_INVALID_PARAMS && !json_object_get(data, "detail")) {
+		const char *detail = err->text;
+		if (!strncmp(detail, "invalid params: ", 16))
+			detail += 16; /* "lease: expected a string, got a whole number" */
+		json_object_set_new(data, "detail", json_string(detail));
+	}
 	return json_pack("{s:i, s:s, s:o}", "code", code, "message",
 	    err->text[0] ? err->text : error_name(code), "data", data);
 }

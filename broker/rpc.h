@@ -49,6 +49,22 @@ struct session *rpc_call_session(const struct rpc_call *call);
 /* When the broker received the call (monotonic ms). */
 uint64_t rpc_call_started_ms(const struct rpc_call *call);
 
+/* One by-name parameter: its key, its JSON type, and whether it must be present and
+ * whether null is allowed. A table ends with a NULL key. */
+struct rpc_param {
+	const char *key;
+	json_type type;
+	int required;
+	int nullable;
+};
+
+/* Checks params against table: no unknown member, every required one present, every
+ * type right. Returns 0, or -1 with an INVALID_PARAMS error naming the member. */
+int rpc_params_check(json_t *params, const struct rpc_param *table, struct fxb_error *err);
+
+/* Sends a notification (method, params taken) to s, if it is connected. */
+void rpc_notify(struct session *s, const char *method, json_t *params);
+
 /* Builds a JSON-RPC error object for err (with data.name); for the ws layer and tests. */
 json_t *rpc_error_object(const struct fxb_error *err);
 

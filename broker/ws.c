@@ -235,13 +235,23 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	struct conn *c = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		if (b->shutting_down)
-			return 1;
-		if (b->auth && bearer(b, wsi) == -1) {
-			log_warnx("refused a connection: wrong bearer token");
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
+		 * the TCP connection. */
+		if (b->shutting_down) {
+			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
 			return 1;
 		}
+		if (b->auth && bearer(b, wsi) == -1) {
+			log_warnx("refused a connection: wrong bearer token");
+			lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "wrong bearer token");
+			return 1;
+		}
+		break;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* cb_http has answered a refused upgrade already; this is the backstop. */
+		if (b->shutting_down || (b->auth && bearer(b, wsi) == -1))
+			return 1;
 		break;
 	case LWS_CALLBACK_ESTABLISHED:
 		c->b = b;
@@ -515,7 +525,10 @@ ws_start(struct broker *b, struct fxb_error *err)
 int
 ws_run(struct broker *b)
 {
-	while (!b->stopped && !(b->shutting_down && b->session_count == 0))
+	/* Draining ends when every session is closed and every released fixture (a server
+	 * in its stop grace period) has stopped, or at the shutdown deadline. */
+	while (!b->stopped &&
+	    !(b->shutting_down && b->session_count == 0 && leases_stopping(b->leases) == 0))
 		if (lws_service(b->ctx, 0) < 0)
 			break;
 	return b->exit_status;
