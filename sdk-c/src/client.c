@@ -1,0 +1,576 @@
+/* client.c: the public client calls: options, fxb_client_new/free, fxb_call and errors.
+ *
+ * It owns the wait for a reply. A caller's request goes on the client's queue under mu,
+ * the service thread (conn.c) is woken, and the caller sleeps on cv until its reply is
+ * in, the connection drops under it (FXB_ECONNECT at once), or its deadline passes
+ * (FXB_ETIMEOUT). While the service thread reconnects, new calls wait for the session to
+ * be back, within the same deadline. Errors are kept per client and per calling thread,
+ * so threads sharing a client each read their own last error; a thread's slot lives until
+ * the client is freed. fxb_client_free must not run while another thread is still inside
+ * a call on the same client.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TIMEOUT_MS 10000
+
+/* The calling thread's error slot, created if create is set (under err_mu). NULL when
+ * there is none, or no memory for one. */
+static struct errslot *
+slot_find(struct fxb_client *c, int create)
+{
+	pthread_t self = pthread_self();
+	struct errslot *e;
+
+	for (e = c->errs; e; e = e->next)
+		if (pthread_equal(e->thread, self))
+			return e;
+	if (!create || !(e = calloc(1, sizeof *e)))
+		return NULL;
+	e->thread = self;
+	e->next = c->errs;
+	c->errs = e;
+	return e;
+}
+
+static int
+fail_v(
+    struct fxb_client *c, int code, int broker_code, const char *name, const char *fmt, va_list ap)
+{
+	struct errslot *e;
+
+	pthread_mutex_lock(&c->err_mu);
+	if ((e = slot_find(c, 1))) {
+		e->code = code;
+		e->broker_code = broker_code;
+		snprintf(e->name, sizeof e->name, "%s", name ? name : "");
+		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	}
+	pthread_mutex_unlock(&c->err_mu);
+	return code;
+}
+
+int
+client_fail(struct fxb_client *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(c, code, 0, NULL, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int fail_broker(struct fxb_client *c, int broker_code, const char *name, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+static int
+fail_broker(struct fxb_client *c, int broker_code, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(c, FXB_EBROKER, broker_code, name, fmt, ap);
+	va_end(ap);
+	return FXB_EBROKER;
+}
+
+void
+client_clear(struct fxb_client *c)
+{
+	struct errslot *e;
+
+	pthread_mutex_lock(&c->err_mu);
+	if ((e = slot_find(c, 0))) {
+		e->code = 0;
+		e->broker_code = 0;
+		e->name[0] = '\0';
+		e->msg[0] = '\0';
+	}
+	pthread_mutex_unlock(&c->err_mu);
+}
+
+/* Copies the calling thread's slot out; the client is const to its callers, but err_mu
+ * is not part of its value. */
+static struct errslot *
+slot_peek(const struct fxb_client *c)
+{
+	struct fxb_client *m = (struct fxb_client *)c;
+	struct errslot *e;
+
+	pthread_mutex_lock(&m->err_mu);
+	e = slot_find(m, 0);
+	pthread_mutex_unlock(&m->err_mu);
+	return e;
+}
+
+const char *
+fxb_client_errmsg(const struct fxb_client *c)
+{
+	struct errslot *e;
+
+	if (!c)
+		return "no client";
+	return (e = slot_peek(c)) ? e->msg : "";
+}
+
+const char *
+fxb_client_errname(const struct fxb_client *c)
+{
+	struct errslot *e;
+
+	if (!c)
+		return "";
+	return (e = slot_peek(c)) && e->code == FXB_EBROKER ? e->name : "";
+}
+
+int
+fxb_client_errcode(const struct fxb_client *c)
+{
+	struct errslot *e;
+
+	if (!c)
+		return 0;
+	return (e = slot_peek(c)) && e->code == FXB_EBROKER ? e->broker_code : 0;
+}
+
+const char *
+fxb_client_session(const struct fxb_client *c)
+{
+	struct fxb_client *m = (struct fxb_client *)c;
+	const char *s;
+
+	if (!c)
+		return "";
+	pthread_mutex_lock(&m->mu);
+	s = m->session;
+	pthread_mutex_unlock(&m->mu);
+	return s ? s : "";
+}
+
+const char *
+fxb_client_resume_token(const struct fxb_client *c)
+{
+	struct fxb_client *m = (struct fxb_client *)c;
+	const char *s;
+
+	if (!c)
+		return "";
+	pthread_mutex_lock(&m->mu);
+	s = m->resume;
+	pthread_mutex_unlock(&m->mu);
+	return s ? s : "";
+}
+
+/* Splits ws://host[:port][/path] (or wss://, or [v6]:port) into the client's fields.
+ * Returns 0, or -1 with why set to a static reason. */
+static int
+parse_url(struct fxb_client *c, const char *url, const char **why)
+{
+	const char *p, *host, *hend;
+	char *end;
+	long port;
+	size_t hlen;
+	int v6 = 0;
+
+	if (!strncmp(url, "ws://", 5)) {
+		p = url + 5;
+		c->port = 80;
+	} else if (!strncmp(url, "wss://", 6)) {
+		p = url + 6;
+		c->port = 443;
+		c->tls = 1;
+	} else {
+		*why = "the scheme must be ws:// or wss://";
+		return -1;
+	}
+	if (*p == '[') {
+		host = p + 1;
+		if (!(hend = strchr(host, ']'))) {
+			*why = "an IPv6 address lacks its closing ]";
+			return -1;
+		}
+		p = hend + 1;
+		v6 = 1;
+	} else {
+		host = p;
+		hend = p + strcspn(p, ":/?#@");
+		p = hend;
+	}
+	if (hend == host) {
+		*why = "the host is empty";
+		return -1;
+	}
+	if (*p == '@') {
+		*why = "user information is not supported";
+		return -1;
+	}
+	if (*p == ':') {
+		errno = 0;
+		port = strtol(p + 1, &end, 10);
+		if (end == p + 1 || errno || port < 1 || port > 65535) {
+			*why = "the port must be a number from 1 to 65535";
+			return -1;
+		}
+		c->port = (int)port;
+		p = end;
+	}
+	if (*p && *p != '/') {
+		*why = "the host and port must be followed by / or nothing";
+		return -1;
+	}
+	hlen = (size_t)(hend - host);
+	c->address = strndup(host, hlen);
+	c->path = strdup(*p ? p : "/");
+	if (c->address &&
+	    asprintf(&c->host_header, v6 ? "[%s]:%d" : "%s:%d", c->address, c->port) < 0)
+		c->host_header = NULL;
+	if (!c->address || !c->path || !c->host_header) {
+		*why = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* A bearer token goes into an HTTP header: printable ASCII without spaces only. */
+static int
+token_ok(const char *t)
+{
+	for (; *t; t++)
+		if (*t <= ' ' || *t > '~')
+			return 0;
+	return 1;
+}
+
+static void
+client_destroy(struct fxb_client *c)
+{
+	struct errslot *e;
+	struct retired *r;
+
+	conn_stop(c);
+	while ((e = c->errs)) {
+		c->errs = e->next;
+		free(e);
+	}
+	while ((r = c->retired)) {
+		c->retired = r->next;
+		free(r->s);
+		free(r);
+	}
+	free(c->session);
+	free(c->resume);
+	free(c->url);
+	free(c->address);
+	free(c->host_header);
+	free(c->path);
+	free(c->token);
+	free(c->name);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->err_mu);
+	free(c);
+}
+
+static int report(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+report(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errbuf && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(errbuf, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* Allocates c with its locks; NULL when out of memory. */
+static struct fxb_client *
+client_alloc(void)
+{
+	struct fxb_client *c = calloc(1, sizeof *c);
+	pthread_condattr_t ca;
+
+	if (!c)
+		return NULL;
+	if (pthread_condattr_init(&ca)) {
+		free(c);
+		return NULL;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_cond_init(&c->cv, &ca)) {
+		pthread_condattr_destroy(&ca);
+		free(c);
+		return NULL;
+	}
+	pthread_condattr_destroy(&ca);
+	if (pthread_mutex_init(&c->mu, NULL)) {
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return NULL;
+	}
+	if (pthread_mutex_init(&c->err_mu, NULL)) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return NULL;
+	}
+	c->txq_tail = &c->txq;
+	c->next_id = 1;
+	c->state = CONN_CONNECTING;
+	return c;
+}
+
+int
+fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *errbuf, size_t errlen)
+{
+	static const struct fxb_options none;
+	struct fxb_client *c;
+	struct timespec deadline;
+	const char *url, *token, *why = NULL;
+	int rc;
+
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (!out)
+		return report(errbuf, errlen, FXB_EINVAL, "fxb_client_new: out is NULL");
+	*out = NULL;
+	if (!opts)
+		opts = &none;
+	if (opts->timeout_ms < 0)
+		return report(errbuf, errlen, FXB_EINVAL, "fxb_client_new: timeout_ms is negative");
+	url = opts->url ? opts->url : getenv("FIXTURE_BROKER_URL");
+	if (!url || !*url)
+		url = FXB_DEFAULT_URL;
+	token = opts->token ? opts->token : getenv("FIXTURE_BROKER_TOKEN");
+	if (token && !*token)
+		token = NULL;
+	if (token && !token_ok(token))
+		return report(errbuf, errlen, FXB_EINVAL,
+		    "fxb_client_new: the token has spaces or control characters");
+
+	if (!(c = client_alloc()))
+		return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
+	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->url = strdup(url);
+	c->name = strdup(opts->client ? opts->client : "fxb-c");
+	c->token = token ? strdup(token) : NULL;
+	c->resume = opts->resume && *opts->resume ? strdup(opts->resume) : NULL;
+	if (!c->url || !c->name || (token && !c->token) ||
+	    (opts->resume && *opts->resume && !c->resume)) {
+		client_destroy(c);
+		return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
+	}
+	if (parse_url(c, url, &why)) {
+		client_destroy(c);
+		if (!why)
+			return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
+		return report(
+		    errbuf, errlen, FXB_EINVAL, "fxb_client_new: bad URL \"%s\": %s", url, why);
+	}
+
+	if ((rc = conn_start(c))) {
+		report(errbuf, errlen, rc, "fxb_client_new: %s", c->fail_msg);
+		client_destroy(c);
+		return rc;
+	}
+
+	deadline_after(&deadline, c->timeout_ms);
+	pthread_mutex_lock(&c->mu);
+	while (c->state != CONN_OPEN && c->state != CONN_FAILED)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT)
+			break;
+	if (c->state == CONN_OPEN) {
+		rc = 0;
+	} else if (c->state == CONN_FAILED) {
+		rc = report(errbuf, errlen, c->fail_code, "%s", c->fail_msg);
+	} else if (c->state == CONN_HELLO) {
+		rc = report(errbuf, errlen, FXB_ETIMEOUT,
+		    "session.hello: no reply from %s within %d ms", c->url, c->timeout_ms);
+	} else {
+		rc = report(errbuf, errlen, FXB_ECONNECT, "cannot connect to %s within %d ms",
+		    c->url, c->timeout_ms);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (rc) {
+		client_destroy(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+fxb_client_free(struct fxb_client *c)
+{
+	if (c)
+		client_destroy(c);
+}
+
+/* Takes r off whichever list holds it (under mu). */
+static void
+unlink_request(struct fxb_client *c, struct request *r)
+{
+	struct request **pp;
+
+	for (pp = &c->txq; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			if (c->txq_tail == &r->next)
+				c->txq_tail = pp;
+			return;
+		}
+	}
+	for (pp = &c->sent; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+	}
+}
+
+/* Turns a reply object into the call's outcome (see client_call). */
+static int
+take_reply(struct fxb_client *c, const char *method, json_t *reply, json_t **result)
+{
+	json_t *res = json_object_get(reply, "result");
+	json_t *err = json_object_get(reply, "error");
+	json_t *data;
+	const char *name, *text, *detail;
+
+	if (json_is_object(err)) {
+		data = json_object_get(err, "data");
+		name = json_string_value(json_object_get(data, "name"));
+		text = json_string_value(json_object_get(err, "message"));
+		detail = json_string_value(json_object_get(data, "detail"));
+		if (detail && text && strstr(text, detail))
+			detail = NULL; /* the message already says it */
+		return fail_broker(c, (int)json_integer_value(json_object_get(err, "code")),
+		    name ? name : "", "%s: %s%s%s (%s)", method, text ? text : "error",
+		    detail ? ": " : "", detail ? detail : "", name ? name : "no name");
+	}
+	if (!res)
+		return client_fail(
+		    c, FXB_EPROTO, "%s: the reply has neither result nor error", method);
+	if (result)
+		*result = json_incref(res);
+	return 0;
+}
+
+int
+client_call(struct fxb_client *c, const char *method, json_t *params, int extra_ms, json_t **result)
+{
+	struct request r;
+	struct timespec deadline;
+	long long budget = (long long)c->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
+	char why[sizeof c->fail_msg];
+	size_t cap;
+	int rc, closing;
+
+	memset(&r, 0, sizeof r);
+	deadline_after(&deadline, budget);
+	pthread_mutex_lock(&c->mu);
+	r.id = c->next_id++;
+	pthread_mutex_unlock(&c->mu);
+	if ((rc = conn_encode(r.id, method, params, &r.buf, &r.len)))
+		return client_fail(c, rc, "%s: out of memory", method);
+
+	/* While the service thread reconnects, wait for the session to be back. */
+	pthread_mutex_lock(&c->mu);
+	while (c->state != CONN_OPEN && c->state != CONN_FAILED && c->state != CONN_CLOSED &&
+	       !c->want_close)
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT)
+			break;
+	if (c->state != CONN_OPEN || c->want_close) {
+		closing = c->want_close || c->state == CONN_CLOSED;
+		snprintf(why, sizeof why, "%s", c->fail_msg);
+		pthread_mutex_unlock(&c->mu);
+		free(r.buf);
+		if (closing)
+			return client_fail(c, FXB_ECLOSED, "%s: the client is closing", method);
+		return client_fail(
+		    c, FXB_ECONNECT, "%s: not connected within %lld ms (%s)", method, budget, why);
+	}
+	/* The broker would close the connection on a message over its cap, failing every
+	 * other call in flight with it: refuse it here instead. */
+	if (c->max_message && r.len > c->max_message) {
+		cap = c->max_message;
+		pthread_mutex_unlock(&c->mu);
+		free(r.buf);
+		return client_fail(c, FXB_EINVAL,
+		    "%s: the request is %zu bytes, over the broker's limit of %zu", method, r.len,
+		    cap);
+	}
+	*c->txq_tail = &r;
+	c->txq_tail = &r.next;
+	pthread_mutex_unlock(&c->mu);
+	conn_wake(c);
+
+	pthread_mutex_lock(&c->mu);
+	while (!r.done) {
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT) {
+			if (!r.done)
+				unlink_request(c, &r);
+			break;
+		}
+	}
+	snprintf(why, sizeof why, "%s", c->fail_msg);
+	pthread_mutex_unlock(&c->mu);
+	free(r.buf);
+
+	if (!r.done)
+		return client_fail(
+		    c, FXB_ETIMEOUT, "%s: no reply from %s within %lld ms", method, c->url, budget);
+	if (r.status == FXB_ECLOSED)
+		return client_fail(c, FXB_ECLOSED, "%s: the client is closing", method);
+	if (r.status != FXB_OK)
+		return client_fail(c, FXB_ECONNECT,
+		    "%s: the connection dropped before the reply (%s); reconnecting", method, why);
+	rc = take_reply(c, method, r.reply, result);
+	json_decref(r.reply);
+	return rc;
+}
+
+int
+fxb_call(struct fxb_client *c, const char *method, const char *params_json, char **result_json)
+{
+	json_t *params = NULL, *res = NULL, *m;
+	json_error_t jerr;
+	char *text;
+	int rc;
+
+	if (result_json)
+		*result_json = NULL;
+	if (!c)
+		return FXB_EINVAL;
+	client_clear(c);
+	if (!method || !*method)
+		return client_fail(c, FXB_EINVAL, "fxb_call: the method is NULL or empty");
+	if (!(m = json_string(method)))
+		return client_fail(c, FXB_EINVAL, "fxb_call: the method is not valid UTF-8");
+	json_decref(m);
+	if (params_json) {
+		if (!(params = json_loads(params_json, 0, &jerr)))
+			return client_fail(c, FXB_EINVAL,
+			    "%s: params are not a JSON object or array: %s", method, jerr.text);
+	}
+
+	rc = client_call(c, method, params, 0, result_json ? &res : NULL);
+	if (rc || !result_json)
+		return rc;
+	text = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(res);
+	if (!text)
+		return client_fail(c, FXB_ENOMEM, "%s: out of memory", method);
+	*result_json = text;
+	return 0;
+}
