@@ -142,13 +142,15 @@ reclaim(struct ports *p, uint64_t now)
 	}
 }
 
-/* Tries to bind one socket; 1 if the bind succeeded. */
+/* Tries to bind one socket on the wildcard address; 1 if the bind succeeded. An AF_INET6
+ * socket is dual-stack (IPV6_V6ONLY off), so one bind covers IPv4 and IPv6: it fails
+ * when anything holds the port on 0.0.0.0, 127.0.0.1, [::] or [::1]. */
 static int
 try_bind(int family, int type, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, one = 1, ok;
+	int fd, one = 1, zero = 0, ok;
 
 	memset(&ss, 0, sizeof ss);
 	if (family == AF_INET) {
@@ -166,9 +168,9 @@ try_bind(int family, int type, uint16_t port)
 	}
 	fd = socket(family, type | SOCK_CLOEXEC, 0);
 	if (fd == -1)
-		return family == AF_INET6 && errno == EAFNOSUPPORT; /* no IPv6: nothing to clash */
+		return -1;
 	if (family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
 	/* SO_REUSEADDR lets the check pass over TIME_WAIT leftovers, which do not stop a
 	 * server from listening, while any live bound or listening socket still fails it. */
 	if (type == SOCK_STREAM)
@@ -183,8 +185,13 @@ try_bind(int family, int type, uint16_t port)
 int
 ports_is_bindable(uint16_t port)
 {
-	return try_bind(AF_INET, SOCK_STREAM, port) && try_bind(AF_INET6, SOCK_STREAM, port) &&
-	    try_bind(AF_INET, SOCK_DGRAM, port) && try_bind(AF_INET6, SOCK_DGRAM, port);
+	int tcp = try_bind(AF_INET6, SOCK_STREAM, port), udp;
+
+	if (tcp == -1) /* no IPv6 on this host: check IPv4 alone */
+		return try_bind(AF_INET, SOCK_STREAM, port) == 1 &&
+		    try_bind(AF_INET, SOCK_DGRAM, port) == 1;
+	udp = try_bind(AF_INET6, SOCK_DGRAM, port);
+	return tcp == 1 && udp == 1;
 }
 
 int

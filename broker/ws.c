@@ -40,7 +40,7 @@ struct conn {
 	struct session *s;
 	char *rx;
 	size_t rx_len, rx_cap;
-	struct msg *head, *tail, *done;
+	struct msg *head, *tail;
 	size_t queued;
 	int throttled;
 	int closing, close_code;
@@ -119,9 +119,8 @@ conn_free_buffers(struct conn *c)
 		next = m->next;
 		free(m);
 	}
-	free(c->done);
 	free(c->rx);
-	c->head = c->tail = c->done = NULL;
+	c->head = c->tail = NULL;
 	c->rx = NULL;
 	c->rx_len = c->rx_cap = 0;
 }
@@ -185,8 +184,6 @@ on_writeable(struct conn *c)
 	size_t chunk;
 	int flags;
 
-	free(c->done);
-	c->done = NULL;
 	if (!(m = c->head)) {
 		if (c->closing)
 			return conn_close_from_callback(c, c->close_code, c->close_reason);
@@ -202,7 +199,7 @@ on_writeable(struct conn *c)
 		c->head = m->next;
 		if (!c->head)
 			c->tail = NULL;
-		c->done = m; /* freed at the next writeable callback, as pmd needs */
+		free(m); /* no permessage-deflate, so lws needs nothing of it after the write */
 		if (--c->queued <= TX_HIGH_WATER / 2 && c->throttled) {
 			c->throttled = 0;
 			lws_rx_flow_control(c->wsi, 1);
@@ -404,6 +401,12 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 	(void)user;
 	(void)in;
 	(void)len;
+	/* Broadcast to every protocol; this one is where worker threads' results land. */
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		if (b)
+			broker_wake(b);
+		return 0;
+	}
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
 	while (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si) {
@@ -421,7 +424,9 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 
 static const struct lws_protocols protocols[] = {
 	{ "http", cb_http, sizeof(struct http_req), 0, 0, NULL, 0 },
-	{ WS_SUBPROTOCOL, cb_ws, sizeof(struct conn), 4096, 0, NULL, TX_CHUNK },
+	/* lws keeps an rx buffer of this size per connection: small, so that thousands of idle
+	 * sessions stay cheap; larger messages arrive in several callbacks. */
+	{ WS_SUBPROTOCOL, cb_ws, sizeof(struct conn), 1024, 0, NULL, TX_CHUNK },
 	{ "ctl", cb_ctl, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
