@@ -100,6 +100,12 @@ broker_free(struct broker *b)
 	free(b);
 }
 
+void
+broker_wake(struct broker *b)
+{
+	(void)b;
+}
+
 json_t *
 broker_status_json(struct broker *b)
 {

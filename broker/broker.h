@@ -24,7 +24,7 @@ struct auth;
 struct idmap;
 
 struct broker {
-	struct config cfg;
+	struct config cfg; /* its json sections are borrowed from the caller's config */
 	char instance[17]; /* random hex, names this run in logs and status */
 	uint64_t started_ms;
 
@@ -59,6 +59,10 @@ void broker_free(struct broker *b);
 uint64_t now_ms(void);
 /* Fills buf (2*n+1 bytes) with n random bytes in hex. Returns 0 or -1. */
 int random_hex(char *buf, size_t n);
+
+/* Runs on the loop when another thread called lws_cancel_service(): each module with
+ * worker threads drains its finished jobs here. */
+void broker_wake(struct broker *b);
 
 /* The broker.status result. */
 json_t *broker_status_json(struct broker *b);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -27,6 +28,22 @@ config_defaults(struct config *cfg)
 	cfg->max_fixtures = 64;
 	cfg->ping_secs = 30;
 	cfg->log_level = LOG_LEVEL_INFO;
+	if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0])
+		snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/fixture-broker",
+		    getenv("XDG_CACHE_HOME"));
+	else if (getenv("HOME") && getenv("HOME")[0])
+		snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/.cache/fixture-broker",
+		    getenv("HOME"));
+	else
+		snprintf(cfg->state_dir, sizeof cfg->state_dir, "/tmp/fixture-broker-%d", (int)getuid());
+}
+
+void
+config_clear(struct config *cfg)
+{
+	json_decref(cfg->servers);
+	json_decref(cfg->postgres);
+	cfg->servers = cfg->postgres = NULL;
 }
 
 /* Parses a whole decimal integer within [lo, hi]. */
@@ -129,6 +146,16 @@ apply(struct config *cfg, const char *key, const char *value, struct fxb_error *
 		return set_path(cfg->token_file, sizeof cfg->token_file, key, value, err);
 	if (!strcmp(key, "ports.range"))
 		return parse_range(key, value, &cfg->ports_first, &cfg->ports_last, err);
+	if (!strcmp(key, "state_dir"))
+		return set_path(cfg->state_dir, sizeof cfg->state_dir, key, value, err);
+	if (!strcmp(key, "postgres.url")) {
+		if (strlen(value) >= sizeof cfg->pg_url) {
+			error_set(err, ERR_INVALID_PARAMS, "%s: too long", key);
+			return -1;
+		}
+		strcpy(cfg->pg_url, value);
+		return 0;
+	}
 	if (!strcmp(key, "ports.ephemeral_range_file"))
 		return set_path(cfg->ephemeral_path, sizeof cfg->ephemeral_path, key, value, err);
 	if (!strcmp(key, "log_level")) {
@@ -183,6 +210,27 @@ apply_object(struct config *cfg, const char *prefix, json_t *obj, struct fxb_err
 
 	json_object_foreach(obj, k, v) {
 		snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", k);
+		/* Sections the resource modules parse (and check) themselves. */
+		if (!strcmp(key, "servers") || !strcmp(key, "postgres")) {
+			json_t **slot = !strcmp(key, "servers") ? &cfg->servers : &cfg->postgres;
+			json_t *copy;
+			if (!json_is_object(v)) {
+				error_set(err, ERR_INVALID_PARAMS, "%s: expected an object", key);
+				return -1;
+			}
+			copy = json_deep_copy(v);
+			if (!strcmp(key, "postgres") && json_is_string(json_object_get(v, "url"))) {
+				if (apply(cfg, "postgres.url", json_string_value(json_object_get(v, "url")),
+				    err) == -1) {
+					json_decref(copy);
+					return -1;
+				}
+				json_object_del(copy, "url");
+			}
+			json_decref(*slot);
+			*slot = copy;
+			continue;
+		}
 		if (json_is_object(v)) {
 			if (apply_object(cfg, key, v, err) == -1)
 				return -1;
@@ -240,6 +288,9 @@ static const char usage[] =
     "  --max-message-bytes N       the WebSocket message cap (default 1048576)\n"
     "  --max-fixtures N            fixtures per lease at most (default 64)\n"
     "  --ping-secs N               ping an idle client after N s, 0: never (default 30)\n"
+    "  --state-dir DIR             where the broker keeps its state (default\n"
+    "                              $XDG_CACHE_HOME/fixture-broker or ~/.cache/fixture-broker)\n"
+    "  --pg-url URL                PostgreSQL admin URL (default: an embedded cluster)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --help, --version\n";
 
@@ -258,6 +309,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "max-fixtures", required_argument, NULL, 'f' },
 		{ "ping-secs", required_argument, NULL, 'P' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "state-dir", required_argument, NULL, 'S' },
+		{ "pg-url", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -270,6 +323,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
 		{ 'f', "max_fixtures_per_lease" }, { 'P', "ping_secs" }, { 'L', "log_level" },
+		{ 'S', "state_dir" }, { 'U', "postgres.url" },
 	};
 	int c, pass;
 

@@ -6,6 +6,7 @@
 #ifndef FXB_CONFIG_H
 #define FXB_CONFIG_H
 
+#include <jansson.h>
 #include <limits.h>
 #include <stddef.h>
 
@@ -25,9 +26,17 @@ struct config {
 	int max_fixtures;
 	int ping_secs; /* ws keepalive ping after this many idle seconds; 0: off */
 	enum log_level log_level;
+	char state_dir[PATH_MAX]; /* default: $XDG_CACHE_HOME or ~/.cache, /fixture-broker */
+	char pg_url[1024];        /* admin URL; empty: the embedded cluster */
+	/* Sections the resource modules parse themselves (NULL when absent): "servers"
+	 * (server templates) and "postgres" (without its "url", which is pg_url). */
+	json_t *servers;
+	json_t *postgres;
 };
 
 void config_defaults(struct config *cfg);
+/* Frees the sections; cfg can then be reused. */
+void config_clear(struct config *cfg);
 /* Loads a JSON file over cfg. Returns 0, or -1 with err naming the key. */
 int config_load_file(struct config *cfg, const char *path, struct fxb_error *err);
 /* Applies argv over cfg (after --config's file, whatever the order). Returns 0, 1 when

@@ -24,8 +24,10 @@ enum fxb_code {
 	ERR_TOO_MANY_FIXTURES = 1006,
 	ERR_SHUTTING_DOWN = 1007,
 	ERR_ACQUIRE_CANCELLED = 1008,
+	ERR_FIXTURE_NOT_RESETTABLE = 1009,
 
 	ERR_PORTS_EXHAUSTED = 1101,
+	/* 12xx: PostgreSQL fixtures (pg.c); 13xx: server fixtures (servers.c). */
 };
 
 /* A caller-provided error: the first error set is kept, later ones are ignored, as with

@@ -162,8 +162,11 @@ fixture_clear(struct fixture *f)
 		f->kind->free(f);
 	free(f->name);
 	free(f->ports);
+	free(f->deps);
 	json_decref(f->fields);
+	json_decref(f->needs);
 	memset(f, 0, sizeof *f);
+	f->state = FIXTURE_STOPPED;
 }
 
 void
@@ -229,6 +232,56 @@ parse_fixture(struct broker *b, const char *name, json_t *spec, struct fixture *
 	return f->kind->parse(b, f, spec, err);
 }
 
+/* Parses one fixture of a request, and the fixtures it needs after it. */
+static int
+add_fixture(struct broker *b, struct lease_request *req, const char *name, json_t *spec,
+    struct fxb_error *err)
+{
+	struct fixture *grown, *f;
+	size_t i = req->nfixtures;
+	const char *sub;
+	json_t *need;
+
+	if (req->nfixtures >= (size_t)b->cfg.max_fixtures) {
+		error_set(err, ERR_TOO_MANY_FIXTURES, "fixtures: more than %d per lease (with the "
+		    "fixtures they need)", b->cfg.max_fixtures);
+		return -1;
+	}
+	if (!(grown = realloc(req->fixtures, (i + 1) * sizeof *grown))) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	req->fixtures = grown;
+	memset(&req->fixtures[i], 0, sizeof *grown);
+	req->nfixtures++;
+	if (parse_fixture(b, name, spec, &req->fixtures[i], err) == -1)
+		return -1;
+	req->nports += req->fixtures[i].nports;
+	if (!req->fixtures[i].needs)
+		return 0;
+	json_object_foreach(req->fixtures[i].needs, sub, need) {
+		char full[160];
+		size_t d = req->nfixtures, *deps;
+
+		snprintf(full, sizeof full, "%s.%s", name, sub);
+		if (add_fixture(b, req, full, need, err) == -1)
+			return -1;
+		f = &req->fixtures[i]; /* the array may have moved */
+		if (req->fixtures[d].needs) {
+			error_set(err, ERR_INVALID_PARAMS, "fixtures.%s: a fixture's needs cannot have needs",
+			    full);
+			return -1;
+		}
+		if (!(deps = realloc(f->deps, (f->ndeps + 1) * sizeof *deps))) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			return -1;
+		}
+		f->deps = deps;
+		f->deps[f->ndeps++] = d;
+	}
+	return 0;
+}
+
 int
 lease_labels_check(json_t *labels, struct fxb_error *err)
 {
@@ -278,6 +331,7 @@ lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
 		    b->cfg.max_fixtures);
 		return -1;
 	}
+	(void)name;
 	if (wait < 0 || wait > 3600000) {
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: wait_ms: expected 0 to 3600000");
 		return -1;
@@ -290,17 +344,11 @@ lease_request_parse(struct broker *b, json_t *params, struct lease_request *req,
 	}
 	if (labels && !json_is_null(labels) && lease_labels_check(labels, err) == -1)
 		return -1;
-	if (!(req->fixtures = calloc(n, sizeof *req->fixtures))) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-		return -1;
-	}
 	json_object_foreach(fixtures, name, spec) {
-		struct fixture *f = &req->fixtures[req->nfixtures++];
-		if (parse_fixture(b, name, spec, f, err) == -1) {
+		if (add_fixture(b, req, name, spec, err) == -1) {
 			lease_request_clear(req);
 			return -1;
 		}
-		req->nports += f->nports;
 	}
 	req->wait_ms = wait;
 	req->ttl_ms = ttl && json_is_integer(ttl) ? json_integer_value(ttl) : -1;
@@ -341,9 +389,57 @@ struct fixture *
 lease_fixture(struct lease *l, const char *name)
 {
 	for (size_t i = 0; i < l->nfixtures; i++)
-		if (!strcmp(l->fixtures[i].name, name))
+		if (l->fixtures[i].name && !strcmp(l->fixtures[i].name, name))
 			return &l->fixtures[i];
 	return NULL;
+}
+
+struct fixture *
+fixture_dep(struct fixture *f, const char *sub)
+{
+	size_t n = strlen(f->name);
+
+	for (size_t i = 0; i < f->ndeps; i++) {
+		struct fixture *d = &f->lease->fixtures[f->deps[i]];
+		if (d->name && !strncmp(d->name, f->name, n) && d->name[n] == '.' &&
+		    !strcmp(d->name + n + 1, sub))
+			return d;
+	}
+	return NULL;
+}
+
+json_t *
+lease_reset_result(struct fixture *f)
+{
+	return json_pack("{s:s, s:{s:O}}", "lease", f->lease->lid, "fixtures", f->name, f->fields);
+}
+
+json_t *
+lease_reset(struct broker *b, struct session *s, struct rpc_call *call, const char *lid,
+    const char *fixture, struct fxb_error *err)
+{
+	struct lease *l = lease_find(b, lid);
+	struct fixture *f;
+
+	if (!l) {
+		error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
+		return NULL;
+	}
+	if (l->session != s) {
+		error_set(err, ERR_LEASE_NOT_OWNED, "lease %s belongs to another session", lid);
+		return NULL;
+	}
+	if (!(f = lease_fixture(l, fixture))) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixture: lease %s has no fixture \"%.64s\"",
+		    lid, fixture);
+		return NULL;
+	}
+	if (!f->kind->reset || f->state != FIXTURE_READY) {
+		error_set(err, ERR_FIXTURE_NOT_RESETTABLE, "fixture %s: a %s fixture cannot be reset",
+		    f->name, f->kind->name);
+		return NULL;
+	}
+	return f->kind->reset(b, f, call, err);
 }
 
 static void
@@ -416,6 +512,39 @@ observe(struct broker *b, uint64_t started_ms)
 	histogram_observe(&b->metrics.acquire_seconds, (double)(now_ms() - started_ms) / 1000.0);
 }
 
+/* Starts every fixture of l whose needs are ready, until none is left to start. Sets
+ * err when a start fails. */
+static void
+start_startable(struct broker *b, struct lease *l, struct fxb_error *err)
+{
+	int progress = 1;
+
+	while (progress && !err->code) {
+		progress = 0;
+		for (size_t i = 0; i < l->nfixtures && !err->code; i++) {
+			struct fixture *f = &l->fixtures[i];
+			size_t d;
+			int rc;
+
+			if (f->state != FIXTURE_PARSED)
+				continue;
+			for (d = 0; d < f->ndeps && l->fixtures[f->deps[d]].state == FIXTURE_READY; d++)
+				;
+			if (d < f->ndeps)
+				continue;
+			f->state = FIXTURE_STARTING;
+			rc = f->kind->start(b, f, err);
+			if (rc == 0) {
+				f->state = FIXTURE_READY;
+				l->starting--;
+				progress = 1;
+			} else if (rc != 1 && !err->code) {
+				error_set(err, ERR_INTERNAL, "fixture %s failed to start", f->name);
+			}
+		}
+	}
+}
+
 /* Takes req's ports, builds the lease and starts its fixtures. Returns the result,
  * RPC_PENDING (fixtures still starting; call is kept), or NULL: with err set when the
  * acquire failed, with *is_short set and nothing changed when the pool is short. */
@@ -474,19 +603,12 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 		}
 		off += f->nports ? f->nports : 0;
 	}
-	for (size_t i = 0; i < l->nfixtures && !err->code; i++) {
-		struct fixture *f = &l->fixtures[i];
-		int rc;
-
-		f->state = FIXTURE_STARTING;
-		rc = f->kind->start(b, f, err);
-		if (rc == 0)
-			f->state = FIXTURE_READY;
-		else if (rc == 1)
-			l->starting++;
-		else if (!err->code)
-			error_set(err, ERR_INTERNAL, "fixture %s failed to start", f->name);
-	}
+	for (size_t i = 0; i < l->nfixtures; i++)
+		for (size_t d = 0; d < l->fixtures[i].ndeps; d++)
+			l->fixtures[l->fixtures[i].deps[d]].dependents++;
+	l->starting = l->nfixtures;
+	if (!err->code)
+		start_startable(b, l, err);
 	if (err->code) {
 		lease_release(b, l, "a fixture failed to start");
 		return NULL;
@@ -516,10 +638,23 @@ void
 fixture_ready(struct broker *b, struct fixture *f)
 {
 	struct lease *l = f->lease;
+	struct fxb_error err = { 0 };
 	struct rpc_call *call;
 
 	f->state = FIXTURE_READY;
-	if (l->state != LEASE_ACQUIRING || --l->starting > 0)
+	if (l->state != LEASE_ACQUIRING)
+		return;
+	l->starting--;
+	start_startable(b, l, &err); /* the fixtures that needed f */
+	if (err.code) {
+		call = l->call;
+		l->call = NULL;
+		rpc_call_fail(call, &err);
+		error_clear(&err);
+		lease_release(b, l, "a fixture failed to start");
+		return;
+	}
+	if (l->starting > 0)
 		return;
 	l->state = LEASE_HELD;
 	call = l->call;
@@ -720,13 +855,39 @@ lease_free(struct broker *b, struct lease *l)
 		lws_cancel_service(b->ctx);
 }
 
+/* Stops f now, or once the fixtures that need it have stopped. */
+static void
+stop_fixture(struct broker *b, struct fixture *f, const char *reason)
+{
+	if (f->state == FIXTURE_STOPPING || f->state == FIXTURE_STOPPED)
+		return;
+	if (f->dependents > 0) {
+		f->stop_wanted = 1;
+		return;
+	}
+	if (f->state == FIXTURE_PARSED) {
+		fixture_stopped(b, f);
+		return;
+	}
+	f->state = FIXTURE_STOPPING;
+	f->kind->stop(b, f, reason);
+}
+
 void
 fixture_stopped(struct broker *b, struct fixture *f)
 {
 	struct lease *l = f->lease;
+	size_t ndeps = f->ndeps, deps[ndeps + 1];
 
 	ports_release(b->ports, l->id, f->ports, f->nports, now_ms());
+	memcpy(deps, f->deps, ndeps * sizeof *deps);
 	fixture_clear(f);
+	/* What f needed can stop now, if it was waiting for f. */
+	for (size_t i = 0; i < ndeps; i++) {
+		struct fixture *d = &l->fixtures[deps[i]];
+		if (--d->dependents == 0 && d->stop_wanted)
+			stop_fixture(b, d, "released after the fixtures that needed it");
+	}
 	if (--l->live == 0)
 		lease_free(b, l);
 	serve_waiters(b);
@@ -771,15 +932,8 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	ls->stopping = l;
 	ls->nstopping++;
 	l->live++; /* hold l while stop() calls may free fixtures synchronously */
-	for (size_t i = l->nfixtures; i-- > 0;) {
-		struct fixture *f = &l->fixtures[i];
-		if (f->state == FIXTURE_PARSED) {
-			fixture_stopped(b, f);
-		} else {
-			f->state = FIXTURE_STOPPING;
-			f->kind->stop(b, f, reason);
-		}
-	}
+	for (size_t i = l->nfixtures; i-- > 0;)
+		stop_fixture(b, &l->fixtures[i], reason);
 	if (--l->live == 0)
 		lease_free(b, l);
 }

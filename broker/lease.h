@@ -30,23 +30,34 @@ struct fixture;
 struct fixture_kind {
 	const char *name;
 	/* Checks spec (the request's object for this fixture, "kind" included) and sets
-	 * f->nports and f->data. Returns 0, or -1 with err set (then free is called). */
+	 * f->nports and f->data, and f->needs for fixtures leased with it (a server's
+	 * database): an object {"<sub>": spec}, each becoming fixture "<name>.<sub>" of the
+	 * same lease, started before f and stopped after it. Returns 0, or -1 with err set
+	 * (then free is called). */
 	int (*parse)(struct broker *b, struct fixture *f, json_t *spec, struct fxb_error *err);
-	/* Starts f, whose ports are taken. Returns 0 when f is ready now (f->fields set),
-	 * 1 when it will call fixture_ready() or fixture_failed() later, or -1 with err. */
+	/* Starts f, whose ports are taken and whose needs are ready (f->deps). Returns 0
+	 * when f is ready now (f->fields set), 1 when it will call fixture_ready() or
+	 * fixture_failed() later (never from within start), or -1 with err. */
 	int (*start)(struct broker *b, struct fixture *f, struct fxb_error *err);
 	/* Stops f, ready or still starting, and calls fixture_stopped() once its resources
 	 * are released, possibly before returning. reason is for the log. */
 	void (*stop)(struct broker *b, struct fixture *f, const char *reason);
 	/* Frees f->data; called last, also for a fixture that was never started. */
 	void (*free)(struct fixture *f);
-	/* Optional: replaces f with a fresh instance (lease.reset). Returns the new fields,
-	 * RPC_PENDING (finishing call later), or NULL with err set. */
+	/* Optional: replaces f with a fresh instance (lease.reset), updating f->fields.
+	 * Returns lease_reset_result(f), RPC_PENDING (finishing call later with
+	 * lease_reset_result or an error), or NULL with err set. */
 	json_t *(*reset)(struct broker *b, struct fixture *f, struct rpc_call *call,
 	    struct fxb_error *err);
 };
 
-enum fixture_state { FIXTURE_PARSED, FIXTURE_STARTING, FIXTURE_READY, FIXTURE_STOPPING };
+enum fixture_state {
+	FIXTURE_PARSED,   /* not started (its needs are not ready yet) */
+	FIXTURE_STARTING,
+	FIXTURE_READY,
+	FIXTURE_STOPPING,
+	FIXTURE_STOPPED,
+};
 
 struct fixture {
 	char *name;
@@ -57,6 +68,11 @@ struct fixture {
 	size_t nports;
 	json_t *fields;  /* the result once ready: {"kind": ..., ...} */
 	void *data;      /* the kind's own */
+	json_t *needs;   /* from parse, see struct fixture_kind */
+	size_t *deps;    /* indices in the lease of the fixtures it needs */
+	size_t ndeps;
+	size_t dependents; /* live fixtures that need this one */
+	int stop_wanted;   /* released, waiting for its dependents to stop */
 };
 
 enum lease_state { LEASE_ACQUIRING, LEASE_HELD, LEASE_ENDING };
@@ -70,7 +86,7 @@ struct lease {
 	struct lease *session_next, *session_prev;
 	struct fixture *fixtures;
 	size_t nfixtures;
-	size_t starting; /* fixtures not ready yet */
+	size_t starting; /* fixtures not ready yet, while acquiring */
 	size_t live;     /* fixtures not stopped yet */
 	struct rpc_call *call; /* the acquire, while acquiring */
 	json_t *labels;
@@ -113,6 +129,13 @@ void fixture_failed(struct broker *b, struct fixture *f, const struct fxb_error 
 void fixture_stopped(struct broker *b, struct fixture *f);
 /* The fixture of l named name, or NULL. */
 struct fixture *lease_fixture(struct lease *l, const char *name);
+/* The fixture f needs under sub ("db" for "api.db"), or NULL. */
+struct fixture *fixture_dep(struct fixture *f, const char *sub);
+/* The lease.reset result for f: {"lease", "fixtures": {name: fields}}. */
+json_t *lease_reset_result(struct fixture *f);
+/* lease.reset: swaps the named fixture of s's lease for a fresh one. As a method. */
+json_t *lease_reset(struct broker *b, struct session *s, struct rpc_call *call,
+    const char *lid, const char *fixture, struct fxb_error *err);
 
 /* Looks a held lease up by its wire id; NULL if the broker does not hold it. */
 struct lease *lease_find(struct broker *b, const char *lid);

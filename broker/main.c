@@ -33,6 +33,7 @@ main(int argc, char **argv)
 			return 0;
 		fprintf(stderr, "fixture-broker: %s\n", err.text);
 		error_clear(&err);
+		config_clear(&cfg);
 		return 2;
 	}
 	log_set_level(cfg.log_level);
@@ -58,6 +59,7 @@ main(int argc, char **argv)
 	if (!(b = broker_new(&cfg, &err))) {
 		fprintf(stderr, "fixture-broker: %s\n", err.text);
 		error_clear(&err);
+		config_clear(&cfg);
 		return 1;
 	}
 	log_info("fixture-broker %s (instance %s): ports %d-%d, quarantine %d ms, grace %d ms",
@@ -69,6 +71,7 @@ main(int argc, char **argv)
 
 	rc = ws_run(b);
 	broker_free(b);
+	config_clear(&cfg);
 	log_info("stopped");
 	return rc;
 }

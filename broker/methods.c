@@ -165,6 +165,19 @@ method_lease_renew(struct broker *b, struct session *s, struct rpc_call *call, j
 }
 
 static json_t *
+method_lease_reset(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	static const struct rpc_param table[] = {
+		{ "lease", JSON_STRING, 1, 0 }, { "fixture", JSON_STRING, 1, 0 }, { NULL, 0, 0, 0 },
+	};
+	const char *lid, *fixture;
+
+	UNPACK(params, table, err, "{s:s, s:s}", "lease", &lid, "fixture", &fixture);
+	return lease_reset(b, s, call, lid, fixture, err);
+}
+
+static json_t *
 method_lease_list(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
     struct fxb_error *err)
 {
@@ -209,6 +222,7 @@ const struct rpc_method rpc_methods[] = {
 	{ "lease.acquire", method_lease_acquire, 1 },
 	{ "lease.release", method_lease_release, 1 },
 	{ "lease.renew", method_lease_renew, 1 },
+	{ "lease.reset", method_lease_reset, 1 },
 	{ "lease.list", method_lease_list, 1 },
 	{ "broker.status", method_broker_status, 1 },
 	{ "rpc.discover", method_rpc_discover, 0 },
