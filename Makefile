@@ -64,7 +64,7 @@ $(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libfxb.a $(TLIBS)
 
-$(B)/tests/unit/%: tests/unit/%.c $(BROKER_OBJ) $(SDK_OBJ)
+$(B)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BROKER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BROKER_OBJ) $(TLIBS)
 
@@ -72,16 +72,17 @@ $(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/in
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
 
-$(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(B)/libfxb.a
+$(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(wildcard tests/bench/*.h tests/integration/*.h) $(B)/libfxb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS) -lm
 
 run: all
 	$(B)/fixture-broker $(ARGS)
 
 # Unit suites drive the modules in-process; integration suites start the real broker
-# binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets.
-test: unit integration
+# binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
+# the Node SDK's suites (node --test, Jest, Vitest) against it.
+test: unit integration js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
@@ -102,3 +103,35 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# ---- sdk-js: the Node client (npm package fixture-broker) --------------------------------
+# `make js` runs all of it against build/fixture-broker: js-unit (node --test suites), js-types
+# (index.d.ts compiles), js-jest (the Jest suite with workers, then in band) and js-vitest.
+# js-deps runs `npm ci` only when sdk-js/node_modules is missing or older than the lock file.
+JS_ENV := FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker)
+JS_BIN := node_modules/.bin
+
+.PHONY: js js-deps js-unit js-types js-jest js-vitest
+
+js: js-unit js-types js-jest js-vitest
+
+js-deps: sdk-js/node_modules/.package-lock.json
+
+sdk-js/node_modules/.package-lock.json: sdk-js/package-lock.json
+	cd sdk-js && npm ci --no-audit --no-fund
+	@touch $@
+
+js-unit: $(B)/fixture-broker js-deps
+	cd sdk-js && $(JS_ENV) node --test test/*.test.mjs
+
+js-types: js-deps
+	cd sdk-js && $(JS_BIN)/tsc -p test/types
+
+# In band, a handle left open would keep Jest from exiting: the timeout turns that into a failure.
+js-jest: $(B)/fixture-broker js-deps
+	cd sdk-js && $(JS_ENV) node $(JS_BIN)/jest --config test/jest-suite/jest.config.cjs --maxWorkers=3
+	cd sdk-js && $(JS_ENV) timeout 300 node $(JS_BIN)/jest --config test/jest-suite/jest.config.cjs --runInBand
+
+js-vitest: $(B)/fixture-broker js-deps
+	cd sdk-js && $(JS_ENV) node $(JS_BIN)/vitest run --config test/vitest-suite/vitest.config.mjs
+# ---- end of sdk-js -------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "rpc.h"
@@ -31,7 +32,8 @@ unit_sink(void *conn, char *text, size_t len)
 	struct sink *k = &unit_sinks[(int *)conn - unit_conns];
 
 	(void)len;
-	cr_assert_lt(k->count, 64, "too many replies");
+	if (k->count >= 64)
+		abort(); /* a runaway test; no criterion call from inside the loop */
 	k->msgs[k->count++] = text;
 }
 
@@ -113,14 +115,18 @@ unit_take(int i)
 	return j;
 }
 
-/* Runs the broker's loop (timers) for about ms milliseconds. */
+/* Runs the broker's loop (its timers) for about ms milliseconds. lws_service() with a
+ * negative timeout services whatever is due without waiting in poll, so the test sets
+ * the pace itself. */
 static inline void
 unit_run(struct broker *b, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 
-	while (now_ms() < end)
-		lws_service(b->ctx, 0);
+	do {
+		lws_service(b->ctx, -1);
+		usleep(1000);
+	} while (now_ms() < end);
 }
 
 static inline void
