@@ -30,7 +30,7 @@ BENCH_SRC  := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
 EXAMPLES   := $(patsubst sdk-c/examples/%.c,$(B)/examples/%,$(wildcard sdk-c/examples/*.c))
 
-.PHONY: all deps run test unit integration bench clean install examples
+.PHONY: all deps run test unit integration asan bench clean install examples
 .DELETE_ON_ERROR:
 
 all: deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
@@ -90,6 +90,13 @@ unit: all $(UNIT_BIN)
 integration: all $(ITEST_BIN) examples
 	@FXB_BROKER=$(abspath $(B)/fixture-broker) FXB_EXAMPLES=$(abspath $(B)/examples) \
 		sh tests/run-suites.sh integration $(ITEST_BIN)
+
+# The unit and integration suites again, with the broker, libfxb and the tests built
+# with AddressSanitizer and UndefinedBehaviorSanitizer; any report stops the process.
+asan:
+	@UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(MAKE) --no-print-directory \
+		B=$(B)/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+		unit integration
 
 bench: all $(BENCH_BIN)
 	@FXB_BROKER=$(abspath $(B)/fixture-broker) sh tests/bench/run.sh $(BENCH_BIN)

@@ -880,7 +880,8 @@ fixture_stopped(struct broker *b, struct fixture *f)
 	size_t ndeps = f->ndeps, deps[ndeps + 1];
 
 	ports_release(b->ports, l->id, f->ports, f->nports, now_ms());
-	memcpy(deps, f->deps, ndeps * sizeof *deps);
+	if (ndeps)
+		memcpy(deps, f->deps, ndeps * sizeof *deps);
 	fixture_clear(f);
 	/* What f needed can stop now, if it was waiting for f. */
 	for (size_t i = 0; i < ndeps; i++) {

@@ -631,7 +631,7 @@ int raw_ws_connect(struct raw_ws *w, int port, const char *subprotocol, const ch
 	    port, proto, auth);
 	if (write_all(w->fd, req, strlen(req)) == -1)
 		return -1;
-	while ((end = memmem(w->buf, w->buflen, "\r\n\r\n", 4)) == NULL)
+	while (w->buflen < 4 || (end = memmem(w->buf, w->buflen, "\r\n\r\n", 4)) == NULL)
 		if (fill(w, deadline) != 0)
 			return -1;
 	{
