@@ -62,6 +62,30 @@ struct leases {
 
 static void serve_waiters(struct broker *b);
 
+/* A lease is in one list at a time through its session links: its session's while it
+ * is acquiring or held, then the stopping list. */
+static void
+list_push(struct lease **head, struct lease *l)
+{
+	l->session_prev = NULL;
+	l->session_next = *head;
+	if (*head)
+		(*head)->session_prev = l;
+	*head = l;
+}
+
+static void
+list_unlink(struct lease **head, struct lease *l)
+{
+	if (l->session_prev)
+		l->session_prev->session_next = l->session_next;
+	else
+		*head = l->session_next;
+	if (l->session_next)
+		l->session_next->session_prev = l->session_prev;
+	l->session_next = l->session_prev = NULL;
+}
+
 /* The port kind: one port, ready at once, nothing to stop. */
 static int
 port_parse(struct broker *b, struct fixture *f, json_t *spec, struct fxb_error *err)
@@ -581,10 +605,7 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	l->ttl_ms = -1;
 	l->created_ms = now;
 	l->session = s;
-	l->session_next = s->leases;
-	if (s->leases)
-		s->leases->session_prev = l;
-	s->leases = l;
+	list_push(&s->leases, l);
 	s->lease_count++;
 	b->metrics.leases_total++;
 	start_ttl(b, l, req->ttl_ms);
@@ -841,12 +862,7 @@ lease_free(struct broker *b, struct lease *l)
 {
 	struct leases *ls = b->leases;
 
-	if (l->session_prev)
-		l->session_prev->session_next = l->session_next;
-	else
-		ls->stopping = l->session_next;
-	if (l->session_next)
-		l->session_next->session_prev = l->session_prev;
+	list_unlink(&ls->stopping, l);
 	ls->nstopping--;
 	free(l->fixtures);
 	json_decref(l->labels);
@@ -915,22 +931,13 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	if (l->ttl_ms >= 0)
 		lws_sul_cancel(&l->ttl_timer);
 	/* Out of the session and the id table: to the client the lease is gone. */
-	if (l->session_prev)
-		l->session_prev->session_next = l->session_next;
-	else
-		s->leases = l->session_next;
-	if (l->session_next)
-		l->session_next->session_prev = l->session_prev;
+	list_unlink(&s->leases, l);
 	s->lease_count--;
 	l->session = NULL;
 	idmap_del(ls->by_id, l->id);
 	log_debug("lease %s of session %s released: %s", l->lid, s->sid, reason);
-	/* Into the stopping list (reusing the session links) until every fixture stops. */
-	l->session_prev = NULL;
-	l->session_next = ls->stopping;
-	if (ls->stopping)
-		ls->stopping->session_prev = l;
-	ls->stopping = l;
+	/* Into the stopping list until every fixture stops. */
+	list_push(&ls->stopping, l);
 	ls->nstopping++;
 	l->live++; /* hold l while stop() calls may free fixtures synchronously */
 	for (size_t i = l->nfixtures; i-- > 0;)
