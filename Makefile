@@ -6,7 +6,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
-PKGS    := libwebsockets jansson
+PKGS    := libwebsockets jansson libpq
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
@@ -53,7 +53,7 @@ $(B)/libfxb.a: $(SDK_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libfxb.so: $(SDK_OBJ)
-	$(CC) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(LIBS)
+	$(CC) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
 
 $(B)/fxb.pc: sdk-c/fxb.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
@@ -72,6 +72,15 @@ $(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/in
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
 
+# Real servers the server-fixture suites and benchmarks lease (tests/servers/).
+TEST_SERVERS := $(B)/tests/servers/httpd
+TEST_SERVERS_ENV = FXB_TEST_SERVERS=$(abspath $(B)/tests/servers) \
+	FXB_NODE_SERVER=$(abspath tests/servers/server.mjs)
+
+$(B)/tests/servers/%: tests/servers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
 $(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(wildcard tests/bench/*.h tests/integration/*.h) $(B)/libfxb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS) -lm
@@ -87,9 +96,9 @@ test: unit integration js
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
 
-integration: all $(ITEST_BIN) examples
+integration: all $(ITEST_BIN) examples $(TEST_SERVERS)
 	@FXB_BROKER=$(abspath $(B)/fixture-broker) FXB_EXAMPLES=$(abspath $(B)/examples) \
-		sh tests/run-suites.sh integration $(ITEST_BIN)
+		$(TEST_SERVERS_ENV) sh tests/run-suites.sh integration $(ITEST_BIN)
 
 # The unit and integration suites again, with the broker, libfxb and the tests built
 # with AddressSanitizer and UndefinedBehaviorSanitizer; any report stops the process.
@@ -98,8 +107,8 @@ asan:
 		B=$(B)/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 		unit integration
 
-bench: all $(BENCH_BIN)
-	@FXB_BROKER=$(abspath $(B)/fixture-broker) sh tests/bench/run.sh $(BENCH_BIN)
+bench: all $(BENCH_BIN) $(TEST_SERVERS)
+	@FXB_BROKER=$(abspath $(B)/fixture-broker) $(TEST_SERVERS_ENV) sh tests/bench/run.sh $(BENCH_BIN)
 
 install: all
 	install -D -m 755 $(B)/fixture-broker $(DESTDIR)$(PREFIX)/bin/fixture-broker
@@ -113,14 +122,15 @@ clean:
 
 # ---- sdk-js: the Node client (npm package fixture-broker) --------------------------------
 # `make js` runs all of it against build/fixture-broker: js-unit (node --test suites), js-types
-# (index.d.ts compiles), js-jest (the Jest suite with workers, then in band) and js-vitest.
+# (index.d.ts compiles), js-jest (the Jest suite with workers, then in band), js-vitest and
+# js-example (the express-pg example suite, below).
 # js-deps runs `npm ci` only when sdk-js/node_modules is missing or older than the lock file.
 JS_ENV := FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker)
 JS_BIN := node_modules/.bin
 
 .PHONY: js js-deps js-unit js-types js-jest js-vitest
 
-js: js-unit js-types js-jest js-vitest
+js: js-unit js-types js-jest js-vitest js-example
 
 js-deps: sdk-js/node_modules/.package-lock.json
 
@@ -142,3 +152,31 @@ js-jest: $(B)/fixture-broker js-deps
 js-vitest: $(B)/fixture-broker js-deps
 	cd sdk-js && $(JS_ENV) node $(JS_BIN)/vitest run --config test/vitest-suite/vitest.config.mjs
 # ---- end of sdk-js -------------------------------------------------------------------------
+
+# ---- sdk-js example: examples/express-pg, an Express + PostgreSQL API and its Jest suite ------
+# js-example runs the suite against build/fixture-broker with 4 workers, then in band. It runs
+# from the example's directory, as a user would: the preset's global setup starts a broker
+# there with the example's fixture-broker.json, whose relative paths are the broker's working
+# directory's. The workers run gets an empty Jest cache, or Jest would run the files in band
+# anyway once cached timings say that each is fast. The broker's state (its embedded
+# PostgreSQL cluster) is kept in build/js-example-state across runs, and its ports come from a
+# range of their own, clear of a broker already running on the default one. js-example-bench
+# (part of `make bench`) times the suite in band and with workers against its "before" version.
+JS_EXAMPLE_DIR := sdk-js/examples/express-pg
+JS_EXAMPLE_ENV := $(JS_ENV) \
+	FIXTURE_BROKER_ARGS="--state-dir $(abspath $(B))/js-example-state --ports 28300-28699"
+JS_EXAMPLE_JEST := node ../../$(JS_BIN)/jest
+
+.PHONY: js-example js-example-bench
+
+js-example: $(B)/fixture-broker js-deps
+	cd $(JS_EXAMPLE_DIR) && cache=$$(mktemp -d) && \
+		$(JS_EXAMPLE_ENV) timeout 300 $(JS_EXAMPLE_JEST) --maxWorkers=4 --cacheDirectory "$$cache"; \
+		status=$$?; rm -rf "$$cache"; exit $$status
+	cd $(JS_EXAMPLE_DIR) && $(JS_EXAMPLE_ENV) timeout 300 $(JS_EXAMPLE_JEST) --runInBand
+
+js-example-bench: $(B)/fixture-broker js-deps
+	cd sdk-js && $(JS_EXAMPLE_ENV) node bench/example-suite.mjs
+
+bench: js-example-bench
+# ---- end of the sdk-js example ---------------------------------------------------------------

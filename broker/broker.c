@@ -8,13 +8,18 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "broker.h"
 #include "idmap.h"
+#include "instance.h"
 #include "lease.h"
 #include "log.h"
+#include "pg.h"
 #include "ports.h"
+#include "proc.h"
+#include "servers.h"
 #include "session.h"
 #include "ws.h"
 
@@ -49,8 +54,10 @@ struct broker *
 broker_new(const struct config *cfg, struct fxb_error *err)
 {
 	struct broker *b = calloc(1, sizeof *b);
+	struct fxb_error ierr = { 0 };
+	char journal[PATH_MAX + 64] = "";
 	json_error_t jerr;
-	int eph_lo, eph_hi;
+	int eph_lo, eph_hi, reused = 0;
 
 	if (!b) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -58,26 +65,52 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	}
 	b->cfg = *cfg;
 	b->started_ms = now_ms();
-	if (random_hex(b->instance, 8) == -1) {
+	b->instance_lock = -1;
+	/* A serving broker keeps its instance id in the state dir, so that its next run can
+	 * sweep what a crash left behind; unit tests' brokers get a fresh one. */
+	if (cfg->listen_port >= 0 && instance_claim(cfg->state_dir, b->instance, &b->instance_lock,
+	    &reused, &ierr) == -1) {
+		log_warnx("%s: the instance id is new on every run, and what a crashed run left "
+		    "behind is not swept", ierr.text);
+		error_clear(&ierr);
+	}
+	if (b->instance_lock == -1 && random_hex(b->instance, 8) == -1) {
 		error_set(err, ERR_INTERNAL, "getrandom failed");
 		goto fail;
+	}
+	if (b->instance_lock != -1) {
+		snprintf(journal, sizeof journal, "%s/instances/%s.journal", cfg->state_dir,
+		    b->instance);
+		log_debug("instance %s (%s) in %s", b->instance, reused ? "an earlier run's" : "new",
+		    cfg->state_dir);
 	}
 	if (ports_ephemeral_range(cfg->ephemeral_path, &eph_lo, &eph_hi, err) == -1 ||
 	    !(b->ports = ports_new(cfg->ports_first, cfg->ports_last, eph_lo, eph_hi,
 	    cfg->quarantine_ms, err)))
 		goto fail;
+	if (strcmp(cfg->port_lock_file, "none") != 0 &&
+	    ports_share_host(b->ports, cfg->port_lock_file, err) == -1) {
+		log_warnx("%s; ports are not shared with other brokers on this host", err->text);
+		error_clear(err);
+	}
 	if (cfg->token_file[0] && !(b->auth = auth_load(cfg->token_file, err)))
 		goto fail;
 	if (!(b->leases = leases_new(b)) || !(b->sessions_by_id = idmap_new())) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
+	if (!(b->procs = procs_new(b, journal[0] ? journal : NULL, err)) ||
+	    !(b->servers = servers_new(b, cfg->servers, err)))
+		goto fail;
+	if (pg_new(b, err) == -1)
+		goto fail;
 	if (!(b->openrpc = json_loads(openrpc_document, 0, &jerr))) {
 		error_set(err, ERR_INTERNAL, "the built-in OpenRPC document does not parse: %s", jerr.text);
 		goto fail;
 	}
 	if (ws_start(b, err) == -1)
 		goto fail;
+	pg_start(b->pg);
 	return b;
 fail:
 	broker_free(b);
@@ -91,8 +124,13 @@ broker_free(struct broker *b)
 		return;
 	while (b->sessions)
 		session_close(b, b->sessions, "broker stopped");
+	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
 	ws_stop(b);
+	procs_free(b->procs); /* kills the trees a forced stop left running */
 	leases_free(b->leases);
+	servers_free(b->servers);
+	if (b->instance_lock != -1)
+		close(b->instance_lock);
 	ports_free(b->ports);
 	auth_free(b->auth);
 	idmap_free(b->sessions_by_id);
@@ -103,7 +141,7 @@ broker_free(struct broker *b)
 void
 broker_wake(struct broker *b)
 {
-	(void)b;
+	pg_wake(b->pg);
 }
 
 json_t *

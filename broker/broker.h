@@ -3,9 +3,10 @@
  * One process, one event loop (libwebsockets' poll loop, LWS_MAX_SMP 1). The loop owns
  * all of struct broker; nothing else touches it, and nothing on the loop blocks.
  *
- * PostgreSQL work (a later module) runs on worker threads that hand results back through
+ * PostgreSQL work (pg_worker.c) runs on worker threads that hand results back through
  * a mutex-protected queue and lws_cancel_service(): a slow CREATE DATABASE then never
  * delays another client's port lease, and libpq's blocking calls stay simple. Keep to it.
+ * The embedded cluster's start (initdb, postgres) runs on one of those threads too.
  */
 #ifndef FXB_BROKER_H
 #define FXB_BROKER_H
@@ -22,10 +23,13 @@ struct leases;
 struct session;
 struct auth;
 struct idmap;
+struct procs;
+struct servers;
+struct pg;
 
 struct broker {
 	struct config cfg; /* its json sections are borrowed from the caller's config */
-	char instance[17]; /* random hex, names this run in logs and status */
+	char instance[17]; /* hex; kept in the state dir from run to run (instance.h) */
 	uint64_t started_ms;
 
 	struct lws_context *ctx;
@@ -39,6 +43,10 @@ struct broker {
 	struct auth *auth; /* NULL: no tokens, every session is trusted */
 	struct ports *ports;
 	struct leases *leases;
+	struct procs *procs;     /* child processes (proc.h) */
+	struct servers *servers; /* server templates (servers.h) */
+	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
+	int instance_lock;       /* holds the instance id in the state dir; -1: none */
 
 	struct idmap *sessions_by_id;
 	struct session *sessions; /* list of all sessions, connected or in grace */

@@ -23,6 +23,7 @@ config_defaults(struct config *cfg)
 	cfg->ports_last = 24999;
 	cfg->quarantine_ms = 1000;
 	strcpy(cfg->ephemeral_path, "/proc/sys/net/ipv4/ip_local_port_range");
+	strcpy(cfg->port_lock_file, "/tmp/fixture-broker-ports.lock");
 	cfg->grace_ms = 5000;
 	cfg->max_message_bytes = 1024 * 1024;
 	cfg->max_fixtures = 64;
@@ -156,6 +157,8 @@ apply(struct config *cfg, const char *key, const char *value, struct fxb_error *
 		strcpy(cfg->pg_url, value);
 		return 0;
 	}
+	if (!strcmp(key, "ports.lock_file"))
+		return set_path(cfg->port_lock_file, sizeof cfg->port_lock_file, key, value, err);
 	if (!strcmp(key, "ports.ephemeral_range_file"))
 		return set_path(cfg->ephemeral_path, sizeof cfg->ephemeral_path, key, value, err);
 	if (!strcmp(key, "log_level")) {
@@ -282,6 +285,8 @@ static const char usage[] =
     "  --token-file FILE           require one of the file's bearer tokens (one a line)\n"
     "  --ports FIRST-LAST          the port pool (default 15000-24999)\n"
     "  --port-quarantine-ms N      how long a released port rests (default 1000)\n"
+    "  --port-lock-file FILE       where the brokers of this host lock the ports they hold\n"
+    "                              (default /tmp/fixture-broker-ports.lock; none: do not)\n"
     "  --ephemeral-range-file FILE the kernel's ephemeral range (default\n"
     "                              /proc/sys/net/ipv4/ip_local_port_range)\n"
     "  --grace-ms N                how long a dropped session keeps its leases (default 5000)\n"
@@ -304,6 +309,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "ports", required_argument, NULL, 'p' },
 		{ "port-quarantine-ms", required_argument, NULL, 'q' },
 		{ "ephemeral-range-file", required_argument, NULL, 'e' },
+		{ "port-lock-file", required_argument, NULL, 'K' },
 		{ "grace-ms", required_argument, NULL, 'g' },
 		{ "max-message-bytes", required_argument, NULL, 'm' },
 		{ "max-fixtures", required_argument, NULL, 'f' },
@@ -321,6 +327,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 	} keys[] = {
 		{ 'l', "listen" }, { 't', "token_file" }, { 'p', "ports.range" },
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
+		{ 'K', "ports.lock_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
 		{ 'f', "max_fixtures_per_lease" }, { 'P', "ping_secs" }, { 'L', "log_level" },
 		{ 'S', "state_dir" }, { 'U', "postgres.url" },

@@ -21,6 +21,7 @@ struct config {
 	int ports_first, ports_last;
 	int quarantine_ms;
 	char ephemeral_path[PATH_MAX];
+	char port_lock_file[PATH_MAX]; /* shared by the brokers of a host; "none": not shared */
 	int grace_ms;
 	size_t max_message_bytes;
 	int max_fixtures;

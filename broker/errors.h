@@ -28,6 +28,19 @@ enum fxb_code {
 
 	ERR_PORTS_EXHAUSTED = 1101,
 	/* 12xx: PostgreSQL fixtures (pg.c); 13xx: server fixtures (servers.c). */
+	ERR_PG_UNAVAILABLE = 1201,
+	ERR_PG_TEMPLATE_NOT_FOUND = 1202,
+	ERR_PG_TEMPLATE_BUILD_FAILED = 1203,
+	ERR_PG_TEMPLATE_WAIT_TIMEOUT = 1204,
+	ERR_PG_NOT_BUILDER = 1205,
+	ERR_PG_POOL_EXHAUSTED = 1206,
+	ERR_PG_ERROR = 1207,
+
+	ERR_SERVER_TEMPLATE_UNKNOWN = 1301,
+	ERR_SERVER_ENV_NOT_ALLOWED = 1302,
+	ERR_SERVER_START_FAILED = 1303,
+	ERR_SERVER_EXITED = 1304,
+	ERR_SERVER_START_TIMEOUT = 1305,
 };
 
 /* A caller-provided error: the first error set is kept, later ones are ignored, as with

@@ -32,10 +32,14 @@
 #include "session.h"
 
 extern const struct fixture_kind port_kind;
+extern const struct fixture_kind server_kind;
+extern const struct fixture_kind pg_kind;
 
 /* The kinds a broker serves, by name. */
 static const struct fixture_kind *const kinds[] = {
 	&port_kind,
+	&server_kind,
+	&pg_kind,
 	NULL,
 };
 

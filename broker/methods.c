@@ -9,8 +9,10 @@
 #include "auth.h"
 #include "broker.h"
 #include "lease.h"
+#include "pg.h"
 #include "ports.h"
 #include "rpc.h"
+#include "servers.h"
 #include "session.h"
 
 /* Checks params against a table (naming the member at fault), then unpacks them. */
@@ -198,6 +200,71 @@ method_lease_list(struct broker *b, struct session *s, struct rpc_call *call, js
 }
 
 static json_t *
+method_server_logs(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	static const struct rpc_param table[] = {
+		{ "lease", JSON_STRING, 1, 0 }, { "fixture", JSON_STRING, 1, 0 },
+		{ "tail", JSON_INTEGER, 0, 0 }, { NULL, 0, 0, 0 },
+	};
+	const char *lid, *fixture;
+	json_int_t tail = 0;
+
+	(void)call;
+	UNPACK(params, table, err, "{s:s, s:s, s?I}", "lease", &lid, "fixture", &fixture, "tail",
+	    &tail);
+	return servers_logs(b, s, lid, fixture, tail, err);
+}
+
+static json_t *
+method_pg_template_ensure(struct broker *b, struct session *s, struct rpc_call *call,
+    json_t *params, struct fxb_error *err)
+{
+	static const struct rpc_param table[] = {
+		{ "hash", JSON_STRING, 1, 0 }, { "wait_ms", JSON_INTEGER, 0, 0 }, { NULL, 0, 0, 0 },
+	};
+	const char *hash;
+	json_int_t wait = -1;
+
+	UNPACK(params, table, err, "{s:s, s?I}", "hash", &hash, "wait_ms", &wait);
+	if (json_object_get(params, "wait_ms") && (wait < 0 || wait > 3600000)) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: wait_ms: expected 0 to 3600000");
+		return NULL;
+	}
+	return pg_template_ensure(b, s, call, hash, wait, err);
+}
+
+static json_t *
+method_pg_template_finish(struct broker *b, struct session *s, struct rpc_call *call,
+    json_t *params, struct fxb_error *err)
+{
+	static const struct rpc_param table[] = { { "hash", JSON_STRING, 1, 0 }, { NULL, 0, 0, 0 } };
+	const char *hash;
+
+	UNPACK(params, table, err, "{s:s}", "hash", &hash);
+	return pg_template_finish(b, s, call, hash, err);
+}
+
+static json_t *
+method_pg_template_discard(struct broker *b, struct session *s, struct rpc_call *call,
+    json_t *params, struct fxb_error *err)
+{
+	static const struct rpc_param table[] = { { "hash", JSON_STRING, 1, 0 }, { NULL, 0, 0, 0 } };
+	const char *hash;
+
+	UNPACK(params, table, err, "{s:s}", "hash", &hash);
+	return pg_template_discard(b, s, call, hash, err);
+}
+
+static json_t *
+method_pg_status(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	UNPACK(params, no_params, err, "{}");
+	return pg_status(b, s, call, err);
+}
+
+static json_t *
 method_broker_status(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
     struct fxb_error *err)
 {
@@ -224,6 +291,11 @@ const struct rpc_method rpc_methods[] = {
 	{ "lease.renew", method_lease_renew, 1 },
 	{ "lease.reset", method_lease_reset, 1 },
 	{ "lease.list", method_lease_list, 1 },
+	{ "server.logs", method_server_logs, 1 },
+	{ "pg.template.ensure", method_pg_template_ensure, 1 },
+	{ "pg.template.finish", method_pg_template_finish, 1 },
+	{ "pg.template.discard", method_pg_template_discard, 1 },
+	{ "pg.status", method_pg_status, 1 },
 	{ "broker.status", method_broker_status, 1 },
 	{ "rpc.discover", method_rpc_discover, 0 },
 	{ NULL, NULL, 0 },

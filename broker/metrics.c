@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "lease.h"
+#include "pg.h"
 #include "ports.h"
 #include "rpc.h"
 #include "session.h"
@@ -70,6 +71,9 @@ metrics_render(struct broker *b, size_t *len)
 	fprintf(f, "# HELP fxb_ports_skipped_busy_total Grants that passed over a port bound by "
 	    "something else.\n# TYPE fxb_ports_skipped_busy_total counter\n"
 	    "fxb_ports_skipped_busy_total %llu\n", (unsigned long long)pc.skipped_busy);
+	fprintf(f, "# HELP fxb_ports_skipped_other_broker_total Grants that passed over a port "
+	    "another broker on this host holds.\n# TYPE fxb_ports_skipped_other_broker_total counter\n"
+	    "fxb_ports_skipped_other_broker_total %llu\n", (unsigned long long)pc.skipped_other);
 
 	fprintf(f, "# HELP fxb_rpc_calls_total JSON-RPC calls by method.\n"
 	    "# TYPE fxb_rpc_calls_total counter\n");
@@ -98,6 +102,7 @@ metrics_render(struct broker *b, size_t *len)
 	    (unsigned long long)b->metrics.acquire_seconds.count,
 	    b->metrics.acquire_seconds.sum_seconds,
 	    (unsigned long long)b->metrics.acquire_seconds.count);
+	pg_metrics(b->pg, f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

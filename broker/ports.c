@@ -5,14 +5,20 @@
  * always next. Released ports enter a second FIFO, the quarantine, ordered by release
  * time; its head moves to the free tail once its quarantine has passed. Both queues are
  * intrusive singly linked lists over one array, so nothing is allocated after start-up.
+ *
+ * Several brokers on one host (two test runs, each with a private broker) would hand out
+ * the same ports from the same range. With ports_share_host() they do not: a port is
+ * locked in a host-wide file from the moment it is taken until it is free again.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -38,7 +44,8 @@ struct ports {
 	struct port *ports;
 	struct queue free_q, quarantine_q;
 	size_t leased;
-	uint64_t skipped_busy;
+	uint64_t skipped_busy, skipped_other;
+	int lock_fd; /* the host-wide lock file, or -1 */
 };
 
 static void
@@ -113,6 +120,7 @@ ports_new(int first, int last, int eph_lo, int eph_hi, int quarantine_ms, struct
 	p->first = first;
 	p->last = last;
 	p->quarantine_ms = quarantine_ms;
+	p->lock_fd = -1;
 	p->free_q.head = p->free_q.tail = -1;
 	p->quarantine_q.head = p->quarantine_q.tail = -1;
 	for (int32_t i = 0; i <= last - first; i++)
@@ -125,8 +133,38 @@ ports_free(struct ports *p)
 {
 	if (!p)
 		return;
+	if (p->lock_fd != -1)
+		close(p->lock_fd); /* drops every lock this pool holds */
 	free(p->ports);
 	free(p);
+}
+
+int
+ports_share_host(struct ports *p, const char *lock_path, struct fxb_error *err)
+{
+	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+
+	if (fd == -1) {
+		error_set(err, ERR_INTERNAL, "ports.lock_file: cannot open %s: %s", lock_path,
+		    strerror(errno));
+		return -1;
+	}
+	/* Brokers of other users share the same file: keep it writable for all, whatever
+	 * the umask was. Only the owner can change it; others' fchmod fails harmlessly. */
+	(void)fchmod(fd, 0666);
+	p->lock_fd = fd;
+	return 0;
+}
+
+/* Takes (F_WRLCK) or drops (F_UNLCK) the host-wide lock of port; 0 on success. */
+static int
+host_lock(struct ports *p, uint16_t port, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = port, .l_len = 1 };
+
+	if (p->lock_fd == -1)
+		return 0;
+	return fcntl(p->lock_fd, F_OFD_SETLK, &fl);
 }
 
 /* Moves every port whose quarantine has passed to the free queue. */
@@ -138,6 +176,7 @@ reclaim(struct ports *p, uint64_t now)
 		if (pt->released_ms + (uint64_t)p->quarantine_ms > now)
 			break;
 		pt->state = PORT_FREE;
+		host_lock(p, (uint16_t)(p->first + p->quarantine_q.head), F_UNLCK);
 		push(p, &p->free_q, pop(p, &p->quarantine_q));
 	}
 }
@@ -207,7 +246,14 @@ ports_take(struct ports *p, uint64_t owner, size_t n, uint16_t *out, uint64_t no
 		int32_t i = pop(p, &p->free_q);
 		uint16_t port = (uint16_t)(p->first + i);
 
+		if (host_lock(p, port, F_WRLCK) == -1) {
+			p->skipped_other++;
+			log_debug("port %u is held by another broker on this host; skipped", port);
+			push(p, &p->free_q, i);
+			continue;
+		}
 		if (!ports_is_bindable(port)) {
+			host_lock(p, port, F_UNLCK);
 			p->skipped_busy++;
 			log_debug("port %u is bound by something else; skipped", port);
 			push(p, &p->free_q, i);
@@ -224,6 +270,7 @@ ports_take(struct ports *p, uint64_t owner, size_t n, uint16_t *out, uint64_t no
 	/* Not enough: put back what was taken, at the head, in the order it was taken. */
 	while (got > 0) {
 		int32_t i = out[--got] - p->first;
+		host_lock(p, out[got], F_UNLCK);
 		p->ports[i].state = PORT_FREE;
 		p->ports[i].owner = 0;
 		p->ports[i].next = p->free_q.head;
@@ -278,4 +325,5 @@ ports_counts(struct ports *p, uint64_t now_ms, struct ports_counts *out)
 	out->quarantined = p->quarantine_q.len;
 	out->leased = p->leased;
 	out->skipped_busy = p->skipped_busy;
+	out->skipped_other = p->skipped_other;
 }

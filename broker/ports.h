@@ -17,7 +17,8 @@ struct ports;
 
 struct ports_counts {
 	size_t size, free, leased, quarantined;
-	uint64_t skipped_busy; /* grants that passed over a port something else had bound */
+	uint64_t skipped_busy;  /* grants that passed over a port something else had bound */
+	uint64_t skipped_other; /* grants that passed over a port another broker holds */
 };
 
 /* Reads the kernel's ephemeral range from path (normally
@@ -29,6 +30,13 @@ int ports_ephemeral_range(const char *path, int *lo, int *hi, struct fxb_error *
 struct ports *ports_new(int first, int last, int eph_lo, int eph_hi, int quarantine_ms,
     struct fxb_error *err);
 void ports_free(struct ports *p);
+
+/* Makes the pool share the host with other brokers: a port this pool takes is locked in
+ * lock_path (an open-file-description byte lock at offset port) until it is free again,
+ * and a port another broker has locked is passed over like a bound one. The kernel drops
+ * the locks of a broker that dies. Returns 0, or -1 with err set when the file cannot be
+ * opened (the caller may go on without sharing). */
+int ports_share_host(struct ports *p, const char *lock_path, struct fxb_error *err);
 
 /* Takes n ports for owner and writes them to out. Returns 0, or -1 when fewer than n
  * usable ports are free now; on -1 nothing is taken. now_ms is a monotonic clock. */

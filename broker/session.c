@@ -4,7 +4,9 @@
  * (its connection drops and the grace period passes, the broker shuts down, the session
  * is merged into one it resumed) goes through session_close(), which releases every lease
  * the session holds and cancels every acquire it has waiting. A detached session (in its
- * grace period) holds its leases but nothing can wait on its behalf.
+ * grace period) holds its leases but nothing can wait on its behalf. The same holds for
+ * PostgreSQL templates: a detached session's parked pg calls fail, and a template build
+ * whose session ends passes to the next waiter (pg_release_owner).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "idmap.h"
 #include "lease.h"
 #include "log.h"
+#include "pg.h"
 #include "session.h"
 
 struct session *
@@ -57,6 +60,7 @@ session_detach(struct broker *b, struct session *s)
 {
 	s->conn = NULL;
 	lease_cancel_waits(b, s);
+	pg_cancel_waits(b->pg, s);
 	if (b->cfg.grace_ms == 0 || b->shutting_down) {
 		session_close(b, s, "disconnected");
 		return;
@@ -78,6 +82,7 @@ session_close(struct broker *b, struct session *s, const char *reason)
 	if (s->conn)
 		s->io->disown(s->conn, 1001, reason);
 	lease_release_session(b, s, reason);
+	pg_release_owner(b->pg, s);
 	if (held || s->client[0])
 		log_info("session %s%s%s closed (%s): %zu lease(s) released", s->sid,
 		    s->client[0] ? " " : "", s->client, reason, held);
@@ -118,6 +123,7 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 		old->io->disown(old->conn, 4001, "session resumed on another connection");
 		old->conn = NULL;
 		lease_cancel_waits(b, old);
+		pg_cancel_waits(b->pg, old);
 	}
 	/* fresh keeps its connection and takes old's identity and leases; old, holding
 	 * nothing, then ends under fresh's former identity. */

@@ -18,8 +18,10 @@
 
 #include "auth.h"
 #include "broker.h"
+#include "fdwatch.h"
 #include "lease.h"
 #include "log.h"
+#include "proc.h"
 #include "rpc.h"
 #include "session.h"
 #include "ws.h"
@@ -410,6 +412,10 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
 	while (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD) {
+			proc_reap(b->procs);
+			continue;
+		}
 		if (b->shutting_down) {
 			log_warnx("second signal (%s): stopping now", strsignal((int)si.ssi_signo));
 			b->exit_status = 1;
@@ -428,6 +434,7 @@ static const struct lws_protocols protocols[] = {
 	 * sessions stay cheap; larger messages arrive in several callbacks. */
 	{ WS_SUBPROTOCOL, cb_ws, sizeof(struct conn), 1024, 0, NULL, TX_CHUNK },
 	{ "ctl", cb_ctl, 0, 0, 0, NULL, 0 },
+	{ "fdwatch", fdwatch_callback, 0, 0, 0, NULL, 0 }, /* child pipes, probe sockets */
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -471,6 +478,7 @@ adopt_signals(struct broker *b, struct fxb_error *err)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
 	if ((fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
 		error_set(err, ERR_INTERNAL, "signalfd failed");
 		return -1;

@@ -6,9 +6,10 @@
 # Each binary runs with --jobs $FXB_TEST_JOBS (default 1) under timeout(1), at most
 # $FXB_SUITE_TIMEOUT seconds (default 600). The exit status is 0 only if every binary
 # passed. Every process started from here carries FXB_TEST_RUN=<this run's id> in its
-# environment; after the integration label the script looks for fixture-broker processes
-# carrying it, fails if any is left running, and kills them (by pid). Broker logs go to
-# $FXB_TEST_LOG_DIR (default: a fresh directory under /tmp), printed in the summary.
+# environment; after the integration label the script looks for fixture-broker (and
+# postgres) processes carrying it, fails if any is left running, and kills them (by pid).
+# Broker logs go to $FXB_TEST_LOG_DIR (default: a fresh directory under /tmp), printed in
+# the summary.
 set -u
 
 label=${1:?usage: sh tests/run-suites.sh LABEL BINARY...}
@@ -58,14 +59,15 @@ for bin in "$@"; do
 done
 
 # Brokers the suites started and left behind: processes of this run running
-# fixture-broker or $FXB_BROKER.
+# fixture-broker or $FXB_BROKER, or postgres (a broker's embedded cluster inherits its
+# environment).
 broker_name=$(basename "${FXB_BROKER:-fixture-broker}")
 leftovers() {
 	for dir in /proc/[0-9]*; do
 		exe=$(readlink "$dir/exe" 2>/dev/null) || continue
 		exe=${exe% (deleted)}
 		case ${exe##*/} in
-		fixture-broker | "$broker_name") ;;
+		fixture-broker | "$broker_name" | postgres) ;;
 		*) continue ;;
 		esac
 		if tr '\0' '\n' <"$dir/environ" 2>/dev/null | grep -qx "FXB_TEST_RUN=$run_id"; then
@@ -84,13 +86,13 @@ if [ "$label" = integration ]; then
 	done
 	if [ -n "$leak" ]; then
 		failed=$((failed + 1))
-		summary="${summary}FAIL     fixture-broker processes left running: $(echo $leak)
+		summary="${summary}FAIL     fixture-broker or postgres processes left running: $(echo $leak)
 "
 		for pid in $leak; do
 			kill -KILL "$pid" 2>/dev/null
 		done
 	else
-		summary="${summary}PASS     no fixture-broker process left running
+		summary="${summary}PASS     no fixture-broker or postgres process left running
 "
 	fi
 fi

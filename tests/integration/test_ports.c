@@ -347,3 +347,37 @@ Test(ports, a_released_port_rests_in_quarantine_before_it_is_granted_again)
 	fxb_client_free(c);
 	BROKER_STOP(&tb);
 }
+
+Test(ports, two_brokers_with_overlapping_ranges_never_grant_the_same_port, .timeout = 60)
+{
+	/* Two test runs, each with a private broker on the same (default-like) range. */
+	const char *lock = "/tmp/fxb-itest-ports-overlap.lock";
+	struct test_broker one, two;
+	struct fxb_client *a, *b;
+	struct fxb_lease *la = NULL, *lb = NULL;
+	int held[3];
+
+	unlink(lock);
+	BROKER_START(&one, "--ports", "26460-26463", "--port-quarantine-ms", "0",
+	    "--port-lock-file", lock);
+	BROKER_START(&two, "--ports", "26462-26465", "--port-quarantine-ms", "0",
+	    "--port-lock-file", lock);
+	CLIENT_NEW(a, &one, NULL, NULL);
+	CLIENT_NEW(b, &two, NULL, NULL);
+	cr_assert_eq(test_acquire_ports(a, 3, 0, &la), 0, "%s", fxb_client_errmsg(a));
+	for (size_t i = 0; i < 3; i++)
+		held[i] = test_lease_port(la, i);
+	/* The second broker may grant only what the first does not hold. */
+	cr_assert_eq(test_acquire_ports(b, 3, 0, &lb), 0, "%s", fxb_client_errmsg(b));
+	for (size_t i = 0; i < 3; i++)
+		for (size_t j = 0; j < 3; j++)
+			cr_assert_neq(test_lease_port(lb, i), held[j], "port %d granted by both brokers",
+			    held[j]);
+	fxb_lease_release(b, lb);
+	fxb_lease_release(a, la);
+	fxb_client_free(a);
+	fxb_client_free(b);
+	BROKER_STOP(&one);
+	BROKER_STOP(&two);
+	unlink(lock);
+}

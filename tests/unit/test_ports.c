@@ -168,3 +168,45 @@ Test(ports, refuses_a_port_that_is_already_bound)
 	cr_assert_eq(ports_take(p, 2, 3, (uint16_t[3]){ 0 }, 0), 0, "granted once they are free");
 	ports_free(p);
 }
+
+Test(ports, never_grants_a_port_another_pool_on_the_host_holds)
+{
+	static const char lock[] = "/tmp/fxb-test-ports.lock";
+	struct fxb_error err = { 0 };
+	struct ports *a = pool(16160, 16163, 0), *b = pool(16160, 16163, 0);
+	struct ports_counts pc;
+	uint16_t mine[3], theirs[2];
+
+	unlink(lock);
+	cr_assert_eq(ports_share_host(a, lock, &err), 0, "%s", err.text);
+	cr_assert_eq(ports_share_host(b, lock, &err), 0, "%s", err.text);
+	cr_assert_eq(ports_take(a, 1, 3, mine, 0), 0);
+	cr_assert_eq(ports_take(b, 1, 2, theirs, 0), -1, "one port is left for the second broker");
+	cr_assert_eq(ports_take(b, 1, 1, theirs, 0), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_neq(theirs[0], mine[i], "port %u granted by both", theirs[0]);
+	ports_counts(b, 0, &pc);
+	cr_assert_geq(pc.skipped_other, 3);
+	ports_release(a, 1, mine, 3, 0); /* quarantine 0: free, so unlocked, at once */
+	cr_assert_eq(ports_take(b, 2, 3, mine, 0), 0, "free again once the first let go");
+	ports_free(a);
+	ports_free(b);
+}
+
+Test(ports, frees_the_host_locks_of_a_pool_that_goes_away)
+{
+	static const char lock[] = "/tmp/fxb-test-ports2.lock";
+	struct fxb_error err = { 0 };
+	struct ports *a = pool(16170, 16171, 60000), *b = pool(16170, 16171, 0);
+	uint16_t got[2];
+
+	unlink(lock);
+	cr_assert_eq(ports_share_host(a, lock, &err), 0);
+	cr_assert_eq(ports_share_host(b, lock, &err), 0);
+	cr_assert_eq(ports_take(a, 1, 2, got, 0), 0);
+	ports_release(a, 1, got, 2, 0); /* in quarantine for a minute: still locked */
+	cr_assert_eq(ports_take(b, 1, 1, got, 0), -1);
+	ports_free(a); /* a broker that exits or dies */
+	cr_assert_eq(ports_take(b, 1, 2, got, 0), 0);
+	ports_free(b);
+}

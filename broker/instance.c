@@ -1,0 +1,111 @@
+/* instance.c: claiming a stable instance id in the state directory (see instance.h).
+ *
+ * Runs once, in broker_new(), before the loop: plain blocking file calls are fine here.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "instance.h"
+
+int
+mkdir_p(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, n + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+is_id(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < 16; i++)
+		if (!name[i] || !strchr("0123456789abcdef", name[i]))
+			return 0;
+	return !strcmp(name + 16, ".lock");
+}
+
+/* Opens and locks <dir>/<id>.lock without waiting. Returns the fd, or -1. */
+static int
+lock_id(const char *dir, const char *id, int create)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s.lock", dir, id);
+	fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+	if (fd == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+instance_claim(const char *state_dir, char id[17], int *lock_fd, int *reused,
+    struct fxb_error *err)
+{
+	char dir[PATH_MAX], fresh[17];
+	struct dirent *de;
+	DIR *d;
+	int fd = -1;
+
+	if ((size_t)snprintf(dir, sizeof dir, "%s/instances", state_dir) >= sizeof dir ||
+	    mkdir_p(dir) == -1 || !(d = opendir(dir))) {
+		error_set(err, ERR_INTERNAL, "state_dir: %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while (fd == -1 && (de = readdir(d))) {
+		if (!is_id(de->d_name))
+			continue;
+		snprintf(fresh, sizeof fresh, "%.16s", de->d_name);
+		fd = lock_id(dir, fresh, 0);
+	}
+	closedir(d);
+	if (fd != -1) {
+		memcpy(id, fresh, 17);
+		*reused = 1;
+	} else {
+		for (int tries = 0; fd == -1 && tries < 8; tries++) {
+			if (random_hex(fresh, 8) == -1)
+				break;
+			fd = lock_id(dir, fresh, 1);
+		}
+		if (fd == -1) {
+			error_set(err, ERR_INTERNAL, "state_dir: cannot create an instance file in %s: %s",
+			    dir, strerror(errno));
+			return -1;
+		}
+		memcpy(id, fresh, 17);
+		*reused = 0;
+	}
+	*lock_fd = fd;
+	return 0;
+}

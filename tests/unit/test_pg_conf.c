@@ -1,0 +1,162 @@
+/* test_pg_conf.c: the "postgres" configuration section, object names, identifier checks, URLs. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "pg_conf.h"
+
+static int
+parse(const char *text, struct pg_conf *c, struct fxb_error *err)
+{
+	json_error_t jerr;
+	json_t *j = text ? json_loads(text, 0, &jerr) : NULL;
+	int rc;
+
+	cr_assert(!text || j, "bad test JSON: %s", jerr.text);
+	rc = pg_conf_parse(j, 4, c, err);
+	json_decref(j);
+	return rc;
+}
+
+Test(pg_conf, takes_pool_defaults_from_the_cpu_count)
+{
+	struct fxb_error err = { 0 };
+	struct pg_conf c;
+
+	cr_assert_eq(parse(NULL, &c, &err), 0, "%s", err.text);
+	cr_assert_eq(c.min_ready, 4);
+	cr_assert_eq(c.max, 16);
+	cr_assert_eq(c.refill_parallelism, 2);
+	cr_assert_eq(c.workers, 4, "refills plus two for foreground work");
+	cr_assert_eq(c.strategy, PG_STRATEGY_FILE_COPY);
+	cr_assert_eq(c.connections, 10);
+	cr_assert_str_eq(c.embedded_user, "postgres");
+	pg_conf_clear(&c);
+}
+
+Test(pg_conf, reads_templates_and_pool_settings)
+{
+	struct fxb_error err = { 0 };
+	struct pg_conf c;
+	const struct pg_tpl_conf *t;
+
+	cr_assert_eq(parse("{\"clone_strategy\": \"wal_log\", \"pool\": {\"min_ready\": 0, \"max\": 3},"
+	    " \"templates\": {\"app\": {\"migrate\": [\"sh\", \"migrate.sh\", \"{url}\"], \"inputs\": "
+	    "[\"db/*.sql\"], \"env\": {\"MODE\": \"test\"}, \"max\": 2}}}", &c, &err), 0, "%s", err.text);
+	cr_assert_eq(c.strategy, PG_STRATEGY_WAL_LOG);
+	cr_assert_eq(c.min_ready, 0);
+	cr_assert_eq(c.max, 3);
+	cr_assert_not_null(t = pg_conf_template(&c, "app"));
+	cr_assert_eq(t->nmigrate, 3);
+	cr_assert_str_eq(t->migrate[2], "{url}");
+	cr_assert_str_eq(t->inputs[0], "db/*.sql");
+	cr_assert_str_eq(t->env[0], "MODE=test");
+	cr_assert_eq(t->max, 2);
+	cr_assert_eq(t->min_ready, -1, "unset: the pool's default");
+	cr_assert_null(pg_conf_template(&c, "other"));
+	pg_conf_clear(&c);
+}
+
+Test(pg_conf, names_the_key_of_every_bad_setting)
+{
+	static const struct {
+		const char *text, *key;
+	} bad[] = {
+		{ "{\"templates\": {\"app\": {\"migrate\": \"make migrate\"}}}",
+		    "postgres.templates.app.migrate: expected an array of strings" },
+		{ "{\"templates\": {\"app\": {}}}", "postgres.templates.app.migrate: missing" },
+		{ "{\"templates\": {\"app\": {\"migrate\": [\"x\"], \"inputz\": []}}}",
+		    "postgres.templates.app.inputz: unknown setting" },
+		{ "{\"templates\": {\"9lives\": {\"migrate\": [\"x\"]}}}", "postgres.templates.9lives" },
+		{ "{\"pool\": {\"min_ready\": -1}}", "postgres.pool.min_ready" },
+		{ "{\"pool\": {\"min_ready\": 9, \"max\": 2}}", "postgres.pool.min_ready" },
+		{ "{\"clone_strategy\": \"fast\"}", "postgres.clone_strategy" },
+		{ "{\"embedded\": {\"user\": 7}}", "postgres.embedded.user" },
+		{ "{\"gc\": {\"max_age_ms\": 5}}", "postgres.gc.max_age_ms" },
+		{ "{\"tempaltes\": {}}", "postgres.tempaltes: unknown setting" },
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct fxb_error err = { 0 };
+		struct pg_conf c;
+		cr_assert_eq(parse(bad[i].text, &c, &err), -1, "%s was accepted", bad[i].text);
+		cr_assert_not_null(strstr(err.text, bad[i].key), "%s: \"%s\" does not say %s",
+		    bad[i].text, err.text, bad[i].key);
+		error_clear(&err);
+	}
+}
+
+Test(pg_conf, accepts_hashes_and_refuses_sql_metacharacters)
+{
+	static const char *const good[] = { "a", "sha256:0f3a", "v1.2.3_rc-4",
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" };
+	static const char *const bad[] = { "", "x'; DROP DATABASE postgres; --", "a b", "a\"b",
+		"a;b", "a$b", "caf\xc3\xa9", "a\\b" };
+	char long_one[200];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		cr_assert(pg_hash_valid(good[i]), "%s", good[i]);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_not(pg_hash_valid(bad[i]), "%s", bad[i]);
+	memset(long_one, 'a', 129);
+	long_one[129] = '\0';
+	cr_assert_not(pg_hash_valid(long_one), "129 characters is too long");
+	cr_assert(pg_tpl_name_valid("app-v2_x"));
+	cr_assert_not(pg_tpl_name_valid("-app"));
+	cr_assert_not(pg_tpl_name_valid("app.v2"));
+}
+
+Test(pg_conf, makes_object_names_of_at_most_63_bytes_that_parse_back_for_their_instance_only)
+{
+	char name[64], tid[17], back[17];
+
+	pg_tid("some-hash", 150020, tid);
+	cr_assert_eq(strlen(tid), 16);
+	cr_assert_eq(pg_object_name(name, sizeof name, "0123456789abcdef", 'd', tid, "a1b2c3d4"), 0);
+	cr_assert_leq(strlen(name), 63);
+	cr_assert_eq(strncmp(name, "fxb_0123456789abcdef_d_", 23), 0, "%s", name);
+	cr_assert_eq(pg_object_parse(name, "0123456789abcdef", back), 'd');
+	cr_assert_str_eq(back, tid);
+	cr_assert_eq(pg_object_parse(name, "0123456789abcdee", back), 0, "another instance's name");
+	cr_assert_eq(pg_object_parse("fxb_0123456789abcdef_dx", "0123456789abcdef", back), 0);
+	cr_assert_eq(pg_object_name(name, sizeof name, "0123456789abcdef", 'd', tid,
+	    "a-suffix-long-enough-to-pass-the-sixty-three-byte-limit"), -1);
+	cr_assert(pg_instance_valid("0123456789abcdef"));
+	cr_assert_not(pg_instance_valid("0123456789ABCDEF"));
+	cr_assert_not(pg_instance_valid("01234"));
+}
+
+Test(pg_conf, salts_template_ids_with_the_server_major_version)
+{
+	char a[17], b[17], c[17], d[17];
+
+	pg_tid("h", 150002, a);
+	pg_tid("h", 150020, b);
+	pg_tid("h", 160000, c);
+	pg_tid("i", 150002, d);
+	cr_assert_str_eq(a, b, "a minor upgrade keeps templates");
+	cr_assert_str_neq(a, c, "a major upgrade makes new ones");
+	cr_assert_str_neq(a, d);
+}
+
+Test(pg_conf, builds_urls_with_every_part_encoded)
+{
+	char url[512];
+
+	cr_assert_eq(pg_url(url, sizeof url, "127.0.0.1", 5432, "u", "p@ss:w/rd", "db", "fxb:l-1"), 0);
+	cr_assert_str_eq(url, "postgresql://u:p%40ss%3Aw%2Frd@127.0.0.1:5432/db?application_name=fxb%3Al-1");
+	cr_assert_eq(pg_url(url, sizeof url, "/run/pg", 5433, "u", "p", "db", NULL), 0);
+	cr_assert_str_eq(url, "postgresql://u:p@:5433/db?host=%2Frun%2Fpg");
+	cr_assert_eq(pg_url(url, sizeof url, "::1", 5432, "u", "p", "db", NULL), 0);
+	cr_assert_str_eq(url, "postgresql://u:p@[::1]:5432/db");
+	cr_assert_eq(pg_url(url, 20, "127.0.0.1", 5432, "u", "p", "db", NULL), -1, "too small");
+}
+
+Test(pg_conf, replaces_placeholders_and_leaves_the_rest)
+{
+	const char *vals[6] = { "postgresql://x", "h", "5", "d", "u", "p" };
+	char *s = pg_placeholders("--url={url} {host}:{port}/{database} {user} {password} {other}",
+	    vals);
+
+	cr_assert_str_eq(s, "--url=postgresql://x h:5/d u p {other}");
+	free(s);
+}

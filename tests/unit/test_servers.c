@@ -1,0 +1,267 @@
+/* test_servers.c: server templates (configuration and placeholders) and output rings.
+ *
+ * Drives template.h and ring.h directly; the server kind itself, which needs real child
+ * processes and the event loop, is tested in tests/integration/test_servers.c.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ring.h"
+#include "template.h"
+
+/* Parses text as a "servers" section; returns the templates or NULL with err. */
+static struct templates *
+parse(const char *text, struct fxb_error *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(text, 0, &jerr);
+	struct templates *ts;
+
+	cr_assert_not_null(j, "test JSON: %s", jerr.text);
+	ts = templates_new(j, err);
+	json_decref(j);
+	return ts;
+}
+
+/* Asserts that text is refused with a message starting with want. */
+static void
+refused(const char *text, const char *want)
+{
+	struct fxb_error err = { 0 };
+	struct templates *ts = parse(text, &err);
+
+	cr_assert_null(ts, "accepted: %s", text);
+	cr_assert_eq(err.code, ERR_INVALID_PARAMS);
+	cr_assert(strncmp(err.text, want, strlen(want)) == 0, "expected \"%s\", got \"%s\"", want,
+	    err.text);
+	error_clear(&err);
+}
+
+Test(templates, a_minimal_template_gets_the_documented_defaults)
+{
+	struct fxb_error err = { 0 };
+	struct templates *ts = parse("{\"api\": {\"command\": [\"srv\", \"{port}\"]}}", &err);
+	const struct server_template *t;
+
+	cr_assert_not_null(ts, "%s", err.text);
+	t = templates_get(ts, "api");
+	cr_assert_not_null(t);
+	cr_assert_str_eq(t->argv[0], "srv");
+	cr_assert_str_eq(t->argv[1], "{port}");
+	cr_assert_null(t->argv[2]);
+	cr_assert_eq(t->nports, 1);
+	cr_assert_str_eq(t->ports[0], "main");
+	cr_assert_eq(t->start_timeout_ms, 30000);
+	cr_assert_eq(t->stop_grace_ms, 5000);
+	cr_assert_eq(t->log_bytes, 65536);
+	cr_assert_eq(t->socket_handoff, 0);
+	cr_assert_eq(t->inherit_env, 1);
+	cr_assert_eq(t->cgroup, 1);
+	cr_assert_null(t->client_env[0]);
+	/* No "ready": one tcp probe on the first port. */
+	cr_assert_eq(t->nprobes, 1);
+	cr_assert_eq(t->probes[0].type, PROBE_TCP);
+	cr_assert_eq(t->probes[0].port, 0);
+	cr_assert_null(templates_get(ts, "other"));
+	templates_free(ts);
+}
+
+Test(templates, probes_are_parsed_with_their_settings)
+{
+	struct fxb_error err = { 0 };
+	struct templates *ts = parse("{\"db\": {\"command\": [\"pg\"], \"ports\": [\"sql\", \"http\"],"
+	    "\"ready\": [{\"type\": \"log\", \"regex\": \"ready$\", \"count\": 2, \"stream\": \"stderr\"},"
+	    "{\"type\": \"http\", \"port\": \"http\", \"method\": \"HEAD\", \"path\": \"/up\", \"status\": 204},"
+	    "{\"type\": \"exec\", \"command\": [\"pg_isready\", \"-p\", \"{ports.sql}\"], \"timeout_ms\": 900},"
+	    "{\"type\": \"tcp\", \"port\": \"sql\"}]}}", &err);
+	const struct server_template *t;
+
+	cr_assert_not_null(ts, "%s", err.text);
+	t = templates_get(ts, "db");
+	cr_assert_eq(t->nprobes, 4);
+	cr_assert_eq(t->probes[0].type, PROBE_LOG);
+	cr_assert_eq(t->probes[0].count, 2);
+	cr_assert_eq(t->probes[0].streams, STREAM_STDERR);
+	cr_assert_eq(regexec(&t->probes[0].re, "database system is ready", 0, NULL, 0), 0);
+	cr_assert_neq(regexec(&t->probes[0].re, "ready? not yet", 0, NULL, 0), 0);
+	cr_assert_eq(t->probes[1].type, PROBE_HTTP);
+	cr_assert_eq(t->probes[1].port, 1);
+	cr_assert_str_eq(t->probes[1].method, "HEAD");
+	cr_assert_str_eq(t->probes[1].path, "/up");
+	cr_assert_eq(t->probes[1].status, 204);
+	cr_assert_eq(t->probes[2].type, PROBE_EXEC);
+	cr_assert_str_eq(t->probes[2].argv[2], "{ports.sql}");
+	cr_assert_eq(t->probes[2].timeout_ms, 900);
+	cr_assert_eq(t->probes[3].port, 0);
+	templates_free(ts);
+}
+
+Test(templates, an_empty_ready_list_means_ready_once_started)
+{
+	struct fxb_error err = { 0 };
+	struct templates *ts = parse("{\"w\": {\"command\": [\"worker\"], \"ports\": [], \"ready\": []}}",
+	    &err);
+
+	cr_assert_not_null(ts, "%s", err.text);
+	cr_assert_eq(templates_get(ts, "w")->nprobes, 0);
+	cr_assert_eq(templates_get(ts, "w")->nports, 0);
+	templates_free(ts);
+}
+
+Test(templates, errors_name_the_key_at_fault)
+{
+	refused("[]", "servers: expected an object");
+	refused("{\"api\": 1}", "servers.api: expected an object");
+	refused("{\"a b\": {\"command\": [\"x\"]}}", "servers.a b: a template name is");
+	refused("{\"api\": {}}", "servers.api.command: expected a non-empty array of strings");
+	refused("{\"api\": {\"command\": []}}", "servers.api.command: expected a non-empty array");
+	refused("{\"api\": {\"command\": [\"x\", 2]}}", "servers.api.command[1]: expected a string");
+	refused("{\"api\": {\"command\": [\"x\"], \"comand\": 1}}", "servers.api.comand: unknown setting");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"http\", \"path\": 5}]}}",
+	    "servers.api.ready[0].path: expected a string");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"http\", \"path\": \"up\"}]}}",
+	    "servers.api.ready[0].path: expected a path starting with \"/\"");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"smtp\"}]}}",
+	    "servers.api.ready[0].type: expected \"tcp\", \"http\", \"log\" or \"exec\"");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"tcp\", \"regex\": \"x\"}]}}",
+	    "servers.api.ready[0].regex: unknown setting for a tcp probe");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"tcp\", \"port\": \"admin\"}]}}",
+	    "servers.api.ready[0].port: expected the name of one of the template's ports");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"log\", \"regex\": \"(\"}]}}",
+	    "servers.api.ready[0].regex: ");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"log\", \"regex\": \"r\", \"count\": 0}]}}",
+	    "servers.api.ready[0].count: expected a whole number from 1 to 1000000");
+	refused("{\"api\": {\"command\": [\"x\"], \"stop_grace_ms\": -1}}",
+	    "servers.api.stop_grace_ms: expected a whole number from 0 to 600000");
+	refused("{\"api\": {\"command\": [\"x\"], \"socket_handoff\": \"yes\"}}",
+	    "servers.api.socket_handoff: expected true or false");
+	refused("{\"api\": {\"command\": [\"x\"], \"ports\": [\"a\", \"a\"]}}",
+	    "servers.api.ports[1]: \"a\" is listed twice");
+	refused("{\"api\": {\"command\": [\"x\"], \"env\": {\"1X\": \"y\"}}}",
+	    "servers.api.env.1X: not an environment variable name");
+	refused("{\"api\": {\"command\": [\"x\"], \"env\": {\"LISTEN_PID\": \"1\"}}}",
+	    "servers.api.env.LISTEN_PID: LISTEN_PID is set by the broker");
+	refused("{\"api\": {\"command\": [\"x\"], \"client_env\": [\"FIXTURE_BROKER_PROCESS\"]}}",
+	    "servers.api.client_env[0]: FIXTURE_BROKER_PROCESS is set by the broker");
+	refused("{\"api\": {\"command\": [\"x\"], \"needs\": {\"db\": {\"template\": \"app\"}}}}",
+	    "servers.api.needs.db: expected a fixture request with a \"kind\"");
+	refused("{\"api\": {\"command\": [\"x\"], \"ports\": [], \"socket_handoff\": true}}",
+	    "servers.api.socket_handoff: socket_handoff needs at least one port");
+}
+
+Test(templates, placeholders_are_checked_at_start_up)
+{
+	refused("{\"api\": {\"command\": [\"x\", \"{prot}\"]}}",
+	    "servers.api.command[1]: unknown placeholder {prot}");
+	refused("{\"api\": {\"command\": [\"x\", \"{port\"]}}",
+	    "servers.api.command[1]: \"{\" without \"}\"");
+	refused("{\"api\": {\"command\": [\"x\", \"{ports.admin}\"]}}",
+	    "servers.api.command[1]: {ports.admin}: the template has no port \"admin\"");
+	refused("{\"api\": {\"command\": [\"x\", \"{port}\"], \"ports\": []}}",
+	    "servers.api.command[1]: {port}: the template has no ports");
+	refused("{\"api\": {\"command\": [\"x\"], \"env\": {\"U\": \"{fixtures.db.url}\"}}}",
+	    "servers.api.env.U: {fixtures.db.url}: the template needs no fixture \"db\"");
+	refused("{\"api\": {\"command\": [\"x\"], \"cwd\": \"{fixtures.db}\", "
+	    "\"needs\": {\"db\": {\"kind\": \"port\"}}}}",
+	    "servers.api.cwd: {fixtures.db}: expected {fixtures.<need>.<field>}");
+	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"exec\", \"command\": [\"{nope}\"]}]}}",
+	    "servers.api.ready[0].command[0]: unknown placeholder {nope}");
+}
+
+Test(placeholders, are_filled_from_the_lease)
+{
+	struct fxb_error err = { 0 };
+	struct templates *ts = parse("{\"api\": {\"command\": [\"x\"], \"ports\": [\"http\", \"grpc\"],"
+	    "\"needs\": {\"db\": {\"kind\": \"postgres\", \"template\": \"app\"}}}}", &err);
+	const struct server_template *t = templates_get(ts, "api");
+	uint16_t ports[] = { 15001, 15002 };
+	json_t *fx = json_pack("{s:{s:s, s:i}}", "db", "url", "postgres://u@h/db", "port", 5432);
+	struct expand_vars v = { "l-7", "api", ports, fx };
+	char *out;
+
+	cr_assert_not_null(ts, "%s", err.text);
+	out = template_expand(t, "--listen=127.0.0.1:{port} --grpc={ports.grpc} --http={ports.http}",
+	    &v, &err);
+	cr_assert_str_eq(out, "--listen=127.0.0.1:15001 --grpc=15002 --http=15001");
+	free(out);
+	out = template_expand(t, "{fixtures.db.url}?port={fixtures.db.port}&app={lease}/{fixture}",
+	    &v, &err);
+	cr_assert_str_eq(out, "postgres://u@h/db?port=5432&app=l-7/api");
+	free(out);
+	out = template_expand(t, "{{\"json\": {{}}, {port}} }", &v, &err);
+	cr_assert_str_eq(out, "{\"json\": {}, 15001} }");
+	free(out);
+	/* A field the needed fixture does not have is an error, not an empty string. */
+	cr_assert_null(template_expand(t, "{fixtures.db.password}", &v, &err));
+	cr_assert_eq(err.code, ERR_INVALID_PARAMS);
+	cr_assert(strstr(err.text, "{fixtures.db.password}"), "%s", err.text);
+	error_clear(&err);
+	json_decref(fx);
+	templates_free(ts);
+}
+
+Test(ring, keeps_everything_until_full_then_the_last_bytes)
+{
+	struct ring r;
+	size_t len;
+	char *text;
+
+	cr_assert_eq(ring_init(&r, 8), 0);
+	ring_write(&r, "abc", 3);
+	text = ring_tail(&r, 0, &len);
+	cr_assert_str_eq(text, "abc");
+	free(text);
+	ring_write(&r, "defghij", 7); /* wraps: 10 bytes into 8 */
+	text = ring_tail(&r, 0, &len);
+	cr_assert_eq(len, 8);
+	cr_assert_str_eq(text, "cdefghij");
+	free(text);
+	ring_write(&r, "0123456789xyz", 13); /* longer than the ring */
+	text = ring_tail(&r, 0, &len);
+	cr_assert_str_eq(text, "56789xyz");
+	free(text);
+	cr_assert_eq(r.total, 23);
+	ring_close(&r);
+}
+
+Test(ring, tails_whole_lines)
+{
+	struct ring r;
+	size_t len;
+	char *text;
+
+	cr_assert_eq(ring_init(&r, 64), 0);
+	ring_write(&r, "one\ntwo\nthree\n", 14);
+	text = ring_tail(&r, 1, &len);
+	cr_assert_str_eq(text, "three\n");
+	free(text);
+	text = ring_tail(&r, 2, &len);
+	cr_assert_str_eq(text, "two\nthree\n");
+	free(text);
+	text = ring_tail(&r, 10, &len);
+	cr_assert_str_eq(text, "one\ntwo\nthree\n");
+	free(text);
+	ring_write(&r, "four", 4); /* an unfinished last line counts */
+	text = ring_tail(&r, 2, &len);
+	cr_assert_str_eq(text, "three\nfour");
+	free(text);
+	ring_close(&r);
+}
+
+Test(ring, output_becomes_valid_json_text)
+{
+	/* A cut multi-byte character, a stray byte, an overlong NUL and a surrogate. */
+	static const char bad[] = "ok \xc3\xa9 \xa9 x\xc0\x80 \xed\xa0\x80 \xe2\x82";
+	json_t *j = text_json(bad, sizeof bad - 1);
+	char *dumped;
+
+	cr_assert_not_null(j);
+	dumped = json_dumps(j, JSON_ENCODE_ANY);
+	cr_assert_not_null(dumped);
+	cr_assert(strncmp(json_string_value(j), "ok \xc3\xa9 \xef\xbf\xbd x", 11) == 0, "%s", dumped);
+	cr_assert_null(strstr(json_string_value(j), "\xc0"));
+	cr_assert_null(strstr(json_string_value(j), "\xed\xa0"));
+	free(dumped);
+	json_decref(j);
+}
