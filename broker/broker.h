@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "metrics.h"
@@ -44,6 +45,8 @@ struct broker {
 	struct ports *ports;
 	struct leases *leases;
 	struct procs *procs;     /* child processes (proc.h) */
+	pid_t run_pid;           /* the command of `fixture-broker run`, while it runs */
+	int run_wstatus;         /* its wait status once it has exited */
 	struct servers *servers; /* server templates (servers.h) */
 	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */

@@ -277,6 +277,7 @@ config_load_file(struct config *cfg, const char *path, struct fxb_error *err)
 
 static const char usage[] =
     "usage: fixture-broker [options]\n"
+    "       fixture-broker run [options] -- COMMAND [ARG...]\n"
     "\n"
     "Leases isolated test fixtures (ports, ...) to test workers over WebSocket/JSON-RPC.\n"
     "\n"
@@ -297,7 +298,10 @@ static const char usage[] =
     "                              $XDG_CACHE_HOME/fixture-broker or ~/.cache/fixture-broker)\n"
     "  --pg-url URL                PostgreSQL admin URL (default: an embedded cluster)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
-    "  --help, --version\n";
+    "  --help, --version\n"
+    "\n"
+    "run: start a private broker on a free loopback port, run COMMAND with\n"
+    "FIXTURE_BROKER_URL set, stop when it exits, and exit with its status.\n";
 
 int
 config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *err)

@@ -1,8 +1,9 @@
 /* main.c: fixture-broker's entry point: configuration, start-up, the loop, exit.
  *
- * Prints exactly one line on stdout, "listening ws://HOST:PORT" with the real port, once
- * the broker accepts connections, so scripts and tests can start it on port 0. Everything
- * else goes to stderr through the log.
+ * As a daemon it prints exactly one line on stdout, "listening ws://HOST:PORT" with the
+ * real port, once the broker accepts connections, so scripts and tests can start it on
+ * port 0. Everything else goes to stderr through the log. `fixture-broker run [flags] --
+ * COMMAND` (run.c) instead starts a private broker for one command and prints nothing.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "run.h"
 #include "ws.h"
 
 static int
@@ -23,13 +25,24 @@ int
 main(int argc, char **argv)
 {
 	struct fxb_error err = { 0 };
+	char **command = NULL;
 	struct config cfg;
 	struct broker *b;
 	sigset_t set;
-	int rc;
+	int rc, nflags = argc;
 
 	config_defaults(&cfg);
-	if ((rc = config_parse_args(&cfg, argc, argv, &err)) != 0) {
+	if (argc > 1 && !strcmp(argv[1], "run")) {
+		if (run_split(argc - 1, argv + 1, &nflags, &command) == -1) {
+			fprintf(stderr, "usage: fixture-broker run [flags] -- COMMAND [ARG...]\n");
+			return 2;
+		}
+		/* A private broker: any free loopback port, and quiet next to the command. */
+		cfg.listen_port = 0;
+		cfg.log_level = LOG_LEVEL_WARN;
+		argv++;
+	}
+	if ((rc = config_parse_args(&cfg, nflags, argv, &err)) != 0) {
 		if (rc == 1)
 			return 0;
 		fprintf(stderr, "fixture-broker: %s\n", err.text);
@@ -70,11 +83,23 @@ main(int argc, char **argv)
 	log_info("fixture-broker %s (instance %s): ports %d-%d, quarantine %d ms, grace %d ms",
 	    FXB_VERSION_STR, b->instance, cfg.ports_first, cfg.ports_last, cfg.quarantine_ms,
 	    cfg.grace_ms);
-	printf("listening ws://%s%s%s:%d\n", strchr(cfg.listen_host, ':') ? "[" : "",
-	    cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", b->listen_port);
-	fflush(stdout);
+	if (command) {
+		if (run_start(b, command, &err) == -1) {
+			fprintf(stderr, "fixture-broker: %s\n", err.text);
+			error_clear(&err);
+			broker_free(b);
+			config_clear(&cfg);
+			return 1;
+		}
+	} else {
+		printf("listening ws://%s%s%s:%d\n", strchr(cfg.listen_host, ':') ? "[" : "",
+		    cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", b->listen_port);
+		fflush(stdout);
+	}
 
 	rc = ws_run(b);
+	if (command)
+		rc = run_exit_status(b);
 	broker_free(b);
 	config_clear(&cfg);
 	log_info("stopped");

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proc.h"
 #include "rpc.h"
+#include "run.h"
 #include "session.h"
 #include "ws.h"
 
@@ -416,6 +417,8 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 			proc_reap(b->procs);
 			continue;
 		}
+		if (run_signal(b, &si))
+			continue; /* the command's; the broker stops once the command exits */
 		if (b->shutting_down) {
 			log_warnx("second signal (%s): stopping now", strsignal((int)si.ssi_signo));
 			b->exit_status = 1;
