@@ -179,4 +179,11 @@ js-example-bench: $(B)/fixture-broker js-deps
 	cd sdk-js && $(JS_EXAMPLE_ENV) node bench/example-suite.mjs
 
 bench: js-example-bench
+
+# 8 Node processes taking ports through the SDK against get-port in the same processes.
+.PHONY: js-ports-bench
+js-ports-bench: $(B)/fixture-broker js-deps
+	cd sdk-js && $(JS_ENV) node bench/ports-vs-get-port.mjs
+
+bench: js-ports-bench
 # ---- end of the sdk-js example ---------------------------------------------------------------
