@@ -253,6 +253,34 @@ apply_object(struct config *cfg, const char *prefix, json_t *obj, struct fxb_err
 	return 0;
 }
 
+/* Gives every template in section (an object of templates) a cwd anchored at dir: the
+ * configuration file's directory when it has none, dir/cwd when its cwd is relative. So
+ * "command": ["node", "app/server.js"] means the same wherever the broker was started. */
+static int
+anchor_cwds(json_t *section, const char *dir, struct fxb_error *err)
+{
+	const char *name;
+	json_t *t, *cwd;
+	char buf[PATH_MAX * 2];
+
+	json_object_foreach(section, name, t) {
+		if (!json_is_object(t))
+			continue; /* the module reports it, naming the key */
+		cwd = json_object_get(t, "cwd");
+		if (cwd && (!json_is_string(cwd) || json_string_value(cwd)[0] == '/'))
+			continue;
+		if (cwd)
+			snprintf(buf, sizeof buf, "%s/%s", dir, json_string_value(cwd));
+		else
+			snprintf(buf, sizeof buf, "%s", dir);
+		if (json_object_set_new(t, "cwd", json_string(buf)) == -1) {
+			error_set(err, ERR_INTERNAL, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 config_load_file(struct config *cfg, const char *path, struct fxb_error *err)
 {
@@ -272,6 +300,20 @@ config_load_file(struct config *cfg, const char *path, struct fxb_error *err)
 	}
 	rc = apply_object(cfg, "", root, err);
 	json_decref(root);
+	if (rc == 0 && (cfg->servers || cfg->postgres)) {
+		char *real = realpath(path, NULL), *slash;
+		if (!real) {
+			error_set(err, ERR_INVALID_PARAMS, "config: %s: %s", path, strerror(errno));
+			return -1;
+		}
+		if ((slash = strrchr(real, '/')))
+			*(slash == real ? slash + 1 : slash) = '\0';
+		if ((cfg->servers && anchor_cwds(cfg->servers, real, err) == -1) ||
+		    (json_is_object(json_object_get(cfg->postgres, "templates")) &&
+		    anchor_cwds(json_object_get(cfg->postgres, "templates"), real, err) == -1))
+			rc = -1;
+		free(real);
+	}
 	return rc;
 }
 

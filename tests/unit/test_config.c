@@ -94,3 +94,28 @@ Test(config, parses_listen_addresses)
 	cr_assert_eq(config_parse_listen(&cfg, "listen", "h:70000", &err), -1);
 	error_clear(&err);
 }
+
+Test(config, anchors_template_directories_at_the_configuration_file)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	char *argv[] = { "fixture-broker", "--config", "/tmp/fxb-test-anchor/conf/broker.json", NULL };
+	FILE *f;
+
+	(void)!system("mkdir -p /tmp/fxb-test-anchor/conf");
+	f = fopen(argv[2], "w");
+	cr_assert_not_null(f);
+	fputs("{\"servers\": {\"api\": {\"command\": [\"node\", \"app.js\"]},"
+	    " \"abs\": {\"command\": [\"x\"], \"cwd\": \"/srv\"}},"
+	    " \"postgres\": {\"templates\": {\"app\": {\"migrate\": [\"m\"], \"cwd\": \"db\"}}}}", f);
+	fclose(f);
+	cr_assert_eq(parse(&cfg, &err, 3, argv), 0, "%s", err.text);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(cfg.servers, "api"), "cwd")),
+	    "/tmp/fxb-test-anchor/conf", "no cwd: the file's directory");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(cfg.servers, "abs"), "cwd")),
+	    "/srv", "an absolute cwd stays");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+	    cfg.postgres, "templates"), "app"), "cwd")), "/tmp/fxb-test-anchor/conf/db",
+	    "a relative cwd: below the file's directory");
+	config_clear(&cfg);
+}
