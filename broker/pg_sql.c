@@ -359,8 +359,13 @@ clone_database(struct pg_worker *w, PGconn *c, struct pg_job *j)
 	if (w_cmd(w, c, j, "CREATE DATABASE", sql) == -1)
 		return;
 	j->ms = mono_ms() - t0;
-	if (sql_fmt(sql, sizeof sql, j, "BEGIN; REVOKE ALL ON DATABASE %s FROM PUBLIC; GRANT CONNECT, "
-	    "CREATE, TEMPORARY ON DATABASE %s TO %s; ALTER DATABASE %s ALLOW_CONNECTIONS true; COMMIT",
+	/* The clone counts as ready once this commits, so the commit must survive a crash of
+	 * PostgreSQL even where synchronous_commit is off (the embedded test settings): a lost
+	 * commit would leave a "ready" database that refuses every connection. With fsync off
+	 * this costs one WAL write into the OS cache. */
+	if (sql_fmt(sql, sizeof sql, j, "BEGIN; SET LOCAL synchronous_commit = on; REVOKE ALL ON "
+	    "DATABASE %s FROM PUBLIC; GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %s TO %s; "
+	    "ALTER DATABASE %s ALLOW_CONNECTIONS true; COMMIT",
 	    qd, qd, qr, qd) == 0 && w_cmd(w, c, j, "granting a clone to its role", sql) == -1)
 		sql_try(c, "ROLLBACK");
 }
@@ -389,7 +394,8 @@ clone_schema(struct pg_worker *w, PGconn *c, struct pg_job *j)
 	if (!(sc = w_db(w, j, j->shared)))
 		return;
 	if (!(ddl = ddl_for(j->text ? j->text : "", qx)) ||
-	    asprintf(&script, "BEGIN; CREATE SCHEMA %s AUTHORIZATION %s; SET LOCAL ROLE %s; "
+	    asprintf(&script, "BEGIN; SET LOCAL synchronous_commit = on; "
+	    "CREATE SCHEMA %s AUTHORIZATION %s; SET LOCAL ROLE %s; "
 	    "SET LOCAL search_path = %s; %s;\nCOMMIT", qx, qr, qr, qx, ddl) < 0) {
 		script = NULL;
 		error_set(&j->err, ERR_INTERNAL, "out of memory");

@@ -66,7 +66,9 @@ pg_job_free(struct pg_job *j)
 	free(j);
 }
 
-/* 1 if the server closed c while it was idle (its socket reads as end of file). */
+/* 1 if the server closed c while it was idle. A server that shuts down sends a FATAL
+ * message and then closes: one read takes the message and leaves the connection looking
+ * fine, so keep reading while the idle socket is readable, until the end of file shows. */
 static int
 went_away(PGconn *c)
 {
@@ -74,9 +76,13 @@ went_away(PGconn *c)
 
 	if (PQstatus(c) != CONNECTION_OK || p.fd < 0)
 		return 1;
-	if (poll(&p, 1, 0) <= 0)
-		return 0;
-	return !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK;
+	for (int reads = 0; reads < 8 && poll(&p, 1, 0) > 0; reads++) {
+		if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+			return 1;
+		if (p.revents & (POLLHUP | POLLERR))
+			return 1;
+	}
+	return 0;
 }
 
 static void
