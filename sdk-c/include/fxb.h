@@ -1,11 +1,12 @@
 /* fxb.h: the Fixture Broker C client, the only public header of libfxb.
  *
  * One struct fxb_client is one WebSocket connection (one broker session). Calls block
- * the calling thread; a background service thread owned by the client does all network
- * work, so keepalive and disconnect detection go on while the test runs. Calls on one
- * client may come from several threads at once. When the connection drops the client
- * reconnects by itself and resumes its session (within the broker's grace period), so
- * leases survive a short network blip.
+ * the calling thread, which sends its request and reads its reply itself; a background
+ * service thread owned by the client looks after the connection, so keepalive and
+ * disconnect detection go on while the test runs. Calls on one client may come from
+ * several threads at once. When the connection drops the client reconnects by itself and
+ * resumes its session (within the broker's grace period), so leases survive a short
+ * network blip.
  *
  * Errors: every int-returning call returns 0 (or a non-negative value) on success and a
  * negative FXB_E* code on failure; fxb_client_errmsg() then says what happened and, for
@@ -41,7 +42,7 @@ struct fxb_client;
 struct fxb_lease;
 
 struct fxb_options {
-	const char *url;    /* NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
+	const char *url;    /* ws:// only; NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
 	const char *token;  /* NULL: $FIXTURE_BROKER_TOKEN, else none */
 	const char *client; /* a name for the broker's logs; NULL: "fxb-c" */
 	const char *resume; /* a resume token from an earlier client (another process), or NULL */

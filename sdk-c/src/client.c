@@ -1,13 +1,12 @@
 /* client.c: the public client calls: options, fxb_client_new/free, fxb_call and errors.
  *
- * It owns the wait for a reply. A caller's request goes on the client's queue under mu,
- * the service thread (conn.c) is woken, and the caller sleeps on cv until its reply is
- * in, the connection drops under it (FXB_ECONNECT at once), or its deadline passes
- * (FXB_ETIMEOUT). While the service thread reconnects, new calls wait for the session to
- * be back, within the same deadline. Errors are kept per client and per calling thread,
- * so threads sharing a client each read their own last error; a thread's slot lives until
- * the client is freed. fxb_client_free must not run while another thread is still inside
- * a call on the same client.
+ * It owns the wait for the session: while the service thread (conn.c) reconnects, new calls
+ * wait for the session to be back, within their deadline, and then hand their request to
+ * wire_call(), which writes it and waits for the reply (FXB_ECONNECT at once if the
+ * connection drops under it, FXB_ETIMEOUT when the deadline passes). Errors are kept per
+ * client and per calling thread, so threads sharing a client each read their own last
+ * error; a thread's slot lives until the client is freed. fxb_client_free must not run
+ * while another thread is still inside a call on the same client.
  */
 #include "client.h"
 
@@ -167,8 +166,8 @@ fxb_client_resume_token(const struct fxb_client *c)
 	return s ? s : "";
 }
 
-/* Splits ws://host[:port][/path] (or wss://, or [v6]:port) into the client's fields.
- * Returns 0, or -1 with why set to a static reason. */
+/* Splits ws://host[:port][/path] (or [v6]:port) into the client's fields. Returns 0, or
+ * -1 with why set to a static reason. */
 static int
 parse_url(struct fxb_client *c, const char *url, const char **why)
 {
@@ -182,11 +181,10 @@ parse_url(struct fxb_client *c, const char *url, const char **why)
 		p = url + 5;
 		c->port = 80;
 	} else if (!strncmp(url, "wss://", 6)) {
-		p = url + 6;
-		c->port = 443;
-		c->tls = 1;
+		*why = "wss:// (TLS) is not supported; the broker serves plain ws://";
+		return -1;
 	} else {
-		*why = "the scheme must be ws:// or wss://";
+		*why = "the scheme must be ws://";
 		return -1;
 	}
 	if (*p == '[') {
@@ -272,7 +270,9 @@ client_destroy(struct fxb_client *c)
 	free(c->token);
 	free(c->name);
 	pthread_cond_destroy(&c->cv);
+	pthread_condattr_destroy(&c->cattr);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->wmu);
 	pthread_mutex_destroy(&c->err_mu);
 	free(c);
 }
@@ -298,36 +298,36 @@ static struct fxb_client *
 client_alloc(void)
 {
 	struct fxb_client *c = calloc(1, sizeof *c);
-	pthread_condattr_t ca;
 
 	if (!c)
 		return NULL;
-	if (pthread_condattr_init(&ca)) {
+	if (pthread_condattr_init(&c->cattr)) {
 		free(c);
 		return NULL;
 	}
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	if (pthread_cond_init(&c->cv, &ca)) {
-		pthread_condattr_destroy(&ca);
-		free(c);
-		return NULL;
-	}
-	pthread_condattr_destroy(&ca);
-	if (pthread_mutex_init(&c->mu, NULL)) {
-		pthread_cond_destroy(&c->cv);
-		free(c);
-		return NULL;
-	}
-	if (pthread_mutex_init(&c->err_mu, NULL)) {
-		pthread_mutex_destroy(&c->mu);
-		pthread_cond_destroy(&c->cv);
-		free(c);
-		return NULL;
-	}
-	c->txq_tail = &c->txq;
+	pthread_condattr_setclock(&c->cattr, CLOCK_MONOTONIC);
+	if (pthread_cond_init(&c->cv, &c->cattr))
+		goto fail_cattr;
+	if (pthread_mutex_init(&c->mu, NULL))
+		goto fail_cv;
+	if (pthread_mutex_init(&c->wmu, NULL))
+		goto fail_mu;
+	if (pthread_mutex_init(&c->err_mu, NULL))
+		goto fail_wmu;
 	c->next_id = 1;
 	c->state = CONN_CONNECTING;
+	c->sock = c->wsock = c->wake_fd = -1;
 	return c;
+fail_wmu:
+	pthread_mutex_destroy(&c->wmu);
+fail_mu:
+	pthread_mutex_destroy(&c->mu);
+fail_cv:
+	pthread_cond_destroy(&c->cv);
+fail_cattr:
+	pthread_condattr_destroy(&c->cattr);
+	free(c);
+	return NULL;
 }
 
 int
@@ -384,7 +384,7 @@ fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *er
 		return rc;
 	}
 
-	deadline_after(&deadline, c->timeout_ms);
+	deadline_ts(&deadline, clock_now_ms() + c->timeout_ms);
 	pthread_mutex_lock(&c->mu);
 	while (c->state != CONN_OPEN && c->state != CONN_FAILED)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT)
@@ -414,28 +414,6 @@ fxb_client_free(struct fxb_client *c)
 {
 	if (c)
 		client_destroy(c);
-}
-
-/* Takes r off whichever list holds it (under mu). */
-static void
-unlink_request(struct fxb_client *c, struct request *r)
-{
-	struct request **pp;
-
-	for (pp = &c->txq; *pp; pp = &(*pp)->next) {
-		if (*pp == r) {
-			*pp = r->next;
-			if (c->txq_tail == &r->next)
-				c->txq_tail = pp;
-			return;
-		}
-	}
-	for (pp = &c->sent; *pp; pp = &(*pp)->next) {
-		if (*pp == r) {
-			*pp = r->next;
-			return;
-		}
-	}
 }
 
 /* Turns a reply object into the call's outcome (see client_call). */
@@ -472,29 +450,30 @@ client_call(struct fxb_client *c, const char *method, json_t *params, int extra_
 	struct request r;
 	struct timespec deadline;
 	long long budget = (long long)c->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
+	long long deadline_ms = clock_now_ms() + budget;
+	unsigned char stack[4096], *text;
 	char why[sizeof c->fail_msg];
-	size_t cap;
+	size_t len, cap;
 	int rc, closing;
 
 	memset(&r, 0, sizeof r);
-	deadline_after(&deadline, budget);
 	pthread_mutex_lock(&c->mu);
 	r.id = c->next_id++;
 	pthread_mutex_unlock(&c->mu);
-	if ((rc = conn_encode(r.id, method, params, &r.buf, &r.len)))
+	if ((rc = wire_encode(r.id, method, params, stack, sizeof stack, &text, &len)))
 		return client_fail(c, rc, "%s: out of memory", method);
 
 	/* While the service thread reconnects, wait for the session to be back. */
+	deadline_ts(&deadline, deadline_ms);
 	pthread_mutex_lock(&c->mu);
-	while (c->state != CONN_OPEN && c->state != CONN_FAILED && c->state != CONN_CLOSED &&
-	       !c->want_close)
+	while ((c->state == CONN_CONNECTING || c->state == CONN_HELLO) && !c->stop)
 		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT)
 			break;
-	if (c->state != CONN_OPEN || c->want_close) {
-		closing = c->want_close || c->state == CONN_CLOSED;
+	if (c->state != CONN_OPEN || c->stop) {
+		closing = c->stop || c->state == CONN_CLOSED;
 		snprintf(why, sizeof why, "%s", c->fail_msg);
 		pthread_mutex_unlock(&c->mu);
-		free(r.buf);
+		wire_encoded_free(text, stack);
 		if (closing)
 			return client_fail(c, FXB_ECLOSED, "%s: the client is closing", method);
 		return client_fail(
@@ -502,39 +481,37 @@ client_call(struct fxb_client *c, const char *method, json_t *params, int extra_
 	}
 	/* The broker would close the connection on a message over its cap, failing every
 	 * other call in flight with it: refuse it here instead. */
-	if (c->max_message && r.len > c->max_message) {
+	if (c->max_message && len > c->max_message) {
 		cap = c->max_message;
 		pthread_mutex_unlock(&c->mu);
-		free(r.buf);
+		wire_encoded_free(text, stack);
 		return client_fail(c, FXB_EINVAL,
-		    "%s: the request is %zu bytes, over the broker's limit of %zu", method, r.len,
+		    "%s: the request is %zu bytes, over the broker's limit of %zu", method, len,
 		    cap);
 	}
-	*c->txq_tail = &r;
-	c->txq_tail = &r.next;
-	pthread_mutex_unlock(&c->mu);
-	conn_wake(c);
-
-	pthread_mutex_lock(&c->mu);
-	while (!r.done) {
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT) {
-			if (!r.done)
-				unlink_request(c, &r);
-			break;
-		}
+	if (wire_register(c, &r)) {
+		pthread_mutex_unlock(&c->mu);
+		wire_encoded_free(text, stack);
+		return client_fail(c, FXB_ENOMEM, "%s: out of memory", method);
 	}
-	snprintf(why, sizeof why, "%s", c->fail_msg);
 	pthread_mutex_unlock(&c->mu);
-	free(r.buf);
 
+	rc = wire_call(c, &r, text, len, deadline_ms);
+	wire_encoded_free(text, stack);
+	if (rc)
+		return client_fail(c, rc, "%s: out of memory", method);
 	if (!r.done)
 		return client_fail(
 		    c, FXB_ETIMEOUT, "%s: no reply from %s within %lld ms", method, c->url, budget);
 	if (r.status == FXB_ECLOSED)
 		return client_fail(c, FXB_ECLOSED, "%s: the client is closing", method);
-	if (r.status != FXB_OK)
+	if (r.status != FXB_OK) {
+		pthread_mutex_lock(&c->mu);
+		snprintf(why, sizeof why, "%s", c->fail_msg);
+		pthread_mutex_unlock(&c->mu);
 		return client_fail(c, FXB_ECONNECT,
 		    "%s: the connection dropped before the reply (%s); reconnecting", method, why);
+	}
 	rc = take_reply(c, method, r.reply, result);
 	json_decref(r.reply);
 	return rc;

@@ -1,23 +1,23 @@
-/* client.h: the private side of struct fxb_client, shared by client.c, conn.c and lease.c.
+/* client.h: the private side of struct fxb_client, shared by client.c, conn.c, wire.c and lease.c.
  *
- * client.c owns the public calls, the per-thread error slots and the wait for replies;
- * conn.c owns the service thread and everything it does with libwebsockets (connect,
- * hello, writes, reassembly, reconnect); lease.c builds lease objects on top of
+ * client.c owns the public calls, the per-thread error slots and the wait for the session;
+ * conn.c owns the service thread and the connection's life (connect, hello, keepalive,
+ * drop, reconnect); wire.c owns the frames on the socket: the writes callers make
+ * themselves and the reader role that whichever thread waits for a reply takes to read
+ * it; ws.c is the WebSocket protocol on buffers; lease.c builds lease objects on top of
  * client_call(). Fields are grouped by who may touch them: read-only after
- * fxb_client_new, under mu, or service thread only.
+ * fxb_client_new, under mu, under wmu, or by the reader role's holder.
  */
 #ifndef FXB_CLIENT_H
 #define FXB_CLIENT_H
 
 #include <jansson.h>
-#include <libwebsockets.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "fxb.h"
-
-#define INTERNAL __attribute__((visibility("hidden")))
+#include "ws.h"
 
 enum conn_state {
 	CONN_CONNECTING, /* no connection yet, or reconnecting after a drop */
@@ -27,16 +27,18 @@ enum conn_state {
 	CONN_CLOSED      /* fxb_client_free closed the connection; final */
 };
 
-/* One call on its way: owned by the thread waiting for it, which always unlinks it (or
- * sees the service thread unlink it) before returning. */
+/* One call on its way, on its caller's stack: linked on c->pending from before its frame
+ * is written until its reply is in, the connection it went out on fails, or its caller
+ * gives up; whoever unlinks it (under mu) sets done, except a caller giving up. */
 struct request {
 	struct request *next;
 	json_int_t id;
-	unsigned char *buf; /* LWS_PRE bytes, then len bytes of JSON text */
-	size_t len;
+	unsigned gen; /* the connection it was written on (c->gen then) */
+	int waiting;  /* its caller sleeps on cv */
 	int done;
-	int status;    /* once done: FXB_OK, FXB_ECONNECT or FXB_ECLOSED */
-	json_t *reply; /* once done with FXB_OK: the whole reply object, owned */
+	int status;        /* once done: FXB_OK, FXB_ECONNECT or FXB_ECLOSED */
+	json_t *reply;     /* once done with FXB_OK: the whole reply object, owned */
+	pthread_cond_t cv; /* done, or the reader role is free to take */
 };
 
 /* A string that was handed out (session id, resume token) and then replaced: it stays
@@ -65,33 +67,42 @@ struct fxb_client {
 	char *token; /* NULL: none */
 	char *name;
 	int port;
-	int tls;
 	int timeout_ms;
-	struct lws_context *ctx;
+	int wake_fd;              /* an eventfd that wakes the service thread */
+	int debug;                /* FXB_DEBUG: trace the connection on stderr */
+	pthread_condattr_t cattr; /* CLOCK_MONOTONIC, for every condition variable here */
 	pthread_t thread;
 	int thread_started;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* state changes and finished requests */
+	pthread_cond_t cv; /* state changes; the reader role freed on a dead connection */
 
 	/* Under mu. */
 	enum conn_state state;
-	int ever_open;   /* a hello has succeeded once: drops now mean reconnecting */
-	int established; /* a WebSocket connection is up (whatever the hello says) */
-	int want_close;  /* fxb_client_free is closing the connection */
-	int stop;        /* the service thread must return */
-	struct request *txq, **txq_tail; /* not yet written, oldest first */
-	struct request *sent;            /* written, reply awaited */
+	int ever_open; /* a hello has succeeded once: drops now mean reconnecting */
+	int stop;      /* fxb_client_free is closing the client */
+	int sock;      /* the connection's socket, -1: none; closed by the service thread only */
+	unsigned gen;  /* counts connections */
+	int dead;      /* sock failed or was shut down: nobody may read or write it any more */
+	int reading;   /* a thread holds the reader role for sock */
+	int close_sent;
+	int taken_over;          /* the broker closed with 4001: the next hello starts afresh */
+	struct request *pending; /* written or about to be, reply awaited */
+	size_t npending;
 	json_int_t next_id;
-	json_int_t hello_id;
-	unsigned char *hello_buf; /* the hello to write next, if any */
-	size_t hello_len;
+	json_int_t hello_id; /* the hello whose reply is awaited, 0: none */
 	char *session;
 	char *resume;
 	struct retired *retired;
-	size_t max_message; /* the broker's message cap, 0: unknown */
-	unsigned connects;  /* successful connections so far */
-	int fail_code;      /* why CONN_FAILED (and why the last drop) */
+	size_t max_message;     /* the broker's message cap, 0: unknown */
+	unsigned connects;      /* successful connections so far */
+	unsigned retries;       /* failed attempts since the last successful hello */
+	long long last_rx_ms;   /* when the last frame came in */
+	long long ping_ms;      /* when the last keepalive ping went out */
+	long long last_call_ms; /* when the last call ended */
+	long long reconnect_ms; /* when the next attempt may start */
+	uint64_t rng;           /* backoff jitter */
+	int fail_code;          /* why CONN_FAILED (and why the last drop) */
 	int fail_broker_code;
 	char fail_name[64];
 	char fail_msg[384];
@@ -100,44 +111,134 @@ struct fxb_client {
 	pthread_mutex_t err_mu;
 	struct errslot *errs;
 
-	/* Service thread only (and fxb_client_free once the thread has been joined). */
-	struct lws *wsi;
-	int linked;          /* an attempt or connection that has not been reported gone */
-	char close_why[128]; /* the broker's close code and reason, if it sent one */
-	int taken_over;      /* the session was resumed elsewhere: do not take it back */
-	lws_sorted_usec_list_t sul_connect;
-	uint16_t retry_count;
-	unsigned char *rx;
-	size_t rx_len, rx_cap;
+	/* Under wmu, which may be taken while holding mu but not the other way round, and is
+	 * never held across a call that blocks. */
+	pthread_mutex_t wmu;
+	int wsock;     /* sock, for writing */
+	unsigned wgen; /* gen, for writing */
+	uint64_t mask_rng;
+	unsigned char *wbuf; /* bytes the socket did not take yet, written before any other */
+	size_t wbuf_len, wbuf_cap;
+
+	/* The reader role's holder only (and the service thread while there is no socket). */
+	unsigned char *rx; /* bytes read; frames are parsed from rx_off */
+	size_t rx_len, rx_off, rx_cap;
+	unsigned char *msg; /* a fragmented message being put together */
+	size_t msg_len, msg_cap;
+	int in_msg;
 };
 
-/* Sets *ts to ms milliseconds from now on CLOCK_MONOTONIC, the clock of cv. */
-static inline void
-deadline_after(struct timespec *ts, long long ms)
+/* The time on CLOCK_MONOTONIC, the clock of every wait here, in milliseconds. */
+static inline long long
+clock_now_ms(void)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets *ts to the time ms on CLOCK_MONOTONIC, for pthread_cond_timedwait. */
+static inline void
+deadline_ts(struct timespec *ts, long long ms)
+{
+	ts->tv_sec = (time_t)(ms / 1000);
+	ts->tv_nsec = (long)(ms % 1000) * 1000000L;
+}
+
+/* The next number of the xorshift generator whose state is *s (not 0). */
+static inline uint64_t
+rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
 }
 
 /* conn.c */
 
-/* Creates the lws context and starts the service thread, which connects and says hello
- * by itself. Returns 0, or a negative FXB_E* code with c->fail_msg set. */
+/* Starts the service thread, which connects and says hello by itself. Returns 0, or a
+ * negative FXB_E* code with c->fail_msg set. */
 INTERNAL int conn_start(struct fxb_client *c);
 /* Closes the connection gracefully (bounded wait), stops and joins the service thread and
- * destroys the context. Safe after a failed conn_start. */
+ * frees what the connection used. Safe after a failed conn_start. */
 INTERNAL void conn_stop(struct fxb_client *c);
-/* Wakes the service thread: the one lws call other threads may make. */
+/* Drops connection gen (what and detail, which may be NULL, say why, as in "lost the
+ * connection to" URL: detail): shuts its socket down, which ends any read on it, fails the
+ * calls in flight and wakes the service thread to close it and reconnect. Only the first
+ * report for a connection counts. conn_drop takes mu; conn_drop_locked is for holders. */
+INTERNAL void conn_drop(struct fxb_client *c, unsigned gen, const char *what, const char *detail);
+INTERNAL void conn_drop_locked(
+    struct fxb_client *c, unsigned gen, const char *what, const char *detail);
+/* Sets why the client failed or dropped (under mu); broker_name may be NULL. */
+INTERNAL void conn_set_failure(struct fxb_client *c, int code, int broker_code,
+    const char *broker_name, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Wakes the service thread out of poll(). */
 INTERNAL void conn_wake(struct fxb_client *c);
-/* Encodes a JSON-RPC request into a new buffer with LWS_PRE bytes of headroom; params
- * (stolen) NULL means {}. Returns 0, or FXB_ENOMEM with *buf NULL. */
-INTERNAL int conn_encode(
-    json_int_t id, const char *method, json_t *params, unsigned char **buf, size_t *len);
+/* Traces the connection's life on stderr when FXB_DEBUG is set. */
+INTERNAL void conn_debug(const struct fxb_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* wire.c: calls */
+
+/* Encodes a JSON-RPC request; params (stolen) NULL means {}. The text goes into stack
+ * (cap bytes) when it fits, else into a new buffer; either way *text points at it, with
+ * WS_HEAD_MAX bytes of room before it for the frame head. Returns 0, or FXB_ENOMEM with
+ * *text NULL. */
+INTERNAL int wire_encode(json_int_t id, const char *method, json_t *params, unsigned char *stack,
+    size_t cap, unsigned char **text, size_t *len);
+/* Frees what wire_encode allocated, if anything. */
+INTERNAL void wire_encoded_free(unsigned char *text, unsigned char *stack);
+/* Links r (zeroed but for its id) on the current connection, whose state is CONN_OPEN
+ * (under mu). Returns 0, or FXB_ENOMEM with nothing changed. */
+INTERNAL int wire_register(struct fxb_client *c, struct request *r);
+/* Writes r's request, the len bytes at text (masked in place), then waits for its reply
+ * until deadline_ms (on clock_now_ms), reading the socket itself when no other thread does.
+ * Returns 0 with r unlinked and done, or not done if the deadline passed; or FXB_ENOMEM
+ * when the request could not be written for want of memory (r is unlinked, not done). */
+INTERNAL int wire_call(struct fxb_client *c, struct request *r, unsigned char *text, size_t len,
+    long long deadline_ms);
+/* Finishes every pending call with status and wakes its caller (under mu). */
+INTERNAL void wire_fail_calls(struct fxb_client *c, int status);
+/* Wakes one caller waiting for its reply, to take the reader role (under mu). */
+INTERNAL void wire_promote(struct fxb_client *c);
+
+/* wire.c: the socket, for the service thread */
+
+/* Makes fd, connection gen, the one writes go to (under mu). */
+INTERNAL void wire_open(struct fxb_client *c, int fd, unsigned gen);
+/* Stops writes to the socket about to be closed and forgets what was queued or read for
+ * it (under mu, nobody holding the reader role). */
+INTERNAL void wire_close(struct fxb_client *c);
+/* Starts what is read on the next connection with the len bytes at p, which followed the
+ * upgrade answer (no socket open). Returns 0, or -1 when out of memory. */
+INTERNAL int wire_reset(struct fxb_client *c, const unsigned char *p, size_t len);
+/* Frees the buffers (when the client is freed). */
+INTERNAL void wire_free(struct fxb_client *c);
+/* Whether written bytes wait for the socket to take them, to be flushed on POLLOUT. */
+INTERNAL int wire_backlog(struct fxb_client *c);
+/* Writes what waits, as far as the socket takes it. */
+INTERNAL void wire_flush(struct fxb_client *c, unsigned gen);
+/* Sends a control frame with up to 125 bytes of payload on connection gen, or a close
+ * frame with code. Never block. Return 0, or a negative FXB_E* code when the frame could
+ * not go (the connection is then dropped unless it was out of memory). */
+INTERNAL int wire_send_control(
+    struct fxb_client *c, unsigned gen, int opcode, const void *data, size_t len);
+INTERNAL int wire_send_close(struct fxb_client *c, unsigned gen, unsigned code);
+/* Sends a session.hello on connection gen: with the resume token when the client has one
+ * and with_resume is set. Returns 0, or -1 when the connection was dropped. */
+INTERNAL int wire_hello(struct fxb_client *c, unsigned gen, int with_resume);
+/* Takes the reader role for connection gen if nobody holds it (under mu). Returns the
+ * socket to read, or -1. */
+INTERNAL int wire_take(struct fxb_client *c, unsigned gen);
+/* Gives the reader role back and passes it on to a waiting caller, if any (under mu). */
+INTERNAL void wire_give_back(struct fxb_client *c);
+/* Reads what the socket has (one recv, the role held) and acts on the frames it
+ * completes. Returns 0, or -1 when the connection was dropped. */
+INTERNAL int wire_read(struct fxb_client *c, int fd, unsigned gen);
 
 /* client.c */
 

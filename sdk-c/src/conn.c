@@ -1,142 +1,102 @@
-/* conn.c: a client's service thread, its libwebsockets context and its one connection.
+/* conn.c: a client's service thread and the life of its connection.
  *
- * Everything that touches lws runs here, on the service thread; other threads only call
- * conn_wake() (lws_cancel_service), and fxb_client_new/free create and destroy the
- * context around the thread's life. The thread connects from a sul, says session.hello
- * (with the resume token once it has one), writes queued requests one lws_write per
- * writeable callback, reassembles replies and hands each to its waiter by JSON-RPC id.
- * When the connection drops it fails the calls in flight with FXB_ECONNECT at once and
- * reconnects with backoff; the hello on the new connection resumes the session, so its
- * leases survive a drop shorter than the broker's grace period.
+ * The service thread connects (TCP, then the WebSocket upgrade with the subprotocol
+ * fixture-broker.v1 and the bearer token), says session.hello (with the resume token once
+ * it has one), and reads the socket while no call is in flight, so that pings, a close or
+ * a drop are seen while the caller is idle; it sends a keepalive ping after 20 s without a
+ * frame and hangs up after 30 s without an answer. The calls themselves write and read on
+ * their own threads (wire.c). When the connection drops, whichever thread notices calls
+ * conn_drop(): the socket is shut down at once (ending any read on it), the calls in flight
+ * fail with FXB_ECONNECT, and the service thread closes the socket once nobody reads it and
+ * reconnects with backoff; the hello on the new connection resumes the session (or starts
+ * afresh after a 4001 takeover close), so leases survive a drop shorter than the broker's
+ * grace period. fxb_client_free ends the thread after a closing handshake.
  */
 #include "client.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define SUBPROTOCOL "fixture-broker.v1"
-#define MAX_REPLY_BYTES ((size_t)64 << 20)
+#define UPGRADE_MAX_BYTES 16384 /* the head of the broker's upgrade answer */
 #define CLOSE_WAIT_MS 2000
-/* The broker's close code for a connection whose session another client resumed. */
-#define CLOSE_TAKEN_OVER 4001
+#define PING_AFTER_MS 20000
+#define HANGUP_AFTER_MS 30000
+/* How long after the last call the service thread reads the socket again; meanwhile the
+ * callers read it, and the thread looks in at this pace. */
+#define IDLE_MS 100
+#define CLOSE_NORMAL 1000
 
 /* The broker keeps a dropped session for 5 s by default: the first attempts come fast. */
-static const uint32_t backoff_ms[] = {100, 250, 500, 1000, 2000};
+static const unsigned backoff_ms[] = {100, 250, 500, 1000, 2000};
 
-static const lws_retry_bo_t retry_policy = {
-    .retry_ms_table = backoff_ms,
-    .retry_ms_table_count = LWS_ARRAY_SIZE(backoff_ms),
-    .conceal_count = LWS_RETRY_CONCEAL_ALWAYS,
-    .secs_since_valid_ping = 20,
-    .secs_since_valid_hangup = 30,
-    .jitter_percent = 20,
-};
+/* ---- Helpers ---- */
 
-static int callback(
-    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
-
-static const struct lws_protocols protocols[] = {
-    {"fxb", callback, 0, 0, 0, NULL, 0},
-    {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static pthread_once_t log_once = PTHREAD_ONCE_INIT;
-
-/* lws logs to stderr by default, which is noise in a test run: errors surface through our
- * return codes instead. FXB_DEBUG=1 shows lws's notices, FXB_DEBUG=2 its decisions too. */
-static void
-log_init(void)
+void
+conn_debug(const struct fxb_client *c, const char *fmt, ...)
 {
-	const char *d = getenv("FXB_DEBUG");
-	int level = 0;
+	va_list ap;
 
-	if (d && !strcmp(d, "1"))
-		level = LLL_ERR | LLL_WARN | LLL_NOTICE;
-	else if (d && !strcmp(d, "2"))
-		level = LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO;
-	lws_set_log_level(level, NULL);
+	if (!c->debug)
+		return;
+	flockfile(stderr);
+	fprintf(stderr, "fxb %s: ", c->url);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
-int
-conn_encode(json_int_t id, const char *method, json_t *params, unsigned char **buf, size_t *len)
+/* A seed for rng_next(), never 0. */
+static uint64_t
+seed(void)
 {
-	json_t *req;
-	size_t n;
-	unsigned char *b;
+	struct timespec ts;
+	uint64_t s = 0;
 
-	*buf = NULL;
-	*len = 0;
-	if (!params)
-		params = json_object();
-	req = json_pack(
-	    "{s:s, s:I, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method", method, "params", params);
-	if (!req)
-		return FXB_ENOMEM;
-	n = json_dumpb(req, NULL, 0, JSON_COMPACT);
-	b = n ? malloc(LWS_PRE + n + 1) : NULL;
-	if (!b) {
-		json_decref(req);
-		return FXB_ENOMEM;
+	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s || !s) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		s = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uintptr_t)&ts;
 	}
-	json_dumpb(req, (char *)b + LWS_PRE, n, JSON_COMPACT);
-	b[LWS_PRE + n] = '\0';
-	json_decref(req);
-	*buf = b;
-	*len = n;
-	return 0;
+	return s ? s : 1;
 }
 
-/* Finishes every request of *list with status and wakes their waiters (under mu). */
-static void
-fail_requests(struct fxb_client *c, struct request **list, int status)
+/* Wakes the service thread out of poll(). */
+void
+conn_wake(struct fxb_client *c)
 {
-	struct request *r;
+	uint64_t one = 1;
+	/* EAGAIN means the counter is full: a wake-up is pending anyway. */
+	ssize_t n = write(c->wake_fd, &one, sizeof one);
 
-	while ((r = *list)) {
-		*list = r->next;
-		r->next = NULL;
-		r->done = 1;
-		r->status = status;
-	}
-	pthread_cond_broadcast(&c->cv);
+	(void)n;
 }
-
-/* Replaces the string in *slot by a copy of s, keeping the old one alive for borrowed
- * pointers (under mu). Returns 0, or -1 when out of memory with nothing changed. */
-static int
-replace_string(struct fxb_client *c, char **slot, const char *s)
-{
-	struct retired *old;
-	char *dup;
-
-	if (*slot && !strcmp(*slot, s))
-		return 0;
-	if (!(dup = strdup(s)))
-		return -1;
-	if (*slot) {
-		if (!(old = malloc(sizeof *old))) {
-			free(dup);
-			return -1;
-		}
-		old->s = *slot;
-		old->next = c->retired;
-		c->retired = old;
-	}
-	*slot = dup;
-	return 0;
-}
-
-/* Sets why the client failed or dropped (under mu); broker_name may be NULL. */
-static void set_failure(struct fxb_client *c, int code, int broker_code, const char *broker_name,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-set_failure(
+drain_wake(struct fxb_client *c)
+{
+	uint64_t v;
+	ssize_t n = read(c->wake_fd, &v, sizeof v);
+
+	(void)n;
+}
+
+void
+conn_set_failure(
     struct fxb_client *c, int code, int broker_code, const char *broker_name, const char *fmt, ...)
 {
 	va_list ap;
@@ -149,454 +109,456 @@ set_failure(
 	va_end(ap);
 }
 
-/* Queues the session.hello for the new connection (under mu): with the resume token when
- * the client has one and with_resume is set. Returns 0, or -1 when out of memory. */
-static int
-hello_prepare(struct fxb_client *c, int with_resume)
-{
-	json_t *params = json_pack("{s:s}", "client", c->name);
+/* ---- Drops ---- */
 
-	if (!params)
-		return -1;
-	if (c->token && json_object_set_new(params, "token", json_string(c->token)))
-		goto fail;
-	if (with_resume && c->resume &&
-	    json_object_set_new(params, "resume", json_string(c->resume)))
-		goto fail;
-	free(c->hello_buf);
-	c->hello_id = c->next_id++;
-	if (conn_encode(c->hello_id, "session.hello", params, &c->hello_buf, &c->hello_len))
-		return -1;
-	return 0;
-fail:
-	json_decref(params);
-	return -1;
-}
-
-/* Takes the reply to session.hello (under mu). Returns 1 when there is something to
- * write, 0 when not, and -1 when the connection must close. */
-static int
-hello_answered(struct fxb_client *c, json_t *msg)
-{
-	json_t *res = json_object_get(msg, "result");
-	json_t *err = json_object_get(msg, "error");
-	json_t *cap;
-	const char *sid, *rt, *name, *text;
-	int code;
-
-	c->hello_id = 0;
-	if (json_is_object(res)) {
-		sid = json_string_value(json_object_get(res, "session"));
-		rt = json_string_value(json_object_get(res, "resume"));
-		if (!sid || !rt) {
-			if (!c->ever_open) {
-				c->state = CONN_FAILED;
-				set_failure(c, FXB_EPROTO, 0, NULL,
-				    "session.hello: the reply has no session or resume token");
-			}
-			pthread_cond_broadcast(&c->cv);
-			return -1;
-		}
-		if (replace_string(c, &c->session, sid) || replace_string(c, &c->resume, rt)) {
-			if (!c->ever_open) {
-				c->state = CONN_FAILED;
-				set_failure(c, FXB_ENOMEM, 0, NULL, "session.hello: out of memory");
-			}
-			pthread_cond_broadcast(&c->cv);
-			return -1;
-		}
-		cap = json_object_get(json_object_get(res, "limits"), "max_message_bytes");
-		c->max_message = json_integer_value(cap) > 0 ? (size_t)json_integer_value(cap) : 0;
-		c->state = CONN_OPEN;
-		c->ever_open = 1;
-		c->retry_count = 0;
-		pthread_cond_broadcast(&c->cv);
-		return c->txq != NULL;
-	}
-
-	code = (int)json_integer_value(json_object_get(err, "code"));
-	name = json_string_value(json_object_get(json_object_get(err, "data"), "name"));
-	text = json_string_value(json_object_get(err, "message"));
-	if (c->ever_open && name && !strcmp(name, "RESUME_UNKNOWN")) {
-		/* The grace period ran out, or another client took the session over: its
-		 * leases are gone. A fresh session keeps this client usable. */
-		return hello_prepare(c, 0) ? -1 : 1;
-	}
-	if (!c->ever_open) {
-		c->state = CONN_FAILED;
-		if (json_is_object(err))
-			set_failure(c, FXB_EBROKER, code, name ? name : "",
-			    "session.hello: %s (%s)", text ? text : "error",
-			    name ? name : "no name");
-		else
-			set_failure(c, FXB_EPROTO, 0, NULL,
-			    "session.hello: the reply has neither result nor error");
-		pthread_cond_broadcast(&c->cv);
-	}
-	return -1;
-}
-
-/* Hands one whole message to its waiter. Returns 0, or -1 to close the connection. */
-static int
-dispatch(struct fxb_client *c, struct lws *wsi)
-{
-	struct request **pp, *r;
-	json_t *msg, *idv;
-	json_int_t id;
-	int rc = 0;
-
-	/* A message that is not JSON, or has no integer id, cannot be matched to a call:
-	 * its caller times out. */
-	msg = json_loadb((const char *)c->rx, c->rx_len, 0, NULL);
-	if (!msg)
-		return 0;
-	lws_validity_confirmed(wsi);
-	idv = json_object_get(msg, "id");
-	if (!json_is_integer(idv)) {
-		json_decref(msg);
-		return 0;
-	}
-	id = json_integer_value(idv);
-
-	pthread_mutex_lock(&c->mu);
-	if (c->hello_id && id == c->hello_id) {
-		rc = hello_answered(c, msg);
-	} else {
-		for (pp = &c->sent; (r = *pp); pp = &r->next) {
-			if (r->id != id)
-				continue;
-			*pp = r->next;
-			r->next = NULL;
-			r->reply = msg;
-			msg = NULL;
-			r->status = FXB_OK;
-			r->done = 1;
-			pthread_cond_broadcast(&c->cv);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-	json_decref(msg);
-	if (rc > 0)
-		lws_callback_on_writable(wsi);
-	return rc < 0 ? -1 : 0;
-}
-
-static int
-on_receive(struct fxb_client *c, struct lws *wsi, const void *in, size_t len)
-{
-	size_t cap;
-	unsigned char *p;
-
-	if (c->rx_len + len > MAX_REPLY_BYTES) {
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL, 0);
-		return -1;
-	}
-	if (c->rx_len + len + 1 > c->rx_cap) {
-		cap = c->rx_cap ? c->rx_cap : 4096;
-		while (cap < c->rx_len + len + 1)
-			cap *= 2;
-		if (!(p = realloc(c->rx, cap)))
-			return -1;
-		c->rx = p;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, in, len);
-	c->rx_len += len;
-	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
-		return 0;
-	if (dispatch(c, wsi)) {
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-		return -1;
-	}
-	c->rx_len = 0;
-	return 0;
-}
-
-/* One lws_write per call: the hello first, then the oldest queued request. The write
- * happens under mu because the buffer belongs to a waiter that may time out and free it
- * as soon as mu is released. */
-static int
-on_writeable(struct fxb_client *c, struct lws *wsi)
-{
-	unsigned char *hello = NULL;
-	struct request *r = NULL;
-	int more, failed = 0;
-
-	pthread_mutex_lock(&c->mu);
-	if (c->want_close) {
-		pthread_mutex_unlock(&c->mu);
-		lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-		return -1;
-	}
-	if (c->hello_buf) {
-		hello = c->hello_buf;
-		c->hello_buf = NULL;
-		failed = lws_write(wsi, hello + LWS_PRE, c->hello_len, LWS_WRITE_TEXT) <
-		         (int)c->hello_len;
-	} else if (c->state == CONN_OPEN && (r = c->txq)) {
-		if (!(c->txq = r->next))
-			c->txq_tail = &c->txq;
-		r->next = c->sent;
-		c->sent = r;
-		failed = lws_write(wsi, r->buf + LWS_PRE, r->len, LWS_WRITE_TEXT) < (int)r->len;
-	}
-	more = c->state == CONN_OPEN && c->txq;
-	pthread_mutex_unlock(&c->mu);
-
-	free(hello);
-	if (failed)
-		return -1;
-	if (more)
-		lws_callback_on_writable(wsi);
-	return 0;
-}
-
-static void connect_cb(lws_sorted_usec_list_t *sul);
-
-/* The connection is gone, or never came (service thread; detail may be NULL). Fails what
- * was in flight, then reconnects unless the client is closing or has never had a
- * session. Only the first report of an attempt counts. */
+/* Sets when the next connection attempt may start: the backoff for the number of failed
+ * attempts so far, with jitter (under mu). */
 static void
-on_dropped(struct fxb_client *c, const char *what, const char *detail)
+schedule_retry(struct fxb_client *c, long long now)
 {
-	int reconnect = 0, was_up, hint;
+	unsigned n = sizeof backoff_ms / sizeof backoff_ms[0];
+	long long ms = backoff_ms[c->retries < n ? c->retries : n - 1];
 
-	if (!c->linked)
+	/* 20% of jitter, so that clients dropped together do not come back together. */
+	ms = ms * (long long)(80 + rng_next(&c->rng) % 41) / 100;
+	c->reconnect_ms = now + ms;
+	if (c->retries < UINT_MAX)
+		c->retries++;
+}
+
+/* Connection gen is gone, or must go (what and detail, which may be NULL, say why): shuts
+ * it down, which wakes any thread reading it, fails the calls in flight and lets the
+ * service thread close it and reconnect. Only the first report counts. */
+void
+conn_drop_locked(struct fxb_client *c, unsigned gen, const char *what, const char *detail)
+{
+	if (gen != c->gen || c->sock < 0 || c->dead)
 		return;
-	c->linked = 0;
-	c->wsi = NULL;
-	c->rx_len = 0;
-	if (!detail && c->close_why[0])
-		detail = c->close_why;
-	pthread_mutex_lock(&c->mu);
-	was_up = c->established;
-	c->established = 0;
-	free(c->hello_buf);
-	c->hello_buf = NULL;
+	c->dead = 1;
+	shutdown(c->sock, SHUT_RDWR);
 	c->hello_id = 0;
-	fail_requests(c, &c->sent, c->want_close ? FXB_ECLOSED : FXB_ECONNECT);
-	if (c->want_close || c->stop) {
+	wire_fail_calls(c, c->stop ? FXB_ECLOSED : FXB_ECONNECT);
+	if (c->stop) {
 		c->state = CONN_CLOSED;
 	} else if (c->state == CONN_FAILED) {
 		/* Keep the first reason: a hello error says more than the close after it. */
 	} else {
 		c->state = c->ever_open ? CONN_CONNECTING : CONN_FAILED;
-		reconnect = c->ever_open;
-		/* A broker drops a handshake with a wrong bearer token without an HTTP
-		 * status, so lws can only say the read failed: say what it likely means. */
-		hint = c->token && !c->ever_open && !was_up && detail &&
-		       strcmp(detail, "Unable to connect");
-		set_failure(c, FXB_ECONNECT, 0, NULL, "%s %s%s%s%s", what, c->url,
-		    detail ? ": " : "", detail ? detail : "",
-		    hint ? " (is the bearer token right?)" : "");
+		conn_set_failure(c, FXB_ECONNECT, 0, NULL, "%s %s%s%s", what, c->url,
+		    detail ? ": " : "", detail ? detail : "");
 	}
+	conn_debug(c, "connection %s%s%s", c->stop ? "closed" : "lost", detail ? ": " : "",
+	    detail ? detail : "");
 	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-
-	if (reconnect)
-		lws_retry_sul_schedule(
-		    c->ctx, 0, &c->sul_connect, &retry_policy, connect_cb, &c->retry_count);
+	conn_wake(c);
 }
 
+void
+conn_drop(struct fxb_client *c, unsigned gen, const char *what, const char *detail)
+{
+	pthread_mutex_lock(&c->mu);
+	conn_drop_locked(c, gen, what, detail);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Closes the dead socket once nobody reads it (service thread, reading clear) and
+ * schedules the next attempt when the client reconnects. */
 static void
-connect_cb(lws_sorted_usec_list_t *sul)
+close_locked(struct fxb_client *c, long long now)
 {
-	struct fxb_client *c = lws_container_of(sul, struct fxb_client, sul_connect);
-	struct lws_client_connect_info i;
-	int closing;
-
-	pthread_mutex_lock(&c->mu);
-	closing = c->want_close || c->stop;
-	pthread_mutex_unlock(&c->mu);
-	if (closing || c->wsi)
-		return;
-
-	memset(&i, 0, sizeof i);
-	i.context = c->ctx;
-	i.address = c->address;
-	i.port = c->port;
-	i.path = c->path;
-	i.host = c->host_header;
-	i.origin = c->host_header;
-	i.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
-	i.protocol = SUBPROTOCOL;
-	i.local_protocol_name = protocols[0].name;
-	i.retry_and_idle_policy = &retry_policy;
-	i.pwsi = &c->wsi;
-	c->linked = 1;
-	c->close_why[0] = '\0';
-	/* A NULL return may or may not have been reported through CONNECTION_ERROR
-	 * already; c->linked says which. */
-	if (!lws_client_connect_via_info(&i))
-		on_dropped(c, "cannot connect to", "the connection could not be started");
+	wire_close(c);
+	close(c->sock);
+	c->sock = -1;
+	c->dead = 0;
+	if (c->state == CONN_CONNECTING && !c->stop)
+		schedule_retry(c, now);
 }
 
+/* ---- Connecting ---- */
+
+/* Waits until fd is ready for events or deadline_ms passes, watching for the client
+ * closing. Returns 1 when ready, 0 on the deadline, -1 when the client is closing. */
 static int
-append_auth(struct fxb_client *c, struct lws *wsi, void *in, size_t len)
+wait_fd(struct fxb_client *c, int fd, short events, long long deadline_ms)
 {
-	unsigned char **p = (unsigned char **)in, *end = *p + len;
-	char value[1024];
-	int n;
+	struct pollfd p[2] = {{fd, events, 0}, {c->wake_fd, POLLIN, 0}};
+	long long left;
+	int n, stop;
 
-	if (!c->token)
-		return 0;
-	n = snprintf(value, sizeof value, "Bearer %s", c->token);
-	if (n < 0 || (size_t)n >= sizeof value)
-		return -1;
-	if (lws_add_http_header_by_token(
-	        wsi, WSI_TOKEN_HTTP_AUTHORIZATION, (const unsigned char *)value, n, p, end))
-		return -1;
-	return 0;
-}
-
-static int
-on_established(struct fxb_client *c)
-{
-	int rc;
-
-	pthread_mutex_lock(&c->mu);
-	c->established = 1;
-	c->connects++;
-	c->state = CONN_HELLO;
-	rc = hello_prepare(c, !c->taken_over);
-	c->taken_over = 0;
-	if (rc && !c->ever_open) {
-		c->state = CONN_FAILED;
-		set_failure(c, FXB_ENOMEM, 0, NULL, "session.hello: out of memory");
-		pthread_cond_broadcast(&c->cv);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return rc;
-}
-
-static void
-on_wake(struct fxb_client *c)
-{
-	int want;
-
-	pthread_mutex_lock(&c->mu);
-	want =
-	    c->established && (c->want_close || c->hello_buf || (c->state == CONN_OPEN && c->txq));
-	pthread_mutex_unlock(&c->mu);
-	if (want && c->wsi)
-		lws_callback_on_writable(c->wsi);
-}
-
-static int
-callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-	struct fxb_client *c = lws_context_user(lws_get_context(wsi));
-	char why[160];
-
-	(void)user;
-	if (!c)
-		return 0;
-	switch (reason) {
-	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-		return append_auth(c, wsi, in, len);
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (on_established(c))
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		stop = c->stop;
+		pthread_mutex_unlock(&c->mu);
+		if (stop)
 			return -1;
-		lws_callback_on_writable(wsi);
-		break;
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		return on_receive(c, wsi, in, len);
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		return on_writeable(c, wsi);
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		/* in is the close code (2 bytes, big-endian) and a reason: kept for the
-		 * message the waiters get when CLOSED follows. */
-		if (len >= 2) {
-			const unsigned char *b = in;
-			unsigned code = (unsigned)b[0] << 8 | b[1];
-
-			snprintf(c->close_why, sizeof c->close_why,
-			    "closed by the broker (%u%s%.*s)", code, len > 2 ? " " : "",
-			    (int)(len - 2 > 80 ? 80 : len - 2), (const char *)b + 2);
-			/* Resuming would take the session back from its new owner, which would
-			 * take it back in turn: start afresh instead. */
-			if (code == CLOSE_TAKEN_OVER)
-				c->taken_over = 1;
-		}
-		break;
-	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		if (in)
-			snprintf(why, sizeof why, "%.*s", (int)strnlen(in, len ? len : 120),
-			    (const char *)in);
-		on_dropped(c, "cannot connect to", in ? why : NULL);
-		break;
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		on_dropped(c, "lost the connection to", NULL);
-		break;
-	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		/* A handshake that times out (a broker that accepts and never answers) ends
-		 * here, with no CONNECTION_ERROR. */
-		on_dropped(c, "cannot connect to", "no answer to the WebSocket handshake");
-		break;
-	case LWS_CALLBACK_WSI_DESTROY:
-		/* The last word on any attempt, whatever lws reported before (or not). */
-		if (wsi == c->wsi)
-			on_dropped(c, "lost the connection to", NULL);
-		break;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		on_wake(c);
-		break;
-	default:
-		break;
+		if ((left = deadline_ms - clock_now_ms()) <= 0)
+			return 0;
+		n = poll(p, 2, left > INT_MAX ? INT_MAX : (int)left);
+		if (n == -1 && errno != EINTR)
+			return 0;
+		if (n > 0 && p[1].revents)
+			drain_wake(c);
+		if (n > 0 && p[0].revents)
+			return 1;
 	}
-	return 0;
 }
 
+/* Connects and upgrades to WebSocket within the connect timeout (1 to 10 s, within the
+ * client's timeout). Returns the socket (non-blocking, Nagle off), with any bytes that
+ * followed the upgrade answer handed to wire_reset(); or -1 with the reason in why and
+ * the HTTP status of a refused upgrade, if any, in *status. */
+static int
+ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[16], key[25], accept[29], *buf = NULL, ebuf[128];
+	long long limit = c->timeout_ms, deadline;
+	size_t cap, len, off = 0, head_len;
+	char *end;
+	socklen_t elen;
+	ssize_t n;
+	int fd = -1, one = 1, err = ECONNREFUSED, rc;
+
+	*status = 0;
+	if (limit < 1000)
+		limit = 1000;
+	if (limit > 10000)
+		limit = 10000;
+	deadline = clock_now_ms() + limit;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof port, "%d", c->port);
+	if ((rc = getaddrinfo(c->address, port, &hints, &res))) {
+		snprintf(why, whylen, "%s",
+		    rc == EAI_SYSTEM ? strerror_r(errno, ebuf, sizeof ebuf) : gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(
+		    ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		err = errno;
+		if (err == EINPROGRESS) {
+			if ((rc = wait_fd(c, fd, POLLOUT, deadline)) < 0) {
+				err = ECANCELED;
+			} else if (!rc) {
+				err = ETIMEDOUT;
+			} else {
+				elen = sizeof err;
+				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+					err = errno;
+				if (!err)
+					break;
+			}
+		}
+		close(fd);
+		fd = -1;
+		if (err == ECANCELED || err == ETIMEDOUT)
+			break;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		if (err == ECANCELED)
+			snprintf(why, whylen, "the client is closing");
+		else if (err == ETIMEDOUT)
+			snprintf(why, whylen, "no connection within %lld ms", limit);
+		else
+			snprintf(why, whylen, "%s", strerror_r(err, ebuf, sizeof ebuf));
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	/* One buffer for the request, then for the answer. */
+	ws_key_new(key, accept);
+	cap = strlen(c->host_header) + strlen(c->path) + (c->token ? strlen(c->token) : 0) + 512;
+	if (cap < UPGRADE_MAX_BYTES)
+		cap = UPGRADE_MAX_BYTES;
+	if (!(buf = malloc(cap)) || !(len = ws_upgrade_request(buf, cap, c->host_header, c->path,
+	                                  key, SUBPROTOCOL, c->token))) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
+	while (off < len) {
+		n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+		} else if (n == -1 && errno == EINTR) {
+			continue;
+		} else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if ((rc = wait_fd(c, fd, POLLOUT, deadline)) <= 0) {
+				snprintf(why, whylen, "%s",
+				    rc ? "the client is closing"
+				       : "the WebSocket upgrade timed out");
+				goto fail;
+			}
+		} else {
+			snprintf(why, whylen, "%s", strerror_r(errno, ebuf, sizeof ebuf));
+			goto fail;
+		}
+	}
+
+	len = 0;
+	while (len < 4 || !(end = memmem(buf, len, "\r\n\r\n", 4))) {
+		if (len == UPGRADE_MAX_BYTES) {
+			snprintf(why, whylen, "the answer to the WebSocket upgrade is too long");
+			goto fail;
+		}
+		n = recv(fd, buf + len, UPGRADE_MAX_BYTES - len, 0);
+		if (n > 0) {
+			len += (size_t)n;
+		} else if (n == 0) {
+			snprintf(
+			    why, whylen, "the broker closed the connection during the upgrade");
+			goto fail;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if ((rc = wait_fd(c, fd, POLLIN, deadline)) <= 0) {
+				if (rc)
+					snprintf(why, whylen, "the client is closing");
+				else
+					snprintf(why, whylen,
+					    "no answer to the WebSocket upgrade within %lld ms",
+					    limit);
+				goto fail;
+			}
+		} else if (errno != EINTR) {
+			snprintf(why, whylen, "%s", strerror_r(errno, ebuf, sizeof ebuf));
+			goto fail;
+		}
+	}
+	head_len = (size_t)(end - buf) + 4;
+	if (ws_upgrade_check(buf, head_len, accept, SUBPROTOCOL, status, why, whylen))
+		goto fail;
+	if (wire_reset(c, (unsigned char *)buf + head_len, len - head_len)) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
+	free(buf);
+	return fd;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+/* One connection attempt and its hello (service thread, without mu). */
+static void
+connect_once(struct fxb_client *c)
+{
+	char why[256];
+	unsigned gen;
+	int fd, status, with_resume, hint;
+
+	conn_debug(c, "connecting");
+	fd = ws_connect(c, &status, why, sizeof why);
+	pthread_mutex_lock(&c->mu);
+	if (fd >= 0 && c->stop) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		if (!c->stop) {
+			/* The broker refuses a wrong bearer token with 401. */
+			hint = c->token && (status == 401 || status == 403);
+			if (c->ever_open)
+				schedule_retry(c, clock_now_ms());
+			else
+				c->state = CONN_FAILED;
+			conn_set_failure(c, FXB_ECONNECT, 0, NULL, "cannot connect to %s: %s%s",
+			    c->url, why, hint ? " (is the bearer token right?)" : "");
+			conn_debug(c, "cannot connect: %s", why);
+			pthread_cond_broadcast(&c->cv);
+		}
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	c->sock = fd;
+	gen = ++c->gen;
+	c->dead = 0;
+	c->close_sent = 0;
+	c->last_rx_ms = clock_now_ms();
+	c->ping_ms = 0;
+	c->state = CONN_HELLO;
+	c->connects++;
+	with_resume = !c->taken_over;
+	c->taken_over = 0;
+	wire_open(c, fd, gen);
+	pthread_mutex_unlock(&c->mu);
+	conn_debug(c, "connected");
+	wire_hello(c, gen, with_resume);
+}
+
+/* ---- The service thread ---- */
+
+/* The closing handshake when the client is freed (service thread, under mu): our close
+ * frame, then the broker's answer or its end of the connection, within a bounded wait. */
+static void
+close_gracefully(struct fxb_client *c)
+{
+	struct pollfd p;
+	long long deadline, left;
+	unsigned gen = c->gen;
+	int fd, n, send_close;
+
+	if (c->sock >= 0 && !c->dead) {
+		send_close = !c->close_sent;
+		c->close_sent = 1;
+		deadline = clock_now_ms() +
+		           (c->timeout_ms < CLOSE_WAIT_MS ? c->timeout_ms : CLOSE_WAIT_MS);
+		pthread_mutex_unlock(&c->mu);
+		if (send_close)
+			wire_send_close(c, gen, CLOSE_NORMAL);
+		pthread_mutex_lock(&c->mu);
+		fd = wire_take(c, gen);
+		pthread_mutex_unlock(&c->mu);
+		while (fd >= 0 && (left = deadline - clock_now_ms()) > 0) {
+			p = (struct pollfd){fd, POLLIN, 0};
+			if (wire_backlog(c))
+				p.events |= POLLOUT;
+			n = poll(&p, 1, (int)left);
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if (p.revents & POLLOUT)
+				wire_flush(c, gen);
+			if ((p.revents & ~POLLOUT) && wire_read(c, fd, gen) < 0)
+				break;
+		}
+		pthread_mutex_lock(&c->mu);
+		if (fd >= 0)
+			wire_give_back(c);
+	}
+	if (c->sock >= 0) {
+		conn_drop_locked(c, gen, "closed the connection to", NULL);
+		/* The shutdown ends any read in progress, whose holder gives the role back. */
+		while (c->reading)
+			pthread_cond_wait(&c->cv, &c->mu);
+		close_locked(c, clock_now_ms());
+	}
+	c->state = CONN_CLOSED;
+}
+
+/* Connects, reconnects after a backoff, keeps the connection alive and reads it while no
+ * call does, until the client is freed. */
 static void *
 service_main(void *arg)
 {
 	struct fxb_client *c = arg;
-	int stop = 0;
+	struct pollfd p[2];
+	struct timespec ts;
+	long long now, next, wait;
+	unsigned gen = 0;
+	int nfds, watch, fd;
 
-	lws_sul_schedule(c->ctx, 0, &c->sul_connect, connect_cb, 1);
-	while (!stop) {
-		if (lws_service(c->ctx, 0) < 0) {
-			pthread_mutex_lock(&c->mu);
-			c->state = CONN_FAILED;
-			set_failure(
-			    c, FXB_ECONNECT, 0, NULL, "the service loop of %s stopped", c->url);
-			fail_requests(c, &c->sent, FXB_ECONNECT);
-			pthread_mutex_unlock(&c->mu);
-			break;
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		now = clock_now_ms();
+		if (c->sock >= 0 && c->dead) {
+			if (c->reading) {
+				/* The holder sees the shutdown at once and gives the role back. */
+				deadline_ts(&ts, now + 100);
+				pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			} else {
+				close_locked(c, now);
+			}
+			continue;
+		}
+		p[0] = (struct pollfd){c->wake_fd, POLLIN, 0};
+		nfds = 1;
+		watch = 0;
+		next = -1;
+		if (c->sock < 0) {
+			if (c->state == CONN_CONNECTING && now >= c->reconnect_ms) {
+				pthread_mutex_unlock(&c->mu);
+				connect_once(c);
+				pthread_mutex_lock(&c->mu);
+				continue;
+			}
+			if (c->state == CONN_CONNECTING)
+				next = c->reconnect_ms;
+		} else {
+			gen = c->gen;
+			if (c->ping_ms > c->last_rx_ms && now - c->last_rx_ms >= HANGUP_AFTER_MS) {
+				conn_drop_locked(c, gen, "lost the connection to",
+				    "no answer to a keepalive ping within 30 s");
+				continue;
+			}
+			if (c->ping_ms <= c->last_rx_ms && now - c->last_rx_ms >= PING_AFTER_MS) {
+				c->ping_ms = now;
+				pthread_mutex_unlock(&c->mu);
+				wire_send_control(c, gen, WS_OP_PING, NULL, 0);
+				pthread_mutex_lock(&c->mu);
+				continue;
+			}
+			next = c->last_rx_ms +
+			       (c->ping_ms > c->last_rx_ms ? HANGUP_AFTER_MS : PING_AFTER_MS);
+			/* While calls are in flight their threads read the socket; reading it
+			 * here too would only wake this thread for every reply. */
+			watch =
+			    !c->reading && (c->state != CONN_OPEN ||
+			                       (!c->npending && now - c->last_call_ms >= IDLE_MS));
+			if (!watch) {
+				if (next > now + IDLE_MS)
+					next = now + IDLE_MS;
+				if (!c->reading)
+					wire_promote(c);
+			}
+			p[1] = (struct pollfd){c->sock, watch ? POLLIN : 0, 0};
+			if (wire_backlog(c))
+				p[1].events |= POLLOUT;
+			if (p[1].events)
+				nfds = 2;
+		}
+		pthread_mutex_unlock(&c->mu);
+
+		wait = next < 0 ? -1 : next > now ? next - now : 0;
+		if (poll(p, (nfds_t)nfds, wait > INT_MAX ? INT_MAX : (int)wait) > 0) {
+			if (p[0].revents)
+				drain_wake(c);
+			if (nfds == 2 && (p[1].events & POLLOUT) && p[1].revents)
+				wire_flush(c, gen);
+			if (nfds == 2 && watch && p[1].revents) {
+				pthread_mutex_lock(&c->mu);
+				fd = wire_take(c, gen);
+				pthread_mutex_unlock(&c->mu);
+				if (fd >= 0) {
+					wire_read(c, fd, gen);
+					pthread_mutex_lock(&c->mu);
+					wire_give_back(c);
+					pthread_mutex_unlock(&c->mu);
+				}
+			}
 		}
 		pthread_mutex_lock(&c->mu);
-		stop = c->stop;
-		pthread_mutex_unlock(&c->mu);
 	}
-	lws_sul_cancel(&c->sul_connect);
+	close_gracefully(c);
+	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
 
 int
 conn_start(struct fxb_client *c)
 {
-	struct lws_context_creation_info info;
+	const char *d = getenv("FXB_DEBUG");
 	sigset_t all, old;
-	int rc, secs;
+	char buf[128];
+	int rc;
 
-	pthread_once(&log_once, log_init);
-	secs = c->timeout_ms / 1000;
-	memset(&info, 0, sizeof info);
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.user = c;
-	/* The connection, the event pipe and spares: a small lookup table instead of one
-	 * sized to the process's fd limit. */
-	info.fd_limit_per_thread = 8;
-	info.connect_timeout_secs = secs < 1 ? 1 : secs > 10 ? 10 : secs;
-	info.timeout_secs = info.connect_timeout_secs;
-	if (c->tls)
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	c->ctx = lws_create_context(&info);
-	if (!c->ctx) {
-		set_failure(c, FXB_ENOMEM, 0, NULL, "cannot create the libwebsockets context");
-		return FXB_ENOMEM;
+	c->debug = d && *d && strcmp(d, "0");
+	c->rng = seed();
+	c->mask_rng = seed() ^ 0x9e3779b97f4a7c15u;
+	if ((c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = errno;
+		conn_set_failure(c, rc == ENOMEM ? FXB_ENOMEM : FXB_ECONNECT, 0, NULL,
+		    "cannot create an eventfd: %s", strerror_r(rc, buf, sizeof buf));
+		return c->fail_code;
 	}
 
 	/* The service thread takes no signals: they belong to the host's threads. */
@@ -605,8 +567,8 @@ conn_start(struct fxb_client *c)
 	rc = pthread_create(&c->thread, NULL, service_main, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
-		set_failure(
-		    c, FXB_ENOMEM, 0, NULL, "cannot start the service thread: %s", strerror(rc));
+		conn_set_failure(c, FXB_ENOMEM, 0, NULL, "cannot start the service thread: %s",
+		    strerror_r(rc, buf, sizeof buf));
 		return FXB_ENOMEM;
 	}
 	c->thread_started = 1;
@@ -614,46 +576,21 @@ conn_start(struct fxb_client *c)
 }
 
 void
-conn_wake(struct fxb_client *c)
-{
-	if (c->ctx)
-		lws_cancel_service(c->ctx);
-}
-
-void
 conn_stop(struct fxb_client *c)
 {
-	struct timespec deadline;
-	int ms = c->timeout_ms < CLOSE_WAIT_MS ? c->timeout_ms : CLOSE_WAIT_MS;
-
 	if (c->thread_started) {
 		pthread_mutex_lock(&c->mu);
-		c->want_close = 1;
-		fail_requests(c, &c->txq, FXB_ECLOSED);
-		c->txq_tail = &c->txq;
-		pthread_mutex_unlock(&c->mu);
-		conn_wake(c);
-
-		/* The close handshake: our close frame, the broker's answer, CLOSED. */
-		deadline_after(&deadline, ms);
-		pthread_mutex_lock(&c->mu);
-		while (c->established)
-			if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT)
-				break;
 		c->stop = 1;
+		wire_fail_calls(c, FXB_ECLOSED);
+		pthread_cond_broadcast(&c->cv);
 		pthread_mutex_unlock(&c->mu);
 		conn_wake(c);
 		pthread_join(c->thread, NULL);
 		c->thread_started = 0;
 	}
-	if (c->ctx) {
-		/* Closes what is left (a connection still being made) on this thread. */
-		lws_context_destroy(c->ctx);
-		c->ctx = NULL;
+	if (c->wake_fd >= 0) {
+		close(c->wake_fd);
+		c->wake_fd = -1;
 	}
-	free(c->rx);
-	c->rx = NULL;
-	c->rx_len = c->rx_cap = 0;
-	free(c->hello_buf);
-	c->hello_buf = NULL;
+	wire_free(c);
 }
