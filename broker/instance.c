@@ -74,6 +74,7 @@ instance_claim(const char *state_dir, char id[17], int *lock_fd, int *reused,
 {
 	char dir[PATH_MAX], fresh[17];
 	struct dirent *de;
+	long long newest = 0;
 	DIR *d;
 	int fd = -1;
 
@@ -82,16 +83,34 @@ instance_claim(const char *state_dir, char id[17], int *lock_fd, int *reused,
 		error_set(err, ERR_INTERNAL, "state_dir: %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	while (fd == -1 && (de = readdir(d))) {
+	/* Of the ids no live broker holds, take the one claimed last: after a crash that is
+	 * the crashed broker's, whose leftovers the restart must sweep. */
+	while ((de = readdir(d))) {
+		char path[PATH_MAX + 32], cid[17];
+		struct stat st;
+		long long t;
+		int cand;
+
 		if (!is_id(de->d_name))
 			continue;
-		snprintf(fresh, sizeof fresh, "%.16s", de->d_name);
-		fd = lock_id(dir, fresh, 0);
+		snprintf(cid, sizeof cid, "%.16s", de->d_name);
+		snprintf(path, sizeof path, "%s/%s.lock", dir, cid);
+		if (stat(path, &st) == -1)
+			continue;
+		t = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+		if ((fd != -1 && t < newest) || (cand = lock_id(dir, cid, 0)) == -1)
+			continue;
+		if (fd != -1)
+			close(fd); /* an older one: leave it for another broker */
+		fd = cand;
+		newest = t;
+		memcpy(fresh, cid, sizeof fresh);
 	}
 	closedir(d);
 	if (fd != -1) {
 		memcpy(id, fresh, 17);
 		*reused = 1;
+		futimens(fd, NULL); /* claimed now: the newest */
 	} else {
 		for (int tries = 0; fd == -1 && tries < 8; tries++) {
 			if (random_hex(fresh, 8) == -1)
