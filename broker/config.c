@@ -5,6 +5,7 @@
  * silently falls back to a default.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,20 +136,55 @@ set_path(char *dst, size_t cap, const char *key, const char *value, struct fxb_e
 	return 0;
 }
 
+/* Settings that are a whole number in a range, or a path, by key. */
+static const struct {
+	const char *key;
+	size_t off;
+	long lo, hi;
+	int is_size; /* a size_t field rather than an int */
+} int_settings[] = {
+	{ "ports.quarantine_ms", offsetof(struct config, quarantine_ms), 0, 3600000, 0 },
+	{ "grace_ms", offsetof(struct config, grace_ms), 0, 3600000, 0 },
+	{ "max_message_bytes", offsetof(struct config, max_message_bytes), 1024, 64L * 1024 * 1024, 1 },
+	{ "max_fixtures_per_lease", offsetof(struct config, max_fixtures), 1, 4096, 0 },
+	{ "ping_secs", offsetof(struct config, ping_secs), 0, 86400, 0 },
+};
+
+static const struct {
+	const char *key;
+	size_t off;
+} path_settings[] = {
+	{ "token_file", offsetof(struct config, token_file) },
+	{ "state_dir", offsetof(struct config, state_dir) },
+	{ "ports.lock_file", offsetof(struct config, port_lock_file) },
+	{ "ports.ephemeral_range_file", offsetof(struct config, ephemeral_path) },
+};
+
 /* Applies one setting given as text, the common path of flags and file values. */
 static int
 apply(struct config *cfg, const char *key, const char *value, struct fxb_error *err)
 {
+	char *base = (char *)cfg;
 	long v;
 
+	for (size_t i = 0; i < sizeof int_settings / sizeof int_settings[0]; i++) {
+		if (strcmp(key, int_settings[i].key) != 0)
+			continue;
+		if (parse_int(key, value, int_settings[i].lo, int_settings[i].hi, &v, err) == -1)
+			return -1;
+		if (int_settings[i].is_size)
+			*(size_t *)(base + int_settings[i].off) = (size_t)v;
+		else
+			*(int *)(base + int_settings[i].off) = (int)v;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof path_settings / sizeof path_settings[0]; i++)
+		if (!strcmp(key, path_settings[i].key))
+			return set_path(base + path_settings[i].off, PATH_MAX, key, value, err);
 	if (!strcmp(key, "listen"))
 		return config_parse_listen(cfg, key, value, err);
-	if (!strcmp(key, "token_file"))
-		return set_path(cfg->token_file, sizeof cfg->token_file, key, value, err);
 	if (!strcmp(key, "ports.range"))
 		return parse_range(key, value, &cfg->ports_first, &cfg->ports_last, err);
-	if (!strcmp(key, "state_dir"))
-		return set_path(cfg->state_dir, sizeof cfg->state_dir, key, value, err);
 	if (!strcmp(key, "postgres.url")) {
 		if (strlen(value) >= sizeof cfg->pg_url) {
 			error_set(err, ERR_INVALID_PARAMS, "%s: too long", key);
@@ -157,46 +193,12 @@ apply(struct config *cfg, const char *key, const char *value, struct fxb_error *
 		strcpy(cfg->pg_url, value);
 		return 0;
 	}
-	if (!strcmp(key, "ports.lock_file"))
-		return set_path(cfg->port_lock_file, sizeof cfg->port_lock_file, key, value, err);
-	if (!strcmp(key, "ports.ephemeral_range_file"))
-		return set_path(cfg->ephemeral_path, sizeof cfg->ephemeral_path, key, value, err);
 	if (!strcmp(key, "log_level")) {
 		if (log_level_parse(value, &cfg->log_level) == -1) {
 			error_set(err, ERR_INVALID_PARAMS, "%s: expected error, warn, info or debug, got \"%s\"",
 			    key, value);
 			return -1;
 		}
-		return 0;
-	}
-	if (!strcmp(key, "ports.quarantine_ms")) {
-		if (parse_int(key, value, 0, 3600000, &v, err) == -1)
-			return -1;
-		cfg->quarantine_ms = (int)v;
-		return 0;
-	}
-	if (!strcmp(key, "grace_ms")) {
-		if (parse_int(key, value, 0, 3600000, &v, err) == -1)
-			return -1;
-		cfg->grace_ms = (int)v;
-		return 0;
-	}
-	if (!strcmp(key, "max_message_bytes")) {
-		if (parse_int(key, value, 1024, 64L * 1024 * 1024, &v, err) == -1)
-			return -1;
-		cfg->max_message_bytes = (size_t)v;
-		return 0;
-	}
-	if (!strcmp(key, "max_fixtures_per_lease")) {
-		if (parse_int(key, value, 1, 4096, &v, err) == -1)
-			return -1;
-		cfg->max_fixtures = (int)v;
-		return 0;
-	}
-	if (!strcmp(key, "ping_secs")) {
-		if (parse_int(key, value, 0, 86400, &v, err) == -1)
-			return -1;
-		cfg->ping_secs = (int)v;
 		return 0;
 	}
 	error_set(err, ERR_INVALID_PARAMS, "%s: unknown setting", key);
