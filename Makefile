@@ -10,14 +10,16 @@ PKGS    := libwebsockets jansson libpq
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker -Isdk-c/include \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker $(BROKER_DIRS:%=-I%) -Isdk-c/include \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -DFXB_VERSION_STR='"$(VERSION)"'
 LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 TLIBS   = $(LIBS) -lcriterion
 
 B := build
 
-BROKER_SRC := $(filter-out broker/main.c,$(wildcard broker/*.c))
+BROKER_SRC := $(filter-out broker/main.c,$(shell find broker -name '*.c' | sort))
+BROKER_HDR := $(shell find broker -name '*.h')
+BROKER_DIRS := $(sort $(dir $(BROKER_HDR)))
 BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 SDK_SRC    := $(wildcard sdk-c/src/*.c)
 SDK_OBJ    := $(SDK_SRC:%.c=$(B)/obj/%.o)
@@ -38,12 +40,12 @@ all: deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
 deps:
 	@sh deploy/install-deps.sh
 
-$(B)/obj/%.o: %.c $(wildcard broker/*.h) sdk-c/include/fxb.h | deps
+$(B)/obj/%.o: %.c $(BROKER_HDR) sdk-c/include/fxb.h | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/obj/broker/openrpc.o: protocol/openrpc.json
+$(B)/obj/broker/rpc/openrpc.o: protocol/openrpc.json
 
 $(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
 	@echo "  LINK    $@"
