@@ -10,7 +10,7 @@ PKGS    := libwebsockets jansson libpq
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker $(BROKER_DIRS:%=-I%) -Isdk-c/include \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker -Isdk-c/include \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -DFXB_VERSION_STR='"$(VERSION)"'
 LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 TLIBS   = $(LIBS) -lcriterion
@@ -19,7 +19,6 @@ B := build
 
 BROKER_SRC := $(filter-out broker/main.c,$(shell find broker -name '*.c' | sort))
 BROKER_HDR := $(shell find broker -name '*.h')
-BROKER_DIRS := $(sort $(dir $(BROKER_HDR)))
 BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 SDK_SRC    := $(wildcard sdk-c/src/*.c)
 SDK_OBJ    := $(SDK_SRC:%.c=$(B)/obj/%.o)

@@ -10,18 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "broker.h"
-#include "idmap.h"
-#include "instance.h"
-#include "lease.h"
-#include "log.h"
-#include "pg.h"
-#include "ports.h"
-#include "proc.h"
-#include "servers.h"
-#include "session.h"
-#include "ws.h"
+#include "core/instance.h"
+#include "core/log.h"
+#include "fixtures/pg/pg.h"
+#include "fixtures/port/ports.h"
+#include "fixtures/server/servers.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "net/auth.h"
+#include "net/ws.h"
+#include "proc/proc.h"
+#include "util/idmap.h"
 
 extern const char openrpc_document[];
 

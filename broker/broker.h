@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "config.h"
-#include "metrics.h"
+#include "core/config.h"
+#include "rpc/metrics.h"
 
 struct ports;
 struct leases;

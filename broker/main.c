@@ -11,9 +11,9 @@
 #include <sys/prctl.h>
 
 #include "broker.h"
-#include "log.h"
+#include "core/log.h"
+#include "net/ws.h"
 #include "run.h"
-#include "ws.h"
 
 static int
 is_loopback(const char *host)

@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "log.h"
-#include "proc.h"
+#include "core/log.h"
+#include "net/ws.h"
+#include "proc/proc.h"
 #include "run.h"
-#include "ws.h"
 
 int
 run_split(int argc, char **argv, int *nflags, char ***command)

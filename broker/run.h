@@ -11,7 +11,7 @@
 
 #include <sys/signalfd.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct broker;
 

@@ -10,8 +10,8 @@
 #include <limits.h>
 #include <stddef.h>
 
-#include "errors.h"
-#include "log.h"
+#include "core/errors.h"
+#include "core/log.h"
 
 struct config {
 	char listen_host[256];

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 static const struct {
 	int code;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "instance.h"
+#include "core/instance.h"
 
 int
 mkdir_p(const char *dir)

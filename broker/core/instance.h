@@ -9,7 +9,7 @@
 #ifndef FXB_INSTANCE_H
 #define FXB_INSTANCE_H
 
-#include "errors.h"
+#include "core/errors.h"
 
 /* Claims an id for this run: the first one in state_dir whose lock is free (a previous
  * run that has ended), else a new random one. Fills id (16 hex digits) and *lock_fd (kept

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static const char *level_names[] = { "error", "warn", "info", "debug" };

@@ -24,12 +24,12 @@
 #include <string.h>
 
 #include "broker.h"
-#include "idmap.h"
-#include "lease.h"
-#include "log.h"
-#include "ports.h"
-#include "rpc.h"
-#include "session.h"
+#include "core/log.h"
+#include "fixtures/port/ports.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "rpc/rpc.h"
+#include "util/idmap.h"
 
 extern const struct fixture_kind port_kind;
 extern const struct fixture_kind server_kind;

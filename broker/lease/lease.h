@@ -17,7 +17,7 @@
 #include <libwebsockets.h>
 #include <stdint.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct broker;
 struct session;

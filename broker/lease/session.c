@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "broker.h"
-#include "idmap.h"
-#include "lease.h"
-#include "log.h"
-#include "pg.h"
-#include "session.h"
+#include "core/log.h"
+#include "fixtures/pg/pg.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "util/idmap.h"
 
 struct session *
 session_new(struct broker *b, void *conn, const struct session_io *io)

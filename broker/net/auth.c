@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "net/auth.h"
 
 struct auth {
 	char **tokens;

@@ -7,7 +7,7 @@
 #ifndef FXB_AUTH_H
 #define FXB_AUTH_H
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct auth;
 

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "fdwatch.h"
-#include "log.h"
+#include "core/log.h"
+#include "net/fdwatch.h"
 
 struct fdwatch {
 	struct lws *wsi;

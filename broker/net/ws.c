@@ -16,16 +16,16 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "broker.h"
-#include "fdwatch.h"
-#include "lease.h"
-#include "log.h"
-#include "proc.h"
-#include "rpc.h"
+#include "core/log.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "net/auth.h"
+#include "net/fdwatch.h"
+#include "net/ws.h"
+#include "proc/proc.h"
+#include "rpc/rpc.h"
 #include "run.h"
-#include "session.h"
-#include "ws.h"
 
 #define TX_CHUNK (64 * 1024)
 #define TX_HIGH_WATER 64 /* queued replies before we stop reading from the client */

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct broker;
 struct conn;

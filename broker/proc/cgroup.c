@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "log.h"
+#include "core/log.h"
+#include "proc/cgroup.h"
 
 struct cgroups {
 	int available;

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "journal.h"
-#include "log.h"
+#include "core/log.h"
+#include "proc/journal.h"
 
 struct entry {
 	pid_t pid;

@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct journal;
 

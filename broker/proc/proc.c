@@ -25,11 +25,11 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "cgroup.h"
-#include "idmap.h"
-#include "journal.h"
-#include "log.h"
-#include "proc.h"
+#include "core/log.h"
+#include "proc/cgroup.h"
+#include "proc/journal.h"
+#include "proc/proc.h"
+#include "util/idmap.h"
 
 extern char **environ;
 

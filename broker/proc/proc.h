@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 #define PROC_MARKER "FIXTURE_BROKER_PROCESS"
 #define PROC_MAX_PASS 16

@@ -6,14 +6,14 @@
  */
 #include <string.h>
 
-#include "auth.h"
 #include "broker.h"
-#include "lease.h"
-#include "pg.h"
-#include "ports.h"
-#include "rpc.h"
-#include "servers.h"
-#include "session.h"
+#include "fixtures/pg/pg.h"
+#include "fixtures/port/ports.h"
+#include "fixtures/server/servers.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "net/auth.h"
+#include "rpc/rpc.h"
 
 /* Checks params against a table (naming the member at fault), then unpacks them. */
 #define UNPACK(params, table, err, ...)                                          \

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 
 #include "broker.h"
-#include "lease.h"
-#include "pg.h"
-#include "ports.h"
-#include "rpc.h"
-#include "session.h"
+#include "fixtures/pg/pg.h"
+#include "fixtures/port/ports.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "rpc/rpc.h"
 
 const double metrics_buckets[METRICS_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

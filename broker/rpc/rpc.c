@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "broker.h"
-#include "log.h"
-#include "rpc.h"
-#include "session.h"
+#include "core/log.h"
+#include "lease/session.h"
+#include "rpc/rpc.h"
 
 json_t rpc_pending_marker;
 

@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "errors.h"
+#include "core/errors.h"
 
 struct broker;
 struct session;

@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 
-#include "idmap.h"
+#include "util/idmap.h"
 
 struct slot {
 	uint64_t id;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ring.h"
+#include "util/ring.h"
 
 int
 ring_init(struct ring *r, size_t cap)

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-#include "auth.h"
+#include "net/auth.h"
 
 static const char *
 write_file(const char *text)

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "core/config.h"
 
 static const char *
 write_file(const char *text)

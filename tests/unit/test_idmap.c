@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "idmap.h"
+#include "util/idmap.h"
 
 Test(idmap, finds_what_was_put_and_forgets_what_was_deleted)
 {

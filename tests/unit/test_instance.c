@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "instance.h"
+#include "core/instance.h"
 
 static const char dir[] = "/tmp/fxb-test-instance";
 

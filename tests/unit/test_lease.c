@@ -1,5 +1,5 @@
 /* test_lease.c: atomic grants, the FIFO wait queue, deadlines, TTLs, release rules. */
-#include "lease.h"
+#include "lease/lease.h"
 #include "unit.h"
 
 #define ACQ(id, fixtures, extra)                                                            \

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "pg_conf.h"
+#include "fixtures/pg/pg_conf.h"
 
 static int
 parse(const char *text, struct pg_conf *c, struct fxb_error *err)

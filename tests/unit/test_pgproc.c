@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pgembed.h"
-#include "pgproc.h"
+#include "fixtures/pg/pgembed.h"
+#include "fixtures/pg/pgproc.h"
 
 static int
 run(char *const argv[], int timeout_ms, char *tail, size_t cap, int *timed_out)

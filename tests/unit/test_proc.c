@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "journal.h"
-#include "proc.h"
+#include "proc/journal.h"
+#include "proc/proc.h"
 
 /* Reads fd to its end (the child has exited), at most cap - 1 bytes. */
 static void

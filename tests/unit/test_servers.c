@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ring.h"
-#include "template.h"
+#include "fixtures/server/template.h"
+#include "util/ring.h"
 
 /* Parses text as a "servers" section; returns the templates or NULL with err. */
 static struct templates *

@@ -1,8 +1,8 @@
 /* test_session.c: grace periods, resume, takeover, auth, shutdown of the session table. */
 #include <stdio.h>
 
-#include "auth.h"
-#include "lease.h"
+#include "lease/lease.h"
+#include "net/auth.h"
 #include "unit.h"
 
 #define HELLO(extra) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.hello\",\"params\":{" extra "}}"

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "rpc.h"
-#include "session.h"
+#include "lease/session.h"
+#include "rpc/rpc.h"
 
 /* The replies a sink received, oldest first. */
 struct sink {
