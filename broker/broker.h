@@ -66,11 +66,6 @@ struct broker *broker_new(const struct config *cfg, struct fxb_error *err);
 /* Frees everything; every session must be closed first (ws_shutdown does that). */
 void broker_free(struct broker *b);
 
-/* Monotonic milliseconds. */
-uint64_t now_ms(void);
-/* Fills buf (2*n+1 bytes) with n random bytes in hex. Returns 0 or -1. */
-int random_hex(char *buf, size_t n);
-
 /* Runs on the loop when another thread called lws_cancel_service(): each module with
  * worker threads drains its finished jobs here. */
 void broker_wake(struct broker *b);

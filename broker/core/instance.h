@@ -19,7 +19,4 @@
 int instance_claim(const char *state_dir, char id[17], int *lock_fd, int *reused,
     struct fxb_error *err);
 
-/* Creates dir and its missing parents (mode 0700 for new ones). Returns 0 or -1 (errno). */
-int mkdir_p(const char *dir);
-
 #endif

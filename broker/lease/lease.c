@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "fixtures/port/ports.h"
 #include "lease/lease.h"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "fixtures/pg/pg.h"
 #include "lease/lease.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "fixtures/pg/pg.h"
 #include "fixtures/port/ports.h"
 #include "fixtures/server/servers.h"

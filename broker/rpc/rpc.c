@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "lease/session.h"
 #include "rpc/rpc.h"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "lease/session.h"
 #include "rpc/rpc.h"
 
