@@ -6,8 +6,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -15,6 +13,7 @@
 #include "core/instance.h"
 #include "core/log.h"
 #include "fixtures/pg/pg.h"
+#include "fixtures/port/port.h"
 #include "fixtures/port/ports.h"
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
@@ -25,6 +24,15 @@
 #include "util/idmap.h"
 
 extern const char openrpc_document[];
+
+/* The fixture kinds this broker serves, by name. A new kind is a folder under fixtures/
+ * and one line here. */
+static const struct fixture_kind *const kinds[] = {
+	&port_kind,
+	&server_kind,
+	&pg_kind,
+	NULL,
+};
 
 struct broker *
 broker_new(const struct config *cfg, struct fxb_error *err)
@@ -71,7 +79,7 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	}
 	if (cfg->token_file[0] && !(b->auth = auth_load(cfg->token_file, err)))
 		goto fail;
-	if (!(b->leases = leases_new(b)) || !(b->sessions_by_id = idmap_new())) {
+	if (!(b->leases = leases_new(b, kinds)) || !(b->sessions_by_id = idmap_new())) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}

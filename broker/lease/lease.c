@@ -32,18 +32,6 @@
 #include "rpc/rpc.h"
 #include "util/idmap.h"
 
-extern const struct fixture_kind port_kind;
-extern const struct fixture_kind server_kind;
-extern const struct fixture_kind pg_kind;
-
-/* The kinds a broker serves, by name. */
-static const struct fixture_kind *const kinds[] = {
-	&port_kind,
-	&server_kind,
-	&pg_kind,
-	NULL,
-};
-
 struct waiter {
 	struct broker *b;
 	struct waiter *next, *prev;
@@ -63,6 +51,7 @@ struct leases {
 	size_t nstopping;
 	lws_sorted_usec_list_t wake; /* when the next quarantined port comes free */
 	int wake_armed;
+	const struct fixture_kind *const *kinds; /* the kinds served, ending with NULL */
 };
 
 static void serve_waiters(struct broker *b);
@@ -91,58 +80,8 @@ list_unlink(struct lease **head, struct lease *l)
 	l->session_next = l->session_prev = NULL;
 }
 
-/* The port kind: one port, ready at once, nothing to stop. */
-static int
-port_parse(struct broker *b, struct fixture *f, json_t *spec, struct fxb_error *err)
-{
-	json_error_t jerr;
-	const char *kind;
-
-	(void)b;
-	if (json_unpack_ex(spec, &jerr, JSON_STRICT, "{s:s}", "kind", &kind) == -1) {
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixtures.%s: %s", f->name, jerr.text);
-		return -1;
-	}
-	f->nports = 1;
-	return 0;
-}
-
-static int
-port_start(struct broker *b, struct fixture *f, struct fxb_error *err)
-{
-	(void)b;
-	f->fields = json_pack("{s:s, s:s, s:i}", "kind", "port", "host", "127.0.0.1", "port",
-	    f->ports[0]);
-	if (!f->fields) {
-		error_set(err, ERR_INTERNAL, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-static void
-port_stop(struct broker *b, struct fixture *f, const char *reason)
-{
-	(void)reason;
-	fixture_stopped(b, f);
-}
-
-static void
-port_free(struct fixture *f)
-{
-	(void)f;
-}
-
-const struct fixture_kind port_kind = {
-	.name = "port",
-	.parse = port_parse,
-	.start = port_start,
-	.stop = port_stop,
-	.free = port_free,
-};
-
 struct leases *
-leases_new(struct broker *b)
+leases_new(struct broker *b, const struct fixture_kind *const *kinds)
 {
 	struct leases *ls = calloc(1, sizeof *ls);
 
@@ -151,6 +90,7 @@ leases_new(struct broker *b)
 		return NULL;
 	}
 	ls->b = b;
+	ls->kinds = kinds;
 	return ls;
 }
 
@@ -225,6 +165,7 @@ static int
 parse_fixture(struct broker *b, const char *name, json_t *spec, struct fixture *f,
     struct fxb_error *err)
 {
+	const struct fixture_kind *const *kinds = b->leases->kinds;
 	const char *kind;
 	size_t i;
 
@@ -447,17 +388,11 @@ json_t *
 lease_reset(struct broker *b, struct session *s, struct rpc_call *call, const char *lid,
     const char *fixture, struct fxb_error *err)
 {
-	struct lease *l = lease_find(b, lid);
+	struct lease *l = lease_owned(b, s, lid, err);
 	struct fixture *f;
 
-	if (!l) {
-		error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
+	if (!l)
 		return NULL;
-	}
-	if (l->session != s) {
-		error_set(err, ERR_LEASE_NOT_OWNED, "lease %s belongs to another session", lid);
-		return NULL;
-	}
 	if (!(f = lease_fixture(l, fixture))) {
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixture: lease %s has no fixture \"%.64s\"",
 		    lid, fixture);
@@ -862,6 +797,22 @@ lease_find(struct broker *b, const char *lid)
 	return l && l->state == LEASE_HELD ? l : NULL;
 }
 
+struct lease *
+lease_owned(struct broker *b, struct session *s, const char *lid, struct fxb_error *err)
+{
+	struct lease *l = lease_find(b, lid);
+
+	if (!l) {
+		error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
+		return NULL;
+	}
+	if (l->session != s) {
+		error_set(err, ERR_LEASE_NOT_OWNED, "lease %s belongs to another session", lid);
+		return NULL;
+	}
+	return l;
+}
+
 static void
 lease_free(struct broker *b, struct lease *l)
 {
@@ -970,6 +921,24 @@ lease_cancel_waits(struct broker *b, struct session *s)
 		error_clear(&err);
 	}
 	serve_waiters(b);
+}
+
+void
+lease_session_detached(struct broker *b, struct session *s)
+{
+	lease_cancel_waits(b, s);
+	for (const struct fixture_kind *const *k = b->leases->kinds; *k; k++)
+		if ((*k)->session_detached)
+			(*k)->session_detached(b, s);
+}
+
+void
+lease_session_ended(struct broker *b, struct session *s, const char *reason)
+{
+	lease_release_session(b, s, reason);
+	for (const struct fixture_kind *const *k = b->leases->kinds; *k; k++)
+		if ((*k)->session_ended)
+			(*k)->session_ended(b, s);
 }
 
 void

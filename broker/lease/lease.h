@@ -49,6 +49,13 @@ struct fixture_kind {
 	 * lease_reset_result or an error), or NULL with err set. */
 	json_t *(*reset)(struct broker *b, struct fixture *f, struct rpc_call *call,
 	    struct fxb_error *err);
+	/* Optional: s lost its connection (or gave it to the session it resumed). Fails the
+	 * calls s has waiting on this kind outside any lease, as lease_cancel_waits() does
+	 * for acquires. */
+	void (*session_detached)(struct broker *b, struct session *s);
+	/* Optional: s has ended and its leases are released. Gives up what else the kind
+	 * keeps on s's behalf (a template build it owns passes to the next waiter). */
+	void (*session_ended)(struct broker *b, struct session *s);
 };
 
 enum fixture_state {
@@ -105,7 +112,9 @@ struct lease_request {
 	int64_t ttl_ms;
 };
 
-struct leases *leases_new(struct broker *b);
+/* The lease table for the kinds in kinds (borrowed, ending with NULL, kept for the
+ * table's lifetime): the composition root (broker.c) says which kinds a broker serves. */
+struct leases *leases_new(struct broker *b, const struct fixture_kind *const *kinds);
 /* Frees the table; every lease must have been released and stopped first. */
 void leases_free(struct leases *ls);
 
@@ -139,9 +148,19 @@ json_t *lease_reset(struct broker *b, struct session *s, struct rpc_call *call,
 
 /* Looks a held lease up by its wire id; NULL if the broker does not hold it. */
 struct lease *lease_find(struct broker *b, const char *lid);
+/* s's lease with wire id lid, or NULL with err set: LEASE_NOT_FOUND when the broker holds
+ * no such lease, LEASE_NOT_OWNED when another session holds it. */
+struct lease *lease_owned(struct broker *b, struct session *s, const char *lid,
+    struct fxb_error *err);
 /* Releases l (held or acquiring; an acquire in progress fails with err_code): it leaves
  * its session at once, and its fixtures stop in reverse order. reason is for the log. */
 void lease_release(struct broker *b, struct lease *l, const char *reason);
+/* s's connection is gone: fails its waiting acquires (lease_cancel_waits) and runs each
+ * kind's session_detached hook. */
+void lease_session_detached(struct broker *b, struct session *s);
+/* s is ending: releases its leases (lease_release_session), then runs each kind's
+ * session_ended hook. */
+void lease_session_ended(struct broker *b, struct session *s, const char *reason);
 /* Releases every lease of s and fails its waiting acquires with ACQUIRE_CANCELLED. */
 void lease_release_session(struct broker *b, struct session *s, const char *reason);
 /* Fails the waiting acquires of s with ACQUIRE_CANCELLED (or SHUTTING_DOWN). */

@@ -5,8 +5,9 @@
  * is merged into one it resumed) goes through session_close(), which releases every lease
  * the session holds and cancels every acquire it has waiting. A detached session (in its
  * grace period) holds its leases but nothing can wait on its behalf. The same holds for
- * PostgreSQL templates: a detached session's parked pg calls fail, and a template build
- * whose session ends passes to the next waiter (pg_release_owner).
+ * what a fixture kind keeps outside leases: its session_detached and session_ended hooks
+ * run here too (a detached session's parked PostgreSQL calls fail; a template build whose
+ * session ends passes to the next waiter).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,6 @@
 #include "broker.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "fixtures/pg/pg.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "util/idmap.h"
@@ -60,8 +60,7 @@ void
 session_detach(struct broker *b, struct session *s)
 {
 	s->conn = NULL;
-	lease_cancel_waits(b, s);
-	pg_cancel_waits(b->pg, s);
+	lease_session_detached(b, s);
 	if (b->cfg.grace_ms == 0 || b->shutting_down) {
 		session_close(b, s, "disconnected");
 		return;
@@ -82,8 +81,7 @@ session_close(struct broker *b, struct session *s, const char *reason)
 		lws_sul_cancel(&s->grace);
 	if (s->conn)
 		s->io->disown(s->conn, 1001, reason);
-	lease_release_session(b, s, reason);
-	pg_release_owner(b->pg, s);
+	lease_session_ended(b, s, reason);
 	if (held || s->client[0])
 		log_info("session %s%s%s closed (%s): %zu lease(s) released", s->sid,
 		    s->client[0] ? " " : "", s->client, reason, held);
@@ -123,8 +121,7 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	if (old->conn) {
 		old->io->disown(old->conn, 4001, "session resumed on another connection");
 		old->conn = NULL;
-		lease_cancel_waits(b, old);
-		pg_cancel_waits(b->pg, old);
+		lease_session_detached(b, old);
 	}
 	/* fresh keeps its connection and takes old's identity and leases; old, holding
 	 * nothing, then ends under fresh's former identity. */

@@ -97,26 +97,6 @@ method_lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 	return lease_acquire(b, s, call, &req, err);
 }
 
-/* Finds s's lease named by params, or sets err (not_found: LEASE_NOT_FOUND, or NULL with
- * no error when the caller treats an unknown lease as already released). */
-static struct lease *
-own_lease(struct broker *b, struct session *s, const char *lid, int unknown_is_error,
-    struct fxb_error *err)
-{
-	struct lease *l = lease_find(b, lid);
-
-	if (!l) {
-		if (unknown_is_error)
-			error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
-		return NULL;
-	}
-	if (l->session != s) {
-		error_set(err, ERR_LEASE_NOT_OWNED, "lease %s belongs to another session", lid);
-		return NULL;
-	}
-	return l;
-}
-
 static json_t *
 method_lease_release(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
     struct fxb_error *err)
@@ -130,11 +110,11 @@ method_lease_release(struct broker *b, struct session *s, struct rpc_call *call,
 
 	(void)call;
 	UNPACK(params, table, err, "{s:s}", "lease", &lid);
-	if (!(l = own_lease(b, s, lid, 0, err))) {
-		if (err->code)
-			return NULL;
+	/* Releasing is idempotent: a lease the broker does not hold is already released. */
+	if (!lease_find(b, lid))
 		return json_pack("{s:s, s:b}", "lease", lid, "released", 0);
-	}
+	if (!(l = lease_owned(b, s, lid, err)))
+		return NULL;
 	lease_release(b, l, "released by its session");
 	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
 }
@@ -158,7 +138,7 @@ method_lease_renew(struct broker *b, struct session *s, struct rpc_call *call, j
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: ttl_ms: expected 1 to 604800000");
 		return NULL;
 	}
-	if (!(l = own_lease(b, s, lid, 1, err)))
+	if (!(l = lease_owned(b, s, lid, err)))
 		return NULL;
 	lease_renew(b, l, ttl);
 	if (l->ttl_ms < 0)
