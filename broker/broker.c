@@ -14,12 +14,12 @@
 #include "core/log.h"
 #include "fixtures/pg/pg.h"
 #include "fixtures/port/port.h"
-#include "fixtures/port/ports.h"
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/auth.h"
 #include "net/ws.h"
+#include "ports/ports.h"
 #include "proc/proc.h"
 #include "util/idmap.h"
 

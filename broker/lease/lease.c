@@ -26,9 +26,9 @@
 #include "broker.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "fixtures/port/ports.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "ports/ports.h"
 #include "rpc/rpc.h"
 #include "util/idmap.h"
 

@@ -9,11 +9,11 @@
 #include "broker.h"
 #include "core/clock.h"
 #include "fixtures/pg/pg.h"
-#include "fixtures/port/ports.h"
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/auth.h"
+#include "ports/ports.h"
 #include "rpc/rpc.h"
 
 /* Checks params against a table (naming the member at fault), then unpacks them. */

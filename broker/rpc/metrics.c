@@ -9,9 +9,9 @@
 #include "broker.h"
 #include "core/clock.h"
 #include "fixtures/pg/pg.h"
-#include "fixtures/port/ports.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "ports/ports.h"
 #include "rpc/rpc.h"
 
 const double metrics_buckets[METRICS_BUCKETS] = {

@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "fixtures/port/ports.h"
+#include "ports/ports.h"
 
 static struct ports *
 pool(int first, int last, int quarantine_ms)
