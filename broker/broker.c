@@ -21,7 +21,8 @@
 #include "net/ws.h"
 #include "ports/ports.h"
 #include "proc/proc.h"
-#include "util/idmap.h"
+#include "rpc/methods.h"
+#include "rpc/rpc.h"
 
 extern const char openrpc_document[];
 
@@ -79,7 +80,8 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	}
 	if (cfg->token_file[0] && !(b->auth = auth_load(cfg->token_file, err)))
 		goto fail;
-	if (!(b->leases = leases_new(b, kinds)) || !(b->sessions_by_id = idmap_new())) {
+	if (!(b->leases = leases_new(b, kinds)) || !(b->sessions = sessions_new()) ||
+	    !(b->rpc = rpc_new(methods_table))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
@@ -106,8 +108,8 @@ broker_free(struct broker *b)
 {
 	if (!b)
 		return;
-	while (b->sessions)
-		session_close(b, b->sessions, "broker stopped");
+	while (b->sessions && sessions_first(b->sessions))
+		session_close(b, sessions_first(b->sessions), "broker stopped");
 	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
 	ws_stop(b);
 	procs_free(b->procs); /* kills the trees a forced stop left running */
@@ -117,7 +119,8 @@ broker_free(struct broker *b)
 		close(b->instance_lock);
 	ports_free(b->ports);
 	auth_free(b->auth);
-	idmap_free(b->sessions_by_id);
+	sessions_free(b->sessions);
+	rpc_free(b->rpc);
 	json_decref(b->openrpc);
 	free(b);
 }
@@ -126,26 +129,4 @@ void
 broker_wake(struct broker *b)
 {
 	pg_wake(b->pg);
-}
-
-json_t *
-broker_status_json(struct broker *b)
-{
-	struct ports_counts pc;
-	size_t connected = 0;
-	uint64_t now = now_ms();
-
-	for (struct session *s = b->sessions; s; s = s->next)
-		connected += s->conn != NULL;
-	ports_counts(b->ports, now, &pc);
-	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}}",
-	    "version", FXB_VERSION_STR, "instance", b->instance,
-	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", b->shutting_down,
-	    "sessions", (json_int_t)connected,
-	    "sessions_in_grace", (json_int_t)(b->session_count - connected),
-	    "leases", (json_int_t)leases_active(b->leases),
-	    "waiting", (json_int_t)leases_waiting(b->leases),
-	    "ports", "first", b->cfg.ports_first, "last", b->cfg.ports_last,
-	    "size", (json_int_t)pc.size, "free", (json_int_t)pc.free,
-	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined);
 }

@@ -17,7 +17,6 @@
 #include <sys/types.h>
 
 #include "core/config.h"
-#include "rpc/metrics.h"
 
 struct ports;
 struct leases;
@@ -27,6 +26,8 @@ struct idmap;
 struct procs;
 struct servers;
 struct pg;
+struct rpc;
+struct sessions;
 
 struct broker {
 	struct config cfg; /* its json sections are borrowed from the caller's config */
@@ -51,13 +52,10 @@ struct broker {
 	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */
 
-	struct idmap *sessions_by_id;
-	struct session *sessions; /* list of all sessions, connected or in grace */
-	size_t session_count;
-	uint64_t next_session_id;
+	struct sessions *sessions; /* connected or in grace (session.h) */
+	struct rpc *rpc;           /* the JSON-RPC dispatcher and its counters (rpc.h) */
 
 	json_t *openrpc; /* protocol/openrpc.json, for rpc.discover */
-	struct metrics metrics;
 };
 
 /* Builds a broker from cfg: ports, leases, tokens, the OpenRPC document, and the lws
@@ -69,8 +67,5 @@ void broker_free(struct broker *b);
 /* Runs on the loop when another thread called lws_cancel_service(): each module with
  * worker threads drains its finished jobs here. */
 void broker_wake(struct broker *b);
-
-/* The broker.status result. */
-json_t *broker_status_json(struct broker *b);
 
 #endif

@@ -30,6 +30,7 @@
 #include "lease/session.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
+#include "util/histogram.h"
 #include "util/idmap.h"
 
 struct waiter {
@@ -52,6 +53,8 @@ struct leases {
 	lws_sorted_usec_list_t wake; /* when the next quarantined port comes free */
 	int wake_armed;
 	const struct fixture_kind *const *kinds; /* the kinds served, ending with NULL */
+	uint64_t granted, reclaimed;             /* counters since start, for /metrics */
+	struct histogram acquire_seconds;
 };
 
 static void serve_waiters(struct broker *b);
@@ -103,6 +106,14 @@ leases_free(struct leases *ls)
 		lws_sul_cancel(&ls->wake);
 	idmap_free(ls->by_id);
 	free(ls);
+}
+
+void
+leases_stats(const struct leases *ls, struct leases_stats *st)
+{
+	st->granted = ls->granted;
+	st->reclaimed = ls->reclaimed;
+	st->acquire_seconds = &ls->acquire_seconds;
 }
 
 size_t
@@ -473,7 +484,7 @@ grant_result(struct lease *l)
 static void
 observe(struct broker *b, uint64_t started_ms)
 {
-	histogram_observe(&b->metrics.acquire_seconds, (double)(now_ms() - started_ms) / 1000.0);
+	histogram_observe(&b->leases->acquire_seconds, (double)(now_ms() - started_ms) / 1000.0);
 }
 
 /* Starts every fixture of l whose needs are ready, until none is left to start. Sets
@@ -547,7 +558,7 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	l->session = s;
 	list_push(&s->leases, l);
 	s->lease_count++;
-	b->metrics.leases_total++;
+	b->leases->granted++;
 	start_ttl(b, l, req->ttl_ms);
 	memset(req, 0, sizeof *req);
 
@@ -946,7 +957,7 @@ lease_release_session(struct broker *b, struct session *s, const char *reason)
 {
 	lease_cancel_waits(b, s);
 	if (s->lease_count)
-		b->metrics.reclaimed_total += s->lease_count;
+		b->leases->reclaimed += s->lease_count;
 	while (s->leases)
 		lease_release(b, s->leases, reason);
 }

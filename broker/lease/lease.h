@@ -25,6 +25,7 @@ struct rpc_call;
 struct leases;
 struct lease;
 struct fixture;
+struct histogram;
 
 /* What a kind of fixture does. Every callback runs on the loop and must not block. */
 struct fixture_kind {
@@ -170,6 +171,14 @@ void lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms);
 /* The lease as lease.list and lease.acquire show it. */
 json_t *lease_fixtures_json(const struct lease *l);
 json_t *lease_json(const struct lease *l, uint64_t now_ms);
+
+/* Counters since start, for /metrics; acquire_seconds is borrowed from ls. */
+struct leases_stats {
+	uint64_t granted;   /* leases granted */
+	uint64_t reclaimed; /* leases released because their session ended */
+	const struct histogram *acquire_seconds; /* an acquire's arrival to its grant */
+};
+void leases_stats(const struct leases *ls, struct leases_stats *st);
 
 size_t leases_active(const struct leases *ls);
 size_t leases_waiting(const struct leases *ls);

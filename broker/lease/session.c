@@ -19,31 +19,97 @@
 #include "lease/session.h"
 #include "util/idmap.h"
 
+struct sessions {
+	struct idmap *by_id;
+	struct session *head; /* connected or in grace */
+	size_t count;
+	uint64_t next_id;
+	uint64_t opened; /* sessions opened since start, for /metrics */
+};
+
+struct sessions *
+sessions_new(void)
+{
+	struct sessions *ss = calloc(1, sizeof *ss);
+
+	if (!ss || !(ss->by_id = idmap_new())) {
+		free(ss);
+		return NULL;
+	}
+	return ss;
+}
+
+void
+sessions_free(struct sessions *ss)
+{
+	if (!ss)
+		return;
+	idmap_free(ss->by_id);
+	free(ss);
+}
+
+size_t
+sessions_count(const struct sessions *ss)
+{
+	return ss->count;
+}
+
+size_t
+sessions_connected(const struct sessions *ss)
+{
+	size_t n = 0;
+
+	for (const struct session *s = ss->head; s; s = s->next)
+		n += s->conn != NULL;
+	return n;
+}
+
+uint64_t
+sessions_opened(const struct sessions *ss)
+{
+	return ss->opened;
+}
+
+struct session *
+sessions_first(const struct sessions *ss)
+{
+	return ss->head;
+}
+
+static void
+peer_send(struct rpc_peer *p, char *text, size_t len)
+{
+	session_send(p->session, text, len);
+}
+
 struct session *
 session_new(struct broker *b, void *conn, const struct session_io *io)
 {
+	struct sessions *ss = b->sessions;
 	struct session *s = calloc(1, sizeof *s);
 
 	if (!s)
 		return NULL;
-	s->id = ++b->next_session_id;
+	s->id = ++ss->next_id;
 	snprintf(s->sid, sizeof s->sid, "s-%llu", (unsigned long long)s->id);
 	memcpy(s->resume, "r-", 2);
-	if (random_hex(s->resume + 2, 16) == -1 || idmap_put(b->sessions_by_id, s->id, s) == -1) {
+	if (random_hex(s->resume + 2, 16) == -1 || idmap_put(ss->by_id, s->id, s) == -1) {
 		free(s);
 		return NULL;
 	}
 	s->broker = b;
 	s->conn = conn;
 	s->io = io;
-	s->authenticated = b->auth == NULL;
+	s->peer.send = peer_send;
+	s->peer.session = s;
+	s->peer.authenticated = b->auth == NULL;
 	s->created_ms = now_ms();
-	s->next = b->sessions;
-	if (b->sessions)
-		b->sessions->prev = s;
-	b->sessions = s;
-	b->session_count++;
-	b->metrics.sessions_total++;
+	s->next = ss->head;
+	if (ss->head)
+		ss->head->prev = s;
+	ss->head = s;
+	ss->count++;
+	ss->opened++;
 	log_debug("session %s opened", s->sid);
 	return s;
 }
@@ -90,11 +156,11 @@ session_close(struct broker *b, struct session *s, const char *reason)
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		b->sessions = s->next;
+		b->sessions->head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	idmap_del(b->sessions_by_id, s->id);
-	b->session_count--;
+	idmap_del(b->sessions->by_id, s->id);
+	b->sessions->count--;
 	json_decref(s->labels);
 	free(s);
 }
@@ -103,7 +169,7 @@ struct session *
 session_by_resume(struct broker *b, const char *token)
 {
 	/* Resumes are rare (a dropped connection), so a scan is fine. */
-	for (struct session *s = b->sessions; s; s = s->next)
+	for (struct session *s = b->sessions->head; s; s = s->next)
 		if (!strcmp(s->resume, token))
 			return s;
 	return NULL;
@@ -146,8 +212,8 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	old->leases = NULL;
 	old->lease_count = 0;
 	/* Both ids are in the map already, so these puts only overwrite. */
-	(void)!idmap_put(b->sessions_by_id, fresh->id, fresh);
-	(void)!idmap_put(b->sessions_by_id, old->id, old);
+	(void)!idmap_put(b->sessions->by_id, fresh->id, fresh);
+	(void)!idmap_put(b->sessions->by_id, old->id, old);
 	log_info("session %s resumed with %zu lease(s)", fresh->sid, fresh->lease_count);
 	session_close(b, old, "merged into the session it resumed");
 	return fresh;
@@ -160,4 +226,13 @@ session_send(struct session *s, char *text, size_t len)
 		s->io->send(s->conn, text, len);
 	else
 		free(text);
+}
+
+void
+session_notify(struct session *s, const char *method, json_t *params)
+{
+	char *text = rpc_notification(method, params);
+
+	if (text)
+		session_send(s, text, strlen(text));
 }

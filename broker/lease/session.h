@@ -12,8 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rpc/rpc.h"
+
 struct broker;
 struct lease;
+struct sessions;
 
 /* The connection under a session: the ws layer's, or a test's. send takes ownership of
  * text (malloc'd); disown tells the connection the session has left it (resumed
@@ -30,17 +33,27 @@ struct session {
 	char resume[40];  /* "r-<32 hex>", a secret */
 	char client[64];
 	json_t *labels;
-	int authenticated;
+	struct rpc_peer peer; /* how the rpc layer sees it: sends, authenticated, open calls */
 	void *conn;       /* NULL while detached (in the grace period) */
 	const struct session_io *io;
 	struct lease *leases; /* list through lease->session_next */
 	size_t lease_count;
-	size_t open_calls;    /* rpc calls kept open (waiting acquires) */
 	uint64_t created_ms;
 	lws_sorted_usec_list_t grace;
 	int in_grace;
 	struct session *next, *prev; /* all sessions */
 };
+
+/* The table of sessions, owned by this module. sessions_free: every session must be
+ * closed first; sessions_free(NULL) does nothing. */
+struct sessions *sessions_new(void);
+void sessions_free(struct sessions *ss);
+/* Sessions connected or in their grace period; those connected; those opened since start. */
+size_t sessions_count(const struct sessions *ss);
+size_t sessions_connected(const struct sessions *ss);
+uint64_t sessions_opened(const struct sessions *ss);
+/* The first session, or NULL; the others follow through s->next. */
+struct session *sessions_first(const struct sessions *ss);
 
 /* A new session attached to conn (may be NULL in tests), or NULL when out of memory. */
 struct session *session_new(struct broker *b, void *conn, const struct session_io *io);
@@ -56,5 +69,7 @@ struct session *session_by_resume(struct broker *b, const char *token);
 struct session *session_resume(struct broker *b, struct session *fresh, struct session *old);
 /* Sends text (taken) to the session's connection, or drops it while detached. */
 void session_send(struct session *s, char *text, size_t len);
+/* Sends the notification method (params taken) to s, if it is connected. */
+void session_notify(struct session *s, const char *method, json_t *params);
 
 #endif

@@ -24,6 +24,7 @@
 #include "net/fdwatch.h"
 #include "net/ws.h"
 #include "proc/proc.h"
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "run.h"
 
@@ -135,7 +136,7 @@ dispatch(struct conn *c, const char *text, size_t len)
 
 	if (!c->s || c->closing)
 		return;
-	reply = rpc_handle(c->b, c->s, text, len);
+	reply = rpc_handle(c->b, &c->s->peer, text, len);
 	if (reply)
 		ws_conn_send(c, reply, strlen(reply));
 }
@@ -261,7 +262,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			return -1;
 		}
 		if (b->auth && bearer(b, wsi) == 1)
-			c->s->authenticated = 1;
+			c->s->peer.authenticated = 1;
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(c, in, len);
@@ -274,7 +275,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			c->s = NULL;
 			session_detach(b, s);
 		}
-		if (b->shutting_down && b->session_count == 0)
+		if (b->shutting_down && sessions_count(b->sessions) == 0)
 			lws_cancel_service(b->ctx);
 		break;
 	default:
@@ -338,7 +339,7 @@ on_http(struct broker *b, struct lws *wsi, struct http_req *h, const char *path)
 		return http_reply(wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 	}
 	if (!strcmp(path, "/status")) {
-		json_t *st = broker_status_json(b);
+		json_t *st = metrics_status_json(b);
 		body = st ? json_dumps(st, JSON_INDENT(2)) : NULL;
 		json_decref(st);
 		if (body) {
@@ -544,7 +545,7 @@ ws_run(struct broker *b)
 	/* Draining ends when every session is closed and every released fixture (a server
 	 * in its stop grace period) has stopped, or at the shutdown deadline. */
 	while (!b->stopped &&
-	    !(b->shutting_down && b->session_count == 0 && leases_stopping(b->leases) == 0))
+	    !(b->shutting_down && sessions_count(b->sessions) == 0 && leases_stopping(b->leases) == 0))
 		if (lws_service(b->ctx, 0) < 0)
 			break;
 	return b->exit_status;
@@ -564,7 +565,7 @@ shutdown_deadline(lws_sorted_usec_list_t *sul)
 {
 	struct broker *b = lws_container_of(sul, struct broker, shutdown_timer);
 
-	log_warnx("%zu session(s) did not close in %d s; stopping anyway", b->session_count,
+	log_warnx("%zu session(s) did not close in %d s; stopping anyway", sessions_count(b->sessions),
 	    SHUTDOWN_DEADLINE_S);
 	b->stopped = 1;
 }
@@ -578,8 +579,8 @@ ws_shutdown(struct broker *b, const char *why)
 		return;
 	b->shutting_down = 1;
 	log_info("shutting down (%s): releasing every lease, closing %zu session(s)", why,
-	    b->session_count);
-	for (s = b->sessions; s; s = next) {
+	    sessions_count(b->sessions));
+	for (s = sessions_first(b->sessions); s; s = next) {
 		next = s->next;
 		if (s->conn) {
 			lease_release_session(b, s, "broker shutting down");

@@ -14,6 +14,8 @@
 #include "lease/session.h"
 #include "net/auth.h"
 #include "ports/ports.h"
+#include "rpc/methods.h"
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 
 /* Checks params against a table (naming the member at fault), then unpacks them. */
@@ -58,13 +60,13 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 	    "resume", &resume, "labels", &labels);
 	if (labels && lease_labels_check(labels, err) == -1)
 		return NULL;
-	if (b->auth && !s->authenticated) {
+	if (b->auth && !s->peer.authenticated) {
 		if (!token || !auth_check(b->auth, token)) {
 			error_set(err, ERR_UNAUTHENTICATED, token ? "unauthenticated: the token is not valid"
 			    : "unauthenticated: this broker needs a token");
 			return NULL;
 		}
-		s->authenticated = 1;
+		s->peer.authenticated = 1;
 	}
 	if (client)
 		snprintf(s->client, sizeof s->client, "%s", client);
@@ -78,7 +80,7 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 		error_set(err, ERR_RESUME_UNKNOWN, "resume: no session with that token (expired or never existed)");
 		return NULL;
 	}
-	if (s->lease_count || s->open_calls) {
+	if (s->lease_count || s->peer.open_calls) {
 		error_set(err, ERR_RESUME_UNKNOWN, "resume: this connection already holds leases of its own");
 		return NULL;
 	}
@@ -252,7 +254,7 @@ method_broker_status(struct broker *b, struct session *s, struct rpc_call *call,
 	(void)s;
 	(void)call;
 	UNPACK(params, no_params, err, "{}");
-	return broker_status_json(b);
+	return metrics_status_json(b);
 }
 
 static json_t *
@@ -265,7 +267,7 @@ method_rpc_discover(struct broker *b, struct session *s, struct rpc_call *call, 
 	return json_incref(b->openrpc);
 }
 
-const struct rpc_method rpc_methods[] = {
+const struct rpc_method methods_table[] = {
 	{ "session.hello", method_session_hello, 0 },
 	{ "lease.acquire", method_lease_acquire, 1 },
 	{ "lease.release", method_lease_release, 1 },

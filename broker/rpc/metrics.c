@@ -1,7 +1,8 @@
-/* metrics.c: GET /metrics in Prometheus text format (version 0.0.4).
+/* metrics.c: what the broker reports of itself: GET /metrics in Prometheus text format
+ * (version 0.0.4), and the broker.status result, also served as GET /status.
  *
- * Gauges are read from the live state at scrape time; counters and the acquire latency
- * histogram are kept in struct metrics by the modules that see the events.
+ * A reader only: gauges are read from the live state at scrape time, and counters and
+ * histograms from the modules that see the events (sessions, leases, rpc, pg).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,39 +13,25 @@
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "ports/ports.h"
+#include "rpc/metrics.h"
 #include "rpc/rpc.h"
-
-const double metrics_buckets[METRICS_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-};
-
-void
-histogram_observe(struct histogram *h, double seconds)
-{
-	size_t i = 0;
-
-	while (i < METRICS_BUCKETS && seconds > metrics_buckets[i])
-		i++;
-	h->counts[i]++;
-	h->count++;
-	h->sum_seconds += seconds;
-}
+#include "util/histogram.h"
 
 char *
 metrics_render(struct broker *b, size_t *len)
 {
 	struct ports_counts pc;
-	size_t connected = 0, in_grace = 0, nm = rpc_method_count();
-	uint64_t cumulative = 0;
+	struct leases_stats ls;
+	size_t connected = sessions_connected(b->sessions), nm = rpc_method_count(b->rpc);
+	size_t in_grace = sessions_count(b->sessions) - connected;
+	uint64_t calls, errors;
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 
 	if (!f)
 		return NULL;
-	for (struct session *s = b->sessions; s; s = s->next)
-		s->conn ? connected++ : in_grace++;
 	ports_counts(b->ports, now_ms(), &pc);
+	leases_stats(b->leases, &ls);
 
 	fprintf(f, "# HELP fxb_info The broker's version and instance.\n# TYPE fxb_info gauge\n"
 	    "fxb_info{version=\"%s\",instance=\"%s\"} 1\n", FXB_VERSION_STR, b->instance);
@@ -56,16 +43,16 @@ metrics_render(struct broker *b, size_t *len)
 	fprintf(f, "# HELP fxb_sessions_in_grace Disconnected sessions that may still resume.\n"
 	    "# TYPE fxb_sessions_in_grace gauge\nfxb_sessions_in_grace %zu\n", in_grace);
 	fprintf(f, "# HELP fxb_sessions_total Sessions opened.\n# TYPE fxb_sessions_total counter\n"
-	    "fxb_sessions_total %llu\n", (unsigned long long)b->metrics.sessions_total);
+	    "fxb_sessions_total %llu\n", (unsigned long long)sessions_opened(b->sessions));
 	fprintf(f, "# HELP fxb_leases_active Leases held.\n# TYPE fxb_leases_active gauge\n"
 	    "fxb_leases_active %zu\n", leases_active(b->leases));
 	fprintf(f, "# HELP fxb_leases_waiting Acquires queued for room.\n"
 	    "# TYPE fxb_leases_waiting gauge\nfxb_leases_waiting %zu\n", leases_waiting(b->leases));
 	fprintf(f, "# HELP fxb_leases_total Leases granted.\n# TYPE fxb_leases_total counter\n"
-	    "fxb_leases_total %llu\n", (unsigned long long)b->metrics.leases_total);
+	    "fxb_leases_total %llu\n", (unsigned long long)ls.granted);
 	fprintf(f, "# HELP fxb_leases_reclaimed_total Leases released because their session ended.\n"
 	    "# TYPE fxb_leases_reclaimed_total counter\nfxb_leases_reclaimed_total %llu\n",
-	    (unsigned long long)b->metrics.reclaimed_total);
+	    (unsigned long long)ls.reclaimed);
 	fprintf(f, "# HELP fxb_ports Ports of the pool by state.\n# TYPE fxb_ports gauge\n"
 	    "fxb_ports{state=\"free\"} %zu\nfxb_ports{state=\"leased\"} %zu\n"
 	    "fxb_ports{state=\"quarantined\"} %zu\n", pc.free, pc.leased, pc.quarantined);
@@ -78,35 +65,46 @@ metrics_render(struct broker *b, size_t *len)
 
 	fprintf(f, "# HELP fxb_rpc_calls_total JSON-RPC calls by method.\n"
 	    "# TYPE fxb_rpc_calls_total counter\n");
-	for (size_t i = 0; i < nm && i < METRICS_MAX_METHODS; i++)
-		fprintf(f, "fxb_rpc_calls_total{method=\"%s\"} %llu\n", rpc_methods[i].name,
-		    (unsigned long long)b->metrics.calls[i]);
-	fprintf(f, "fxb_rpc_calls_total{method=\"(unknown)\"} %llu\n",
-	    (unsigned long long)b->metrics.calls[METRICS_MAX_METHODS]);
+	for (size_t i = 0; i <= nm; i++) {
+		rpc_method_stats(b->rpc, i, &calls, &errors);
+		fprintf(f, "fxb_rpc_calls_total{method=\"%s\"} %llu\n", rpc_method_name(b->rpc, i),
+		    (unsigned long long)calls);
+	}
 	fprintf(f, "# HELP fxb_rpc_errors_total JSON-RPC calls answered with an error, by method.\n"
 	    "# TYPE fxb_rpc_errors_total counter\n");
-	for (size_t i = 0; i < nm && i < METRICS_MAX_METHODS; i++)
-		fprintf(f, "fxb_rpc_errors_total{method=\"%s\"} %llu\n", rpc_methods[i].name,
-		    (unsigned long long)b->metrics.errors[i]);
-	fprintf(f, "fxb_rpc_errors_total{method=\"(unknown)\"} %llu\n",
-	    (unsigned long long)b->metrics.errors[METRICS_MAX_METHODS]);
+	for (size_t i = 0; i <= nm; i++) {
+		rpc_method_stats(b->rpc, i, &calls, &errors);
+		fprintf(f, "fxb_rpc_errors_total{method=\"%s\"} %llu\n", rpc_method_name(b->rpc, i),
+		    (unsigned long long)errors);
+	}
 
 	fprintf(f, "# HELP fxb_lease_acquire_seconds Time from an acquire's arrival to its grant, "
 	    "waiting included.\n# TYPE fxb_lease_acquire_seconds histogram\n");
-	for (size_t i = 0; i < METRICS_BUCKETS; i++) {
-		cumulative += b->metrics.acquire_seconds.counts[i];
-		fprintf(f, "fxb_lease_acquire_seconds_bucket{le=\"%g\"} %llu\n", metrics_buckets[i],
-		    (unsigned long long)cumulative);
-	}
-	fprintf(f, "fxb_lease_acquire_seconds_bucket{le=\"+Inf\"} %llu\n"
-	    "fxb_lease_acquire_seconds_sum %.6f\nfxb_lease_acquire_seconds_count %llu\n",
-	    (unsigned long long)b->metrics.acquire_seconds.count,
-	    b->metrics.acquire_seconds.sum_seconds,
-	    (unsigned long long)b->metrics.acquire_seconds.count);
+	histogram_write(f, "fxb_lease_acquire_seconds", "", ls.acquire_seconds);
 	pg_metrics(b->pg, f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
 	}
 	return buf;
+}
+
+json_t *
+metrics_status_json(struct broker *b)
+{
+	struct ports_counts pc;
+	size_t connected = sessions_connected(b->sessions);
+	uint64_t now = now_ms();
+
+	ports_counts(b->ports, now, &pc);
+	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}}",
+	    "version", FXB_VERSION_STR, "instance", b->instance,
+	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", b->shutting_down,
+	    "sessions", (json_int_t)connected,
+	    "sessions_in_grace", (json_int_t)(sessions_count(b->sessions) - connected),
+	    "leases", (json_int_t)leases_active(b->leases),
+	    "waiting", (json_int_t)leases_waiting(b->leases),
+	    "ports", "first", b->cfg.ports_first, "last", b->cfg.ports_last,
+	    "size", (json_int_t)pc.size, "free", (json_int_t)pc.free,
+	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined);
 }

@@ -3,7 +3,7 @@
  * Knows nothing of sockets: rpc_handle() takes the text of one message and returns the
  * text to send now. A call whose method keeps it open (RPC_PENDING) is finished later
  * with rpc_call_finish()/rpc_call_fail(), and its reply (or its batch's, once every call
- * of the batch is done) goes out through session_send(). Replies in a batch keep the
+ * of the batch is done) goes out through the peer's send. Replies in a batch keep the
  * order of the calls. This is the only place that turns struct fxb_error into JSON-RPC
  * error objects, and it counts calls and errors per method for /metrics.
  */
@@ -13,24 +13,29 @@
 #include "broker.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "lease/session.h"
 #include "rpc/rpc.h"
 
 json_t rpc_pending_marker;
 
+struct rpc {
+	const struct rpc_method *methods;
+	size_t nmethods;
+	uint64_t *calls, *errors; /* nmethods + 1: the last counts unknown methods */
+};
+
 struct batch {
 	json_t *replies;  /* one slot per call (not per notification), in order */
 	size_t open;      /* calls still open */
-	struct session *s;
+	struct rpc_peer *p;
 };
 
 struct rpc_call {
-	struct broker *b;
-	struct session *s;
+	struct rpc *r;
+	struct rpc_peer *p;
 	json_t *id;        /* NULL for a notification */
 	struct batch *batch;
 	size_t slot;
-	size_t method;     /* index in rpc_methods, for the metrics */
+	size_t method;     /* index in r->methods, for the counters */
 	uint64_t started_ms;
 };
 
@@ -80,26 +85,65 @@ rpc_params_check(json_t *params, const struct rpc_param *table, struct fxb_error
 	return 0;
 }
 
-void
-rpc_notify(struct session *s, const char *method, json_t *params)
+char *
+rpc_notification(const char *method, json_t *params)
 {
 	json_t *msg = json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", method, "params",
 	    params);
 	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 
 	json_decref(msg);
-	if (text)
-		session_send(s, text, strlen(text));
+	return text;
+}
+
+struct rpc *
+rpc_new(const struct rpc_method *methods)
+{
+	struct rpc *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return NULL;
+	r->methods = methods;
+	while (methods[r->nmethods].name)
+		r->nmethods++;
+	r->calls = calloc(r->nmethods + 1, sizeof *r->calls);
+	r->errors = calloc(r->nmethods + 1, sizeof *r->errors);
+	if (!r->calls || !r->errors) {
+		rpc_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+rpc_free(struct rpc *r)
+{
+	if (!r)
+		return;
+	free(r->calls);
+	free(r->errors);
+	free(r);
 }
 
 size_t
-rpc_method_count(void)
+rpc_method_count(const struct rpc *r)
 {
-	size_t n = 0;
+	return r->nmethods;
+}
 
-	while (rpc_methods[n].name)
-		n++;
-	return n;
+const char *
+rpc_method_name(const struct rpc *r, size_t i)
+{
+	return i < r->nmethods ? r->methods[i].name : "(unknown)";
+}
+
+void
+rpc_method_stats(const struct rpc *r, size_t i, uint64_t *calls, uint64_t *errors)
+{
+	if (i > r->nmethods)
+		i = r->nmethods;
+	*calls = r->calls[i];
+	*errors = r->errors[i];
 }
 
 json_t *
@@ -143,13 +187,11 @@ dump(json_t *reply)
 }
 
 static void
-count(struct broker *b, size_t method, int failed)
+count(struct rpc *r, size_t method, int failed)
 {
-	size_t i = method < METRICS_MAX_METHODS ? method : METRICS_MAX_METHODS;
-
-	b->metrics.calls[i]++;
+	r->calls[method]++;
 	if (failed)
-		b->metrics.errors[i]++;
+		r->errors[method]++;
 }
 
 static void
@@ -159,7 +201,7 @@ batch_done(struct batch *bt)
 	char *text = n ? json_dumps(bt->replies, JSON_COMPACT) : NULL;
 
 	if (text)
-		session_send(bt->s, text, strlen(text));
+		bt->p->send(bt->p, text, strlen(text));
 	json_decref(bt->replies);
 	free(bt);
 }
@@ -168,15 +210,15 @@ batch_done(struct batch *bt)
 static void
 call_close(struct rpc_call *call, json_t *result, const struct fxb_error *err)
 {
-	struct session *s = call->s;
+	struct rpc_peer *p = call->p;
 	json_t *reply = NULL;
 
-	count(call->b, call->method, result == NULL);
+	count(call->r, call->method, result == NULL);
 	if (call->id)
 		reply = reply_new(call->id, result, err);
 	else
 		json_decref(result);
-	s->open_calls--;
+	p->open_calls--;
 	if (call->batch) {
 		if (reply)
 			json_array_set_new(call->batch->replies, call->slot, reply);
@@ -185,7 +227,7 @@ call_close(struct rpc_call *call, json_t *result, const struct fxb_error *err)
 	} else if (reply) {
 		char *text = dump(reply);
 		if (text)
-			session_send(s, text, strlen(text));
+			p->send(p, text, strlen(text));
 	}
 	json_decref(call->id);
 	free(call);
@@ -211,7 +253,7 @@ rpc_call_fail(struct rpc_call *call, const struct fxb_error *err)
 struct session *
 rpc_call_session(const struct rpc_call *call)
 {
-	return call->s;
+	return call->p->session;
 }
 
 uint64_t
@@ -243,9 +285,10 @@ valid_id(json_t *id)
 /* Handles one request object. Returns its reply now, or NULL for a notification or a
  * call kept open (then *open is set). */
 static json_t *
-handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, size_t slot,
+handle_one(struct broker *b, struct rpc_peer *p, json_t *req, struct batch *bt, size_t slot,
     int *open)
 {
+	struct rpc *r = b->rpc;
 	struct fxb_error err = { 0 };
 	json_t *id = NULL, *params, *result, *reply;
 	const char *method, *version;
@@ -279,32 +322,32 @@ handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, s
 		error_clear(&err);
 		return reply;
 	}
-	for (m = 0; rpc_methods[m].name; m++)
-		if (!strcmp(rpc_methods[m].name, method))
+	for (m = 0; m < r->nmethods; m++)
+		if (!strcmp(r->methods[m].name, method))
 			break;
-	if (!rpc_methods[m].name) {
-		count(b, METRICS_MAX_METHODS, 1);
+	if (m == r->nmethods) {
+		count(r, m, 1);
 		error_set(&err, ERR_METHOD_NOT_FOUND, "method not found: %s", method);
 		goto fail;
 	}
 	if (params && !json_is_object(params)) {
-		count(b, m, 1);
+		count(r, m, 1);
 		error_set(&err, ERR_INVALID_PARAMS, "params: expected an object (by-name parameters)");
 		goto fail;
 	}
-	if (rpc_methods[m].needs_auth && !s->authenticated) {
-		count(b, m, 1);
+	if (r->methods[m].needs_auth && !p->authenticated) {
+		count(r, m, 1);
 		error_set(&err, ERR_UNAUTHENTICATED,
 		    "unauthenticated: present a token (Authorization: Bearer, or session.hello)");
 		goto fail;
 	}
 	if (!(call = calloc(1, sizeof *call))) {
-		count(b, m, 1);
+		count(r, m, 1);
 		error_set(&err, ERR_INTERNAL, "out of memory");
 		goto fail;
 	}
-	call->b = b;
-	call->s = s;
+	call->r = r;
+	call->p = p;
 	call->id = id ? json_incref(id) : NULL;
 	call->batch = bt;
 	call->slot = slot;
@@ -312,16 +355,16 @@ handle_one(struct broker *b, struct session *s, json_t *req, struct batch *bt, s
 	call->started_ms = now_ms();
 
 	params = params ? json_incref(params) : json_object();
-	result = params ? rpc_methods[m].fn(b, s, call, params, &err) : NULL;
+	result = params ? r->methods[m].fn(b, p->session, call, params, &err) : NULL;
 	json_decref(params);
 	if (result == RPC_PENDING) {
-		s->open_calls++;
+		p->open_calls++;
 		*open = 1;
 		return NULL;
 	}
 	if (!result && !err.code)
 		error_set(&err, ERR_INTERNAL, "out of memory");
-	count(b, m, result == NULL);
+	count(r, m, result == NULL);
 	json_decref(call->id);
 	free(call);
 	if (!id) {
@@ -339,7 +382,7 @@ fail:
 }
 
 static char *
-handle_batch(struct broker *b, struct session *s, json_t *reqs)
+handle_batch(struct broker *b, struct rpc_peer *p, json_t *reqs)
 {
 	struct batch *bt = calloc(1, sizeof *bt);
 	size_t i, slot = 0;
@@ -350,10 +393,10 @@ handle_batch(struct broker *b, struct session *s, json_t *reqs)
 		free(bt);
 		return NULL;
 	}
-	bt->s = s;
+	bt->p = p;
 	bt->open = 1; /* held by this function until every call has been started */
 	json_array_foreach(reqs, i, req) {
-		json_t *reply = handle_one(b, s, req, bt, slot, &open);
+		json_t *reply = handle_one(b, p, req, bt, slot, &open);
 		if (reply) {
 			json_array_append_new(bt->replies, reply);
 			slot++;
@@ -377,7 +420,7 @@ handle_batch(struct broker *b, struct session *s, json_t *reqs)
 }
 
 char *
-rpc_handle(struct broker *b, struct session *s, const char *text, size_t len)
+rpc_handle(struct broker *b, struct rpc_peer *p, const char *text, size_t len)
 {
 	struct fxb_error err = { 0 };
 	json_error_t jerr;
@@ -397,9 +440,9 @@ rpc_handle(struct broker *b, struct session *s, const char *text, size_t len)
 		out = dump(reply_new(NULL, NULL, &err));
 		error_clear(&err);
 	} else if (json_is_array(msg)) {
-		out = handle_batch(b, s, msg);
+		out = handle_batch(b, p, msg);
 	} else {
-		out = dump(handle_one(b, s, msg, NULL, 0, &open));
+		out = dump(handle_one(b, p, msg, NULL, 0, &open));
 	}
 	json_decref(msg);
 	return out;

@@ -32,7 +32,7 @@ Test(session, reclaims_leases_when_the_grace_period_passes)
 	for (int i = 0; i < 100 && leases_active(b->leases); i++)
 		unit_run(b, 20);
 	cr_assert_eq(leases_active(b->leases), 0, "reclaimed after it");
-	cr_assert_eq(b->session_count, 0);
+	cr_assert_eq(sessions_count(b->sessions), 0);
 	unit_free(b);
 }
 
@@ -63,7 +63,7 @@ Test(session, keeps_its_leases_when_resumed_in_time)
 	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "resumed")));
 	json_decref(r);
 	cr_assert_eq(again->lease_count, 1, "the lease moved to the new connection");
-	cr_assert_eq(b->session_count, 1);
+	cr_assert_eq(sessions_count(b->sessions), 1);
 	unit_run(b, 50);
 	cr_assert_eq(leases_active(b->leases), 1);
 	unit_free(b);
@@ -130,7 +130,7 @@ Test(session, answers_an_unauthenticated_call_with_an_error_and_nothing_else)
 	b->auth = auth_load("/tmp/fxb-unit-tokens", &(struct fxb_error){ 0 });
 	cr_assert_not_null(b->auth);
 	s = unit_session(b, 0);
-	s->authenticated = 0;
+	s->peer.authenticated = 0;
 	r = unit_call(b, s, ACQ);
 	cr_assert_str_eq(unit_error_name(r), "UNAUTHENTICATED");
 	cr_assert_eq(leases_active(b->leases), 0);

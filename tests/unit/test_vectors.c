@@ -73,7 +73,7 @@ run_file(const char *file)
 		char *text = json_is_string(json_object_get(c, "request_text"))
 		    ? strdup(json_string_value(json_object_get(c, "request_text")))
 		    : json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
-		char *out = rpc_handle(b, s, text, strlen(text)), why[512] = "";
+		char *out = rpc_handle(b, &s->peer, text, strlen(text)), why[512] = "";
 		json_t *got = out ? json_loads(out, 0, NULL) : NULL;
 
 		if (json_is_null(want) ? out != NULL : !matches(want, got, why, sizeof why, "$")) {

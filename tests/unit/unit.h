@@ -89,7 +89,7 @@ unit_session(struct broker *b, int i)
 static inline json_t *
 unit_call(struct broker *b, struct session *s, const char *text)
 {
-	char *out = rpc_handle(b, s, text, strlen(text));
+	char *out = rpc_handle(b, &s->peer, text, strlen(text));
 	json_t *j;
 
 	if (!out)

@@ -1,0 +1,11 @@
+/* methods.h: the broker's JSON-RPC methods, as the table the composition root hands to
+ * rpc_new(). Each method parses its params and calls the module that does the work. */
+#ifndef FXB_METHODS_H
+#define FXB_METHODS_H
+
+#include "rpc/rpc.h"
+
+/* Ends with a NULL name. */
+extern const struct rpc_method methods_table[];
+
+#endif
