@@ -44,7 +44,7 @@ $(B)/obj/%.o: %.c $(BROKER_HDR) sdk-c/include/fxb.h | deps
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/obj/broker/rpc/openrpc.o: protocol/openrpc.json
+$(B)/obj/broker/api/openrpc.o: protocol/openrpc.json
 
 $(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
 	@echo "  LINK    $@"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/methods.h"
 #include "broker.h"
 #include "core/clock.h"
 #include "core/instance.h"
@@ -21,7 +22,6 @@
 #include "net/ws.h"
 #include "ports/ports.h"
 #include "proc/proc.h"
-#include "rpc/methods.h"
 #include "rpc/rpc.h"
 
 extern const char openrpc_document[];

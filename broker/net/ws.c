@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api/metrics.h"
 #include "broker.h"
 #include "core/log.h"
 #include "lease/lease.h"
@@ -24,7 +25,6 @@
 #include "net/fdwatch.h"
 #include "net/ws.h"
 #include "proc/proc.h"
-#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "run.h"
 

@@ -6,6 +6,8 @@
  */
 #include <string.h>
 
+#include "api/methods.h"
+#include "api/metrics.h"
 #include "broker.h"
 #include "core/clock.h"
 #include "fixtures/pg/pg.h"
@@ -14,8 +16,6 @@
 #include "lease/session.h"
 #include "net/auth.h"
 #include "ports/ports.h"
-#include "rpc/methods.h"
-#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 
 /* Checks params against a table (naming the member at fault), then unpacks them. */

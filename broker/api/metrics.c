@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "api/metrics.h"
 #include "broker.h"
 #include "core/clock.h"
 #include "fixtures/pg/pg.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "ports/ports.h"
-#include "rpc/metrics.h"
 #include "rpc/rpc.h"
 #include "util/histogram.h"
 
