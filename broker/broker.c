@@ -19,9 +19,10 @@
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/auth.h"
-#include "net/ws.h"
+#include "net/loop.h"
 #include "ports/ports.h"
 #include "proc/proc.h"
+#include "api/metrics.h"
 #include "rpc/rpc.h"
 
 extern const char openrpc_document[];
@@ -34,6 +35,13 @@ static const struct fixture_kind *const kinds[] = {
 	&pg_kind,
 	NULL,
 };
+
+/* The loop's wake hook: each module with worker threads drains its finished jobs. */
+static void
+wake(struct broker *b)
+{
+	pg_wake(b->pg);
+}
 
 struct broker *
 broker_new(const struct config *cfg, struct fxb_error *err)
@@ -94,7 +102,7 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		error_set(err, ERR_INTERNAL, "the built-in OpenRPC document does not parse: %s", jerr.text);
 		goto fail;
 	}
-	if (ws_start(b, err) == -1)
+	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
 	pg_start(b->pg);
 	return b;
@@ -111,7 +119,7 @@ broker_free(struct broker *b)
 	while (b->sessions && sessions_first(b->sessions))
 		session_close(b, sessions_first(b->sessions), "broker stopped");
 	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
-	ws_stop(b);
+	loop_stop(b);
 	procs_free(b->procs); /* kills the trees a forced stop left running */
 	leases_free(b->leases);
 	servers_free(b->servers);
@@ -125,8 +133,3 @@ broker_free(struct broker *b)
 	free(b);
 }
 
-void
-broker_wake(struct broker *b)
-{
-	pg_wake(b->pg);
-}

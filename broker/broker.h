@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 
+struct loop;
 struct ports;
 struct leases;
 struct session;
@@ -34,20 +35,14 @@ struct broker {
 	char instance[17]; /* hex; kept in the state dir from run to run (instance.h) */
 	uint64_t started_ms;
 
-	struct lws_context *ctx;
+	struct loop *loop;         /* the loop's life: shutdown, exit status (loop.h) */
+	struct lws_context *ctx;   /* the loop's handles, for timers and adopted descriptors */
 	struct lws_vhost *vhost;
-	int listen_port; /* the real one, once listening */
-	int shutting_down;
-	int stopped;
-	int exit_status;
-	lws_sorted_usec_list_t shutdown_timer;
 
 	struct auth *auth; /* NULL: no tokens, every session is trusted */
 	struct ports *ports;
 	struct leases *leases;
 	struct procs *procs;     /* child processes (proc.h) */
-	pid_t run_pid;           /* the command of `fixture-broker run`, while it runs */
-	int run_wstatus;         /* its wait status once it has exited */
 	struct servers *servers; /* server templates (servers.h) */
 	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */
@@ -61,11 +56,8 @@ struct broker {
 /* Builds a broker from cfg: ports, leases, tokens, the OpenRPC document, and the lws
  * context (listening unless cfg->listen_port is -1). Returns NULL with err set. */
 struct broker *broker_new(const struct config *cfg, struct fxb_error *err);
-/* Frees everything; every session must be closed first (ws_shutdown does that). */
+/* Frees everything; sessions still open are closed (loop_shutdown closes them first). */
 void broker_free(struct broker *b);
 
-/* Runs on the loop when another thread called lws_cancel_service(): each module with
- * worker threads drains its finished jobs here. */
-void broker_wake(struct broker *b);
 
 #endif

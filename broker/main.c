@@ -12,7 +12,7 @@
 
 #include "broker.h"
 #include "core/log.h"
-#include "net/ws.h"
+#include "net/loop.h"
 #include "run.h"
 
 static int
@@ -28,6 +28,7 @@ main(int argc, char **argv)
 	char **command = NULL;
 	struct config cfg;
 	struct broker *b;
+	struct run *run = NULL;
 	sigset_t set;
 	int rc, nflags = argc;
 
@@ -84,7 +85,7 @@ main(int argc, char **argv)
 	    FXB_VERSION_STR, b->instance, cfg.ports_first, cfg.ports_last, cfg.quarantine_ms,
 	    cfg.grace_ms);
 	if (command) {
-		if (run_start(b, command, &err) == -1) {
+		if (!(run = run_start(b, command, &err))) {
 			fprintf(stderr, "fixture-broker: %s\n", err.text);
 			error_clear(&err);
 			broker_free(b);
@@ -93,14 +94,15 @@ main(int argc, char **argv)
 		}
 	} else {
 		printf("listening ws://%s%s%s:%d\n", strchr(cfg.listen_host, ':') ? "[" : "",
-		    cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", b->listen_port);
+		    cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", loop_listen_port(b->loop));
 		fflush(stdout);
 	}
 
-	rc = ws_run(b);
-	if (command)
-		rc = run_exit_status(b);
+	rc = loop_run(b);
+	if (run)
+		rc = run_exit_status(run);
 	broker_free(b);
+	run_free(run);
 	config_clear(&cfg);
 	log_info("stopped");
 	return rc;

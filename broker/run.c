@@ -17,7 +17,7 @@
 
 #include "broker.h"
 #include "core/log.h"
-#include "net/ws.h"
+#include "net/loop.h"
 #include "proc/proc.h"
 #include "run.h"
 
@@ -36,34 +36,63 @@ run_split(int argc, char **argv, int *nflags, char ***command)
 	return -1;
 }
 
+struct run {
+	struct broker *b;
+	pid_t pid;   /* the command, while it runs; 0 after */
+	int wstatus; /* its wait status once it has exited */
+};
+
 static void
 command_exited(void *arg, pid_t pid, int wstatus)
 {
-	struct broker *b = arg;
+	struct run *r = arg;
 
 	(void)pid;
-	b->run_pid = 0;
-	b->run_wstatus = wstatus;
+	r->pid = 0;
+	r->wstatus = wstatus;
 	if (WIFSIGNALED(wstatus))
 		log_info("the command was killed by %s", proc_signal_name(WTERMSIG(wstatus)));
 	else
 		log_debug("the command exited with status %d", WEXITSTATUS(wstatus));
-	ws_shutdown(b, "the command exited");
+	loop_shutdown(r->b, "the command exited");
 }
 
-int
+/* The loop's signal hook while the command runs. */
+static int
+run_signal(void *arg, const struct signalfd_siginfo *si)
+{
+	struct run *r = arg;
+
+	if (r->pid <= 0)
+		return 0;
+	/* A terminal's Ctrl-C reached the command already (same process group); a signal
+	 * sent to the broker alone is passed on. */
+	if (si->ssi_signo == SIGTERM || si->ssi_code == SI_USER)
+		kill(r->pid, (int)si->ssi_signo);
+	return 1;
+}
+
+struct run *
 run_start(struct broker *b, char **command, struct fxb_error *err)
 {
+	struct run *r;
 	char url[320];
 	sigset_t none;
 	pid_t parent = getpid(), pid;
 
 	snprintf(url, sizeof url, "ws://%s%s%s:%d", strchr(b->cfg.listen_host, ':') ? "[" : "",
-	    b->cfg.listen_host, strchr(b->cfg.listen_host, ':') ? "]" : "", b->listen_port);
+	    b->cfg.listen_host, strchr(b->cfg.listen_host, ':') ? "]" : "",
+	    loop_listen_port(b->loop));
+	if (!(r = calloc(1, sizeof *r))) {
+		error_set(err, ERR_INTERNAL, "run: out of memory");
+		return NULL;
+	}
+	r->b = b;
 	fflush(NULL);
 	if ((pid = fork()) == -1) {
 		error_set(err, ERR_INTERNAL, "run: fork: %s", strerror(errno));
-		return -1;
+		free(r);
+		return NULL;
 	}
 	if (pid == 0) {
 		/* The broker blocks the signals it reads from its signalfd; the command must
@@ -80,32 +109,28 @@ run_start(struct broker *b, char **command, struct fxb_error *err)
 		fprintf(stderr, "fixture-broker run: %s: %s\n", command[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	b->run_pid = pid;
-	if (proc_watch(b->procs, pid, command_exited, b) == -1) {
+	r->pid = pid;
+	if (proc_watch(b->procs, pid, command_exited, r) == -1) {
 		kill(pid, SIGKILL);
+		free(r);
 		error_set(err, ERR_INTERNAL, "run: out of memory");
-		return -1;
+		return NULL;
 	}
+	loop_on_signal(b->loop, run_signal, r);
 	log_info("running %s with FIXTURE_BROKER_URL=%s", command[0], url);
-	return 0;
+	return r;
 }
 
 int
-run_signal(struct broker *b, const struct signalfd_siginfo *si)
+run_exit_status(const struct run *r)
 {
-	if (b->run_pid <= 0)
-		return 0;
-	/* A terminal's Ctrl-C reached the command already (same process group); a signal
-	 * sent to the broker alone is passed on. */
-	if (si->ssi_signo == SIGTERM || si->ssi_code == SI_USER)
-		kill(b->run_pid, (int)si->ssi_signo);
-	return 1;
+	if (WIFSIGNALED(r->wstatus))
+		return 128 + WTERMSIG(r->wstatus);
+	return WEXITSTATUS(r->wstatus);
 }
 
-int
-run_exit_status(const struct broker *b)
+void
+run_free(struct run *r)
 {
-	if (WIFSIGNALED(b->run_wstatus))
-		return 128 + WTERMSIG(b->run_wstatus);
-	return WEXITSTATUS(b->run_wstatus);
+	free(r);
 }

@@ -9,20 +9,21 @@
 #ifndef FXB_RUN_H
 #define FXB_RUN_H
 
-#include <sys/signalfd.h>
-
 #include "core/errors.h"
 
 struct broker;
+struct run;
 
 /* Splits argv ("run", flags..., "--", command...) at "--": *nflags counts argv[0] and the
  * flags, *command points at the command. Returns 0, or -1 when no command follows "--". */
 int run_split(int argc, char **argv, int *nflags, char ***command);
-/* Starts command with the broker's URL in its environment. Returns 0 or -1 with err. */
-int run_start(struct broker *b, char **command, struct fxb_error *err);
-/* Takes a SIGINT/SIGTERM while the command runs; returns 1 if it was for the command. */
-int run_signal(struct broker *b, const struct signalfd_siginfo *si);
-/* The exit status to leave with: the command's. */
-int run_exit_status(const struct broker *b);
+/* Starts command with the broker's URL in its environment, and takes the loop's signals
+ * while it runs (SIGTERM, and a SIGINT sent with kill, are passed on to it); when it
+ * exits, the broker shuts down. Returns the run, or NULL with err set. */
+struct run *run_start(struct broker *b, char **command, struct fxb_error *err);
+/* The exit status to leave with: the command's (128+N when signal N killed it). */
+int run_exit_status(const struct run *r);
+/* Frees r, after the loop has stopped. run_free(NULL) does nothing. */
+void run_free(struct run *r);
 
 #endif

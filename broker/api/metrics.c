@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/metrics.h"
 #include "broker.h"
@@ -13,6 +14,7 @@
 #include "fixtures/pg/pg.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "net/http.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
 #include "util/histogram.h"
@@ -99,7 +101,7 @@ metrics_status_json(struct broker *b)
 	ports_counts(b->ports, now, &pc);
 	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}}",
 	    "version", FXB_VERSION_STR, "instance", b->instance,
-	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", b->shutting_down,
+	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", leases_draining(b->leases),
 	    "sessions", (json_int_t)connected,
 	    "sessions_in_grace", (json_int_t)(sessions_count(b->sessions) - connected),
 	    "leases", (json_int_t)leases_active(b->leases),
@@ -108,3 +110,42 @@ metrics_status_json(struct broker *b)
 	    "size", (json_int_t)pc.size, "free", (json_int_t)pc.free,
 	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined);
 }
+
+static char *
+get_healthz(struct broker *b, int *status, size_t *len)
+{
+	int draining = leases_draining(b->leases);
+	char *body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
+
+	*status = draining ? 503 : 200;
+	*len = body ? strlen(body) : 0;
+	return body;
+}
+
+static char *
+get_metrics(struct broker *b, int *status, size_t *len)
+{
+	*status = 200;
+	return metrics_render(b, len);
+}
+
+static char *
+get_status(struct broker *b, int *status, size_t *len)
+{
+	json_t *st = metrics_status_json(b);
+	char *body = st ? json_dumps(st, JSON_INDENT(2)) : NULL, *nl;
+
+	json_decref(st);
+	if (body && (nl = realloc(body, strlen(body) + 2)))
+		body = strcat(nl, "\n");
+	*status = 200;
+	*len = body ? strlen(body) : 0;
+	return body;
+}
+
+const struct http_route metrics_routes[] = {
+	{ "/healthz", "application/json", get_healthz },
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", get_metrics },
+	{ "/status", "application/json", get_status },
+	{ NULL, NULL, NULL },
+};

@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "net/http.h"
+
 struct broker;
 
 /* Renders every metric in Prometheus text format; the caller frees the string. NULL when
@@ -12,5 +14,8 @@ struct broker;
 char *metrics_render(struct broker *b, size_t *len);
 /* The broker.status result (a new reference), or NULL when out of memory. */
 json_t *metrics_status_json(struct broker *b);
+
+/* The HTTP routes: GET /healthz (503 while draining), /metrics and /status. */
+extern const struct http_route metrics_routes[];
 
 #endif

@@ -53,6 +53,7 @@ struct leases {
 	lws_sorted_usec_list_t wake; /* when the next quarantined port comes free */
 	int wake_armed;
 	const struct fixture_kind *const *kinds; /* the kinds served, ending with NULL */
+	int draining;                            /* the broker is shutting down */
 	uint64_t granted, reclaimed;             /* counters since start, for /metrics */
 	struct histogram acquire_seconds;
 };
@@ -106,6 +107,18 @@ leases_free(struct leases *ls)
 		lws_sul_cancel(&ls->wake);
 	idmap_free(ls->by_id);
 	free(ls);
+}
+
+void
+leases_drain(struct leases *ls)
+{
+	ls->draining = 1;
+}
+
+int
+leases_draining(const struct leases *ls)
+{
+	return ls->draining;
 }
 
 void
@@ -751,7 +764,7 @@ lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 	json_t *result;
 	int is_short = 1;
 
-	if (b->shutting_down) {
+	if (b->leases->draining) {
 		error_set(err, ERR_SHUTTING_DOWN, "the broker is shutting down");
 		lease_request_clear(req);
 		return NULL;
@@ -834,7 +847,7 @@ lease_free(struct broker *b, struct lease *l)
 	free(l->fixtures);
 	json_decref(l->labels);
 	free(l);
-	if (b->shutting_down && ls->nstopping == 0)
+	if (b->leases->draining && ls->nstopping == 0)
 		lws_cancel_service(b->ctx);
 }
 
@@ -889,7 +902,7 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 		struct fxb_error err = { 0 };
 		struct rpc_call *call = l->call;
 		l->call = NULL;
-		error_set(&err, b->shutting_down ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
+		error_set(&err, b->leases->draining ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
 		    "the acquire was cancelled: %s", reason);
 		rpc_call_fail(call, &err);
 		error_clear(&err);
@@ -923,8 +936,8 @@ lease_cancel_waits(struct broker *b, struct session *s)
 		next = w->next;
 		if (w->s != s)
 			continue;
-		error_set(&err, b->shutting_down ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
-		    b->shutting_down ? "the broker is shutting down"
+		error_set(&err, b->leases->draining ? ERR_SHUTTING_DOWN : ERR_ACQUIRE_CANCELLED,
+		    b->leases->draining ? "the broker is shutting down"
 		    : "the session's connection closed while the acquire was waiting");
 		waiter_unlink(b->leases, w);
 		rpc_call_fail(w->call, &err);

@@ -172,6 +172,11 @@ void lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms);
 json_t *lease_fixtures_json(const struct lease *l);
 json_t *lease_json(const struct lease *l, uint64_t now_ms);
 
+/* The broker is shutting down: from now on acquires fail with SHUTTING_DOWN, and so do
+ * the acquires waiting when their session is cancelled. */
+void leases_drain(struct leases *ls);
+int leases_draining(const struct leases *ls);
+
 /* Counters since start, for /metrics; acquire_seconds is borrowed from ls. */
 struct leases_stats {
 	uint64_t granted;   /* leases granted */

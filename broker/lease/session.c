@@ -127,7 +127,7 @@ session_detach(struct broker *b, struct session *s)
 {
 	s->conn = NULL;
 	lease_session_detached(b, s);
-	if (b->cfg.grace_ms == 0 || b->shutting_down) {
+	if (b->cfg.grace_ms == 0 || leases_draining(b->leases)) {
 		session_close(b, s, "disconnected");
 		return;
 	}

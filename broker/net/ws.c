@@ -1,36 +1,26 @@
-/* ws.c: the libwebsockets side: WebSocket sessions, the HTTP routes, signals, the loop.
+/* ws.c: WebSocket connections: bytes in and out, one session each.
  *
- * One lws context, one vhost, three protocols: "http" (GET /healthz, /metrics, /status;
- * protocols[0], where requests that are not upgrades land), the WebSocket protocol
- * fixture-broker.v1 (also the default for clients that name none), and "ctl" for the
- * signalfd adopted as a raw file. A connection's per-session data is struct conn: the
- * reassembly buffer, the reply queue, and the session it carries. Replies go out one
- * lws_write per writeable callback. On close the session is detached (grace period),
- * never freed here.
+ * The lws protocol fixture-broker.v1 (loop.c puts it on the vhost, also as the default
+ * for clients that name none). A connection's per-session data is struct conn: the
+ * reassembly buffer, the reply queue, and the session it carries. Whole text messages go
+ * to rpc_handle(); replies go out one lws_write per writeable callback, and a client that
+ * does not read is throttled. On close the session is detached (grace period), never
+ * freed here.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
-#include "api/metrics.h"
 #include "broker.h"
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/auth.h"
-#include "net/fdwatch.h"
 #include "net/ws.h"
-#include "proc/proc.h"
 #include "rpc/rpc.h"
-#include "run.h"
 
 #define TX_CHUNK (64 * 1024)
 #define TX_HIGH_WATER 64 /* queued replies before we stop reading from the client */
-#define SHUTDOWN_DEADLINE_S 3
 
 struct msg {
 	struct msg *next;
@@ -49,11 +39,6 @@ struct conn {
 	int throttled;
 	int closing, close_code;
 	char close_reason[64];
-};
-
-struct http_req {
-	unsigned char *body; /* LWS_PRE + len */
-	size_t len, off;
 };
 
 static int
@@ -239,7 +224,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
 		 * the TCP connection. */
-		if (b->shutting_down) {
+		if (leases_draining(b->leases)) {
 			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
 			return 1;
 		}
@@ -251,7 +236,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* cb_http has answered a refused upgrade already; this is the backstop. */
-		if (b->shutting_down || (b->auth && bearer(b, wsi) == -1))
+		if (leases_draining(b->leases) || (b->auth && bearer(b, wsi) == -1))
 			return 1;
 		break;
 	case LWS_CALLBACK_ESTABLISHED:
@@ -275,7 +260,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			c->s = NULL;
 			session_detach(b, s);
 		}
-		if (b->shutting_down && sessions_count(b->sessions) == 0)
+		if (leases_draining(b->leases) && sessions_count(b->sessions) == 0)
 			lws_cancel_service(b->ctx);
 		break;
 	default:
@@ -284,311 +269,24 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	return 0;
 }
 
-static int
-http_reply(struct lws *wsi, struct http_req *h, int status, const char *type, char *body,
-    size_t len)
-{
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-	    *end = hdr + sizeof hdr;
-
-	if (!body)
-		return lws_return_http_status(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR, NULL) ? -1
-		    : (lws_http_transaction_completed(wsi) ? -1 : 0);
-	h->body = malloc(LWS_PRE + len);
-	if (!h->body) {
-		free(body);
-		return -1;
-	}
-	memcpy(h->body + LWS_PRE, body, len);
-	free(body);
-	h->len = len;
-	h->off = 0;
-	if (lws_add_http_common_headers(wsi, (unsigned int)status, type, (lws_filepos_t)len, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-	    (const unsigned char *)"no-store", 8, &p, end) ||
-	    lws_finalize_write_http_header(wsi, start, &p, end))
-		return 1;
-	lws_callback_on_writable(wsi);
-	return 0;
-}
-
-static int
-on_http(struct broker *b, struct lws *wsi, struct http_req *h, const char *path)
-{
-	char *body, method[16] = "";
-	const char *uri;
-	int ulen;
-	size_t len;
-
-	if (lws_http_get_uri_and_method(wsi, (char **)&uri, &ulen) >= 0)
-		snprintf(method, sizeof method, "%s",
-		    lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) ? "GET" : "OTHER");
-	if (strcmp(method, "GET") != 0) {
-		if (lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL))
-			return -1;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
-	if (!strcmp(path, "/healthz")) {
-		int draining = b->shutting_down;
-		body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
-		return http_reply(wsi, h, draining ? 503 : 200, "application/json", body,
-		    body ? strlen(body) : 0);
-	}
-	if (!strcmp(path, "/metrics")) {
-		body = metrics_render(b, &len);
-		return http_reply(wsi, h, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
-	}
-	if (!strcmp(path, "/status")) {
-		json_t *st = metrics_status_json(b);
-		body = st ? json_dumps(st, JSON_INDENT(2)) : NULL;
-		json_decref(st);
-		if (body) {
-			char *nl = realloc(body, strlen(body) + 2);
-			if (nl) {
-				body = strcat(nl, "\n");
-			}
-		}
-		return http_reply(wsi, h, 200, "application/json", body, body ? strlen(body) : 0);
-	}
-	if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
-
-static int
-cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-	struct broker *b = lws_context_user(lws_get_context(wsi));
-	struct http_req *h = user;
-
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		return on_http(b, wsi, h, in);
-	case LWS_CALLBACK_HTTP_WRITEABLE: {
-		size_t chunk;
-		int final;
-
-		if (!h || !h->body)
-			break;
-		chunk = h->len - h->off < TX_CHUNK ? h->len - h->off : TX_CHUNK;
-		final = h->off + chunk == h->len;
-		if (lws_write(wsi, h->body + LWS_PRE + h->off, chunk,
-		    final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
-			return -1;
-		h->off += chunk;
-		if (!final) {
-			lws_callback_on_writable(wsi);
-			break;
-		}
-		free(h->body);
-		h->body = NULL;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
-	case LWS_CALLBACK_CLOSED_HTTP:
-		if (h) {
-			free(h->body);
-			h->body = NULL;
-		}
-		break;
-	default:
-		break;
-	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
-
-static int
-cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
-{
-	struct broker *b = lws_context_user(lws_get_context(wsi));
-	struct signalfd_siginfo si;
-
-	(void)user;
-	(void)in;
-	(void)len;
-	/* Broadcast to every protocol; this one is where worker threads' results land. */
-	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-		if (b)
-			broker_wake(b);
-		return 0;
-	}
-	if (reason != LWS_CALLBACK_RAW_RX_FILE)
-		return 0;
-	while (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si) {
-		if (si.ssi_signo == SIGCHLD) {
-			proc_reap(b->procs);
-			continue;
-		}
-		if (run_signal(b, &si))
-			continue; /* the command's; the broker stops once the command exits */
-		if (b->shutting_down) {
-			log_warnx("second signal (%s): stopping now", strsignal((int)si.ssi_signo));
-			b->exit_status = 1;
-			b->stopped = 1;
-			lws_cancel_service(b->ctx);
-			continue;
-		}
-		ws_shutdown(b, strsignal((int)si.ssi_signo));
-	}
-	return 0;
-}
-
-static const struct lws_protocols protocols[] = {
-	{ "http", cb_http, sizeof(struct http_req), 0, 0, NULL, 0 },
-	/* lws keeps an rx buffer of this size per connection: small, so that thousands of idle
-	 * sessions stay cheap; larger messages arrive in several callbacks. */
-	{ WS_SUBPROTOCOL, cb_ws, sizeof(struct conn), 1024, 0, NULL, TX_CHUNK },
-	{ "ctl", cb_ctl, 0, 0, 0, NULL, 0 },
-	{ "fdwatch", fdwatch_callback, 0, 0, 0, NULL, 0 }, /* child pipes, probe sockets */
-	{ NULL, NULL, 0, 0, 0, NULL, 0 },
-};
-
-static const struct lws_protocol_vhost_options pvo_default = { NULL, NULL, "default", "1" };
-static const struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, WS_SUBPROTOCOL, "" };
-
-static void
-lws_log(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n && line[n - 1] == '\n')
-		n--;
-	log_at(level & LLL_ERR ? LOG_LEVEL_ERROR : level & LLL_WARN ? LOG_LEVEL_WARN
-	    : LOG_LEVEL_DEBUG, 0, "lws", "%.*s", (int)n, line);
-}
-
-/* Raises the descriptor limit so thousands of sessions fit; returns the new limit. */
-static int
-raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
-}
-
-static int
-adopt_signals(struct broker *b, struct fxb_error *err)
-{
-	lws_sock_file_fd_type u;
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGCHLD);
-	if ((fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
-		error_set(err, ERR_INTERNAL, "signalfd failed");
-		return -1;
-	}
-	u.filefd = fd;
-	if (!lws_adopt_descriptor_vhost(b->vhost, LWS_ADOPT_RAW_FILE_DESC, u, "ctl", NULL)) {
-		close(fd);
-		error_set(err, ERR_INTERNAL, "cannot adopt the signalfd");
-		return -1;
-	}
-	return 0;
-}
-
-int
-ws_start(struct broker *b, struct fxb_error *err)
-{
-	static lws_retry_bo_t idle;
-	struct lws_context_creation_info info;
-
-	lws_set_log_level(b->cfg.log_level >= LOG_LEVEL_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE
-	    : LLL_ERR | LLL_WARN, lws_log);
-	memset(&info, 0, sizeof info);
-	info.port = b->cfg.listen_port < 0 ? CONTEXT_PORT_NO_LISTEN : b->cfg.listen_port;
-	info.iface = b->cfg.listen_port < 0 ? NULL : b->cfg.listen_host;
-	info.protocols = protocols;
-	info.pvo = &pvo;
-	info.user = b;
-	info.fd_limit_per_thread = (unsigned int)raise_fd_limit();
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
-	    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
-	/* A test paused in a debugger keeps its TCP connection and must keep its leases, so
-	 * unanswered pings never hang up on their own (a day); the kernel's keepalive finds
-	 * peers that have really vanished. */
-	if (b->cfg.ping_secs > 0) {
-		idle.secs_since_valid_ping = (uint16_t)b->cfg.ping_secs;
-		idle.secs_since_valid_hangup = 65535;
-		info.retry_and_idle_policy = &idle;
-	}
-	info.ka_time = 30;
-	info.ka_probes = 4;
-	info.ka_interval = 10;
-	info.timeout_secs = 10;
-	if (!(b->ctx = lws_create_context(&info))) {
-		error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d", b->cfg.listen_host,
-		    b->cfg.listen_port);
-		return -1;
-	}
-	b->vhost = lws_get_vhost_by_name(b->ctx, "default");
-	if (b->cfg.listen_port >= 0) {
-		b->listen_port = lws_get_vhost_listen_port(b->vhost);
-		if (adopt_signals(b, err) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-int
-ws_run(struct broker *b)
-{
-	/* Draining ends when every session is closed and every released fixture (a server
-	 * in its stop grace period) has stopped, or at the shutdown deadline. */
-	while (!b->stopped &&
-	    !(b->shutting_down && sessions_count(b->sessions) == 0 && leases_stopping(b->leases) == 0))
-		if (lws_service(b->ctx, 0) < 0)
-			break;
-	return b->exit_status;
-}
-
 void
-ws_stop(struct broker *b)
-{
-	if (b->ctx) {
-		lws_context_destroy(b->ctx);
-		b->ctx = NULL;
-	}
-}
-
-static void
-shutdown_deadline(lws_sorted_usec_list_t *sul)
-{
-	struct broker *b = lws_container_of(sul, struct broker, shutdown_timer);
-
-	log_warnx("%zu session(s) did not close in %d s; stopping anyway", sessions_count(b->sessions),
-	    SHUTDOWN_DEADLINE_S);
-	b->stopped = 1;
-}
-
-void
-ws_shutdown(struct broker *b, const char *why)
+ws_close_all(struct broker *b, const char *reason)
 {
 	struct session *s, *next;
 
-	if (b->shutting_down)
-		return;
-	b->shutting_down = 1;
-	log_info("shutting down (%s): releasing every lease, closing %zu session(s)", why,
-	    sessions_count(b->sessions));
 	for (s = sessions_first(b->sessions); s; s = next) {
 		next = s->next;
 		if (s->conn) {
-			lease_release_session(b, s, "broker shutting down");
-			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, "broker shutting down");
+			lease_release_session(b, s, reason);
+			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, reason);
 		} else {
-			session_close(b, s, "broker shutting down");
+			session_close(b, s, reason);
 		}
 	}
-	lws_sul_schedule(b->ctx, 0, &b->shutdown_timer, shutdown_deadline,
-	    SHUTDOWN_DEADLINE_S * LWS_US_PER_SEC);
 }
+
+/* lws keeps an rx buffer of 1024 bytes per connection: small, so that thousands of idle
+ * sessions stay cheap; larger messages arrive in several callbacks. */
+const struct lws_protocols ws_protocol = {
+	WS_SUBPROTOCOL, cb_ws, sizeof(struct conn), 1024, 0, NULL, TX_CHUNK,
+};

@@ -1,0 +1,267 @@
+/* loop.c: the event loop's life: the lws context, the signalfd, and the shutdown.
+ *
+ * One lws context, one vhost, four protocols: "http" (http.c; protocols[0], where
+ * requests that are not upgrades land), the WebSocket protocol fixture-broker.v1 (ws.c;
+ * also the default for clients that name none), "ctl" here for the signalfd adopted as a
+ * raw file and for lws_cancel_service() wake-ups, and "fdwatch" (fdwatch.c) for child
+ * pipes and probe sockets. SIGCHLD reaps children (proc.h); SIGINT and SIGTERM go to the
+ * signal hook if one is set, else start the graceful shutdown, and a second one stops at
+ * once.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "core/log.h"
+#include "lease/lease.h"
+#include "lease/session.h"
+#include "net/fdwatch.h"
+#include "net/http.h"
+#include "net/loop.h"
+#include "net/ws.h"
+#include "proc/proc.h"
+
+#define SHUTDOWN_DEADLINE_S 3
+
+struct loop {
+	struct lws_protocols protocols[5]; /* read by lws for the context's lifetime */
+	const struct http_route *routes;
+	loop_wake_fn wake;
+	loop_signal_fn on_signal;
+	void *signal_arg;
+	int listen_port;
+	int shutting_down;
+	int stopped;
+	int exit_status;
+	lws_sorted_usec_list_t shutdown_timer;
+	struct broker *b;
+};
+
+static int
+cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	struct broker *b = lws_context_user(lws_get_context(wsi));
+	struct signalfd_siginfo si;
+
+	(void)user;
+	(void)in;
+	(void)len;
+	/* Broadcast to every protocol; this one is where worker threads' results land. */
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		if (b && b->loop && b->loop->wake)
+			b->loop->wake(b);
+		return 0;
+	}
+	if (reason != LWS_CALLBACK_RAW_RX_FILE)
+		return 0;
+	while (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD) {
+			proc_reap(b->procs);
+			continue;
+		}
+		if (b->loop->on_signal && b->loop->on_signal(b->loop->signal_arg, &si))
+			continue; /* the hook's (run's command); the broker stops when it says */
+		if (b->loop->shutting_down) {
+			log_warnx("second signal (%s): stopping now", strsignal((int)si.ssi_signo));
+			b->loop->exit_status = 1;
+			b->loop->stopped = 1;
+			lws_cancel_service(b->ctx);
+			continue;
+		}
+		loop_shutdown(b, strsignal((int)si.ssi_signo));
+	}
+	return 0;
+}
+
+static const struct lws_protocols ctl_protocol = { "ctl", cb_ctl, 0, 0, 0, NULL, 0 };
+static const struct lws_protocols fdwatch_protocol = {
+	"fdwatch", fdwatch_callback, 0, 0, 0, NULL, 0,
+};
+
+static const struct lws_protocol_vhost_options pvo_default = { NULL, NULL, "default", "1" };
+static const struct lws_protocol_vhost_options pvo = { NULL, &pvo_default, WS_SUBPROTOCOL, "" };
+
+static void
+lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n && line[n - 1] == '\n')
+		n--;
+	log_at(level & LLL_ERR ? LOG_LEVEL_ERROR : level & LLL_WARN ? LOG_LEVEL_WARN
+	    : LOG_LEVEL_DEBUG, 0, "lws", "%.*s", (int)n, line);
+}
+
+/* Raises the descriptor limit so thousands of sessions fit; returns the new limit. */
+static int
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+}
+
+static int
+adopt_signals(struct broker *b, struct fxb_error *err)
+{
+	lws_sock_file_fd_type u;
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	if ((fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
+		error_set(err, ERR_INTERNAL, "signalfd failed");
+		return -1;
+	}
+	u.filefd = fd;
+	if (!lws_adopt_descriptor_vhost(b->vhost, LWS_ADOPT_RAW_FILE_DESC, u, "ctl", NULL)) {
+		close(fd);
+		error_set(err, ERR_INTERNAL, "cannot adopt the signalfd");
+		return -1;
+	}
+	return 0;
+}
+
+int
+loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
+    struct fxb_error *err)
+{
+	static lws_retry_bo_t idle;
+	struct lws_context_creation_info info;
+	struct loop *l = calloc(1, sizeof *l);
+
+	if (!l) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	l->wake = wake;
+	l->routes = routes;
+	l->protocols[0] = http_protocol;
+	l->protocols[1] = ws_protocol;
+	l->protocols[2] = ctl_protocol;
+	l->protocols[3] = fdwatch_protocol;
+	l->b = b;
+	b->loop = l;
+
+	lws_set_log_level(b->cfg.log_level >= LOG_LEVEL_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE
+	    : LLL_ERR | LLL_WARN, lws_log);
+	memset(&info, 0, sizeof info);
+	info.port = b->cfg.listen_port < 0 ? CONTEXT_PORT_NO_LISTEN : b->cfg.listen_port;
+	info.iface = b->cfg.listen_port < 0 ? NULL : b->cfg.listen_host;
+	info.protocols = l->protocols;
+	info.pvo = &pvo;
+	info.user = b;
+	info.fd_limit_per_thread = (unsigned int)raise_fd_limit();
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+	    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	/* A test paused in a debugger keeps its TCP connection and must keep its leases, so
+	 * unanswered pings never hang up on their own (a day); the kernel's keepalive finds
+	 * peers that have really vanished. */
+	if (b->cfg.ping_secs > 0) {
+		idle.secs_since_valid_ping = (uint16_t)b->cfg.ping_secs;
+		idle.secs_since_valid_hangup = 65535;
+		info.retry_and_idle_policy = &idle;
+	}
+	info.ka_time = 30;
+	info.ka_probes = 4;
+	info.ka_interval = 10;
+	info.timeout_secs = 10;
+	if (!(b->ctx = lws_create_context(&info))) {
+		error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d", b->cfg.listen_host,
+		    b->cfg.listen_port);
+		return -1;
+	}
+	b->vhost = lws_get_vhost_by_name(b->ctx, "default");
+	if (b->cfg.listen_port >= 0) {
+		l->listen_port = lws_get_vhost_listen_port(b->vhost);
+		if (adopt_signals(b, err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+void
+loop_on_signal(struct loop *l, loop_signal_fn fn, void *arg)
+{
+	l->on_signal = fn;
+	l->signal_arg = arg;
+}
+
+int
+loop_run(struct broker *b)
+{
+	struct loop *l = b->loop;
+
+	/* Draining ends when every session is closed and every released fixture (a server
+	 * in its stop grace period) has stopped, or at the shutdown deadline. */
+	while (!l->stopped && !(l->shutting_down && sessions_count(b->sessions) == 0 &&
+	    leases_stopping(b->leases) == 0))
+		if (lws_service(b->ctx, 0) < 0)
+			break;
+	return l->exit_status;
+}
+
+void
+loop_stop(struct broker *b)
+{
+	if (b->ctx) {
+		lws_context_destroy(b->ctx);
+		b->ctx = NULL;
+		b->vhost = NULL;
+	}
+	free(b->loop);
+	b->loop = NULL;
+}
+
+static void
+shutdown_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct loop *l = lws_container_of(sul, struct loop, shutdown_timer);
+
+	log_warnx("%zu session(s) did not close in %d s; stopping anyway",
+	    sessions_count(l->b->sessions), SHUTDOWN_DEADLINE_S);
+	l->stopped = 1;
+}
+
+void
+loop_shutdown(struct broker *b, const char *why)
+{
+	struct loop *l = b->loop;
+
+	if (l->shutting_down)
+		return;
+	l->shutting_down = 1;
+	leases_drain(b->leases);
+	log_info("shutting down (%s): releasing every lease, closing %zu session(s)", why,
+	    sessions_count(b->sessions));
+	ws_close_all(b, "broker shutting down");
+	lws_sul_schedule(b->ctx, 0, &l->shutdown_timer, shutdown_deadline,
+	    SHUTDOWN_DEADLINE_S * LWS_US_PER_SEC);
+}
+
+int
+loop_listen_port(const struct loop *l)
+{
+	return l->listen_port;
+}
+
+const struct http_route *
+loop_routes(const struct loop *l)
+{
+	return l->routes;
+}

@@ -1,0 +1,50 @@
+/* loop.h: the event loop's life: the lws context, signals, and the graceful shutdown.
+ *
+ * One lws context with one vhost carries the listener (http.c and ws.c), the signalfd,
+ * and the descriptors fdwatch.c adopts. What the loop must call in the layers above it
+ * (draining worker threads' results, a signal meant for `fixture-broker run`'s command)
+ * comes in as hooks, so nothing here names those layers. b->ctx and b->vhost are the
+ * handles every module schedules timers and adopts descriptors on.
+ */
+#ifndef FXB_LOOP_H
+#define FXB_LOOP_H
+
+#include <sys/signalfd.h>
+
+#include "core/errors.h"
+
+struct broker;
+struct http_route;
+struct loop;
+
+/* Runs on the loop when another thread called lws_cancel_service(): each module with
+ * worker threads drains its finished jobs. */
+typedef void (*loop_wake_fn)(struct broker *b);
+/* A SIGINT or SIGTERM arrived; returns 1 when the hook took it (the loop then does
+ * nothing), 0 to let the loop shut the broker down. */
+typedef int (*loop_signal_fn)(void *arg, const struct signalfd_siginfo *si);
+
+/* Creates b->loop and the lws context (b->ctx, b->vhost): listening on cfg.listen_host
+ * and cfg.listen_port, with routes (borrowed, for the broker's lifetime) served over HTTP
+ * and signals read from a signalfd; or, with cfg.listen_port -1 (unit tests), neither.
+ * Returns 0, or -1 with err set. */
+int loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
+    struct fxb_error *err);
+/* Sends SIGINT and SIGTERM to fn (one hook; a later call replaces it). */
+void loop_on_signal(struct loop *l, loop_signal_fn fn, void *arg);
+/* Runs the loop until the broker has shut down. Returns the exit status. */
+int loop_run(struct broker *b);
+/* Destroys the context and frees b->loop. loop_stop on a broker without one does nothing. */
+void loop_stop(struct broker *b);
+
+/* Starts the graceful shutdown: the lease table drains (leases_drain), every session
+ * is closed with 1001, and the loop stops once every released fixture has stopped, or
+ * after a deadline. A second call does nothing. */
+void loop_shutdown(struct broker *b, const char *why);
+
+/* The port the listener got (the kernel's pick for port 0); 0 when not listening. */
+int loop_listen_port(const struct loop *l);
+/* The routes loop_start() was given. */
+const struct http_route *loop_routes(const struct loop *l);
+
+#endif
