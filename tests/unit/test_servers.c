@@ -1,7 +1,8 @@
-/* test_servers.c: server templates (configuration and placeholders) and output rings.
+/* test_servers.c: server templates (configuration) and output rings.
  *
- * Drives template.h and ring.h directly; the server kind itself, which needs real child
- * processes and the event loop, is tested in tests/integration/test_servers.c.
+ * Drives template.h and ring.h directly; the placeholder grammar has its own suite in
+ * test_template.c, and the server kind itself, which needs real child processes and the
+ * event loop, is tested in tests/integration/test_servers.c.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -148,57 +149,6 @@ Test(templates, errors_name_the_key_at_fault)
 	    "servers.api.needs.db: expected a fixture request with a \"kind\"");
 	refused("{\"api\": {\"command\": [\"x\"], \"ports\": [], \"socket_handoff\": true}}",
 	    "servers.api.socket_handoff: socket_handoff needs at least one port");
-}
-
-Test(templates, placeholders_are_checked_at_start_up)
-{
-	refused("{\"api\": {\"command\": [\"x\", \"{prot}\"]}}",
-	    "servers.api.command[1]: unknown placeholder {prot}");
-	refused("{\"api\": {\"command\": [\"x\", \"{port\"]}}",
-	    "servers.api.command[1]: \"{\" without \"}\"");
-	refused("{\"api\": {\"command\": [\"x\", \"{ports.admin}\"]}}",
-	    "servers.api.command[1]: {ports.admin}: the template has no port \"admin\"");
-	refused("{\"api\": {\"command\": [\"x\", \"{port}\"], \"ports\": []}}",
-	    "servers.api.command[1]: {port}: the template has no ports");
-	refused("{\"api\": {\"command\": [\"x\"], \"env\": {\"U\": \"{fixtures.db.url}\"}}}",
-	    "servers.api.env.U: {fixtures.db.url}: the template needs no fixture \"db\"");
-	refused("{\"api\": {\"command\": [\"x\"], \"cwd\": \"{fixtures.db}\", "
-	    "\"needs\": {\"db\": {\"kind\": \"port\"}}}}",
-	    "servers.api.cwd: {fixtures.db}: expected {fixtures.<need>.<field>}");
-	refused("{\"api\": {\"command\": [\"x\"], \"ready\": [{\"type\": \"exec\", \"command\": [\"{nope}\"]}]}}",
-	    "servers.api.ready[0].command[0]: unknown placeholder {nope}");
-}
-
-Test(placeholders, are_filled_from_the_lease)
-{
-	struct fxb_error err = { 0 };
-	struct templates *ts = parse("{\"api\": {\"command\": [\"x\"], \"ports\": [\"http\", \"grpc\"],"
-	    "\"needs\": {\"db\": {\"kind\": \"postgres\", \"template\": \"app\"}}}}", &err);
-	const struct server_template *t = templates_get(ts, "api");
-	uint16_t ports[] = { 15001, 15002 };
-	json_t *fx = json_pack("{s:{s:s, s:i}}", "db", "url", "postgres://u@h/db", "port", 5432);
-	struct expand_vars v = { "l-7", "api", ports, fx };
-	char *out;
-
-	cr_assert_not_null(ts, "%s", err.text);
-	out = template_expand(t, "--listen=127.0.0.1:{port} --grpc={ports.grpc} --http={ports.http}",
-	    &v, &err);
-	cr_assert_str_eq(out, "--listen=127.0.0.1:15001 --grpc=15002 --http=15001");
-	free(out);
-	out = template_expand(t, "{fixtures.db.url}?port={fixtures.db.port}&app={lease}/{fixture}",
-	    &v, &err);
-	cr_assert_str_eq(out, "postgres://u@h/db?port=5432&app=l-7/api");
-	free(out);
-	out = template_expand(t, "{{\"json\": {{}}, {port}} }", &v, &err);
-	cr_assert_str_eq(out, "{\"json\": {}, 15001} }");
-	free(out);
-	/* A field the needed fixture does not have is an error, not an empty string. */
-	cr_assert_null(template_expand(t, "{fixtures.db.password}", &v, &err));
-	cr_assert_eq(err.code, ERR_INVALID_PARAMS);
-	cr_assert(strstr(err.text, "{fixtures.db.password}"), "%s", err.text);
-	error_clear(&err);
-	json_decref(fx);
-	templates_free(ts);
 }
 
 Test(ring, keeps_everything_until_full_then_the_last_bytes)
