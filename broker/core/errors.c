@@ -83,6 +83,27 @@ error_set_data(struct fxb_error *e, int code, json_t *data, const char *fmt, ...
 }
 
 void
+error_prefix(struct fxb_error *e, const char *fmt, ...)
+{
+	char prefix[sizeof e->text], text[sizeof e->text];
+	va_list ap;
+	int n;
+
+	if (e->code == ERR_NONE)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(prefix, sizeof prefix, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* Formatted apart first: the arguments may point into e->text. */
+	if ((size_t)snprintf(text, sizeof text, "%s%s", prefix, e->text) >= sizeof text ||
+	    (size_t)n >= sizeof prefix)
+		text[sizeof text - 2] = '.'; /* cut short */
+	memcpy(e->text, text, sizeof text);
+}
+
+void
 error_clear(struct fxb_error *e)
 {
 	json_decref(e->data);

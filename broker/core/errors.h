@@ -57,6 +57,12 @@ void error_set(struct fxb_error *e, int code, const char *fmt, ...)
 /* Like error_set, and takes ownership of data (an object, or NULL). */
 void error_set_data(struct fxb_error *e, int code, json_t *data, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Puts the text fmt makes in front of e's text, keeping its code and data, to say where an
+ * error a lower layer set happened ("fixtures.api: "). A result longer than the text's
+ * room is cut, and its last byte becomes '.' to show it. Does nothing when e holds no
+ * error. The arguments may point into e->text. */
+void error_prefix(struct fxb_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Frees the data and clears the error so it can be reused. */
 void error_clear(struct fxb_error *e);
 /* The stable name of a code ("PORTS_EXHAUSTED"), or "UNKNOWN_ERROR". */

@@ -1,6 +1,7 @@
-/* test_servers.c: server templates (configuration) and output rings.
+/* test_servers.c: server templates (configuration), output rings, and error_prefix().
  *
- * Drives template.h and ring.h directly; the placeholder grammar has its own suite in
+ * Drives template.h, ring.h and errors.h directly (error_prefix() is how the server kind
+ * names the fixture in a spawn failure); the placeholder grammar has its own suite in
  * test_template.c, and the server kind itself, which needs real child processes and the
  * event loop, is tested in tests/integration/test_servers.c.
  */
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/errors.h"
 #include "fixtures/server/template.h"
 #include "util/ring.h"
 
@@ -214,4 +216,63 @@ Test(ring, output_becomes_valid_json_text)
 	cr_assert_null(strstr(json_string_value(j), "\xed\xa0"));
 	free(dumped);
 	json_decref(j);
+}
+
+Test(error_prefix, says_where_an_error_happened_and_keeps_its_code_and_data)
+{
+	struct fxb_error err = { 0 };
+	json_t *data = json_pack("{s:s}", "stage", "exec");
+
+	error_set_data(&err, ERR_SERVER_START_FAILED, data, "cannot start \"%s\": %s", "srv", "boom");
+	error_prefix(&err, "fixtures.%s: ", "api");
+	cr_assert_str_eq(err.text, "fixtures.api: cannot start \"srv\": boom");
+	cr_assert_eq(err.code, ERR_SERVER_START_FAILED);
+	cr_assert_eq(err.data, data);
+	cr_assert_str_eq(json_string_value(json_object_get(err.data, "stage")), "exec");
+	/* The arguments may be the error's own text. */
+	error_prefix(&err, "[%.5s] ", err.text);
+	cr_assert_str_eq(err.text, "[fixtu] fixtures.api: cannot start \"srv\": boom");
+	error_clear(&err);
+}
+
+Test(error_prefix, cuts_a_result_that_does_not_fit_and_marks_the_cut)
+{
+	struct fxb_error err = { 0 };
+	char want[sizeof err.text];
+
+	/* 14 + 225 = 239 bytes fit exactly: nothing is marked. */
+	error_set(&err, ERR_INTERNAL, "%0225d", 7);
+	error_prefix(&err, "fixtures.%s: ", "api");
+	cr_assert_eq(strlen(err.text), sizeof err.text - 1);
+	snprintf(want, sizeof want, "fixtures.api: %0225d", 7);
+	cr_assert_str_eq(err.text, want);
+	error_clear(&err);
+
+	/* One more byte: the last one kept becomes '.'. */
+	error_set(&err, ERR_INTERNAL, "%0226d", 7);
+	error_prefix(&err, "fixtures.%s: ", "api");
+	cr_assert_eq(strlen(err.text), sizeof err.text - 1);
+	cr_assert(strncmp(err.text, "fixtures.api: 0000", 18) == 0, "%s", err.text);
+	cr_assert_eq(err.text[sizeof err.text - 2], '.');
+	error_clear(&err);
+
+	/* A prefix longer than the room leaves none of the old text. */
+	error_set(&err, ERR_INTERNAL, "old");
+	error_prefix(&err, "%0300d", 1);
+	cr_assert_eq(strlen(err.text), sizeof err.text - 1);
+	cr_assert_null(strstr(err.text, "old"));
+	cr_assert_eq(err.text[sizeof err.text - 2], '.');
+	error_clear(&err);
+}
+
+Test(error_prefix, leaves_a_struct_without_an_error_alone)
+{
+	struct fxb_error err = { 0 };
+
+	error_prefix(&err, "fixtures.%s: ", "api");
+	cr_assert_eq(err.code, ERR_NONE);
+	cr_assert_str_eq(err.text, "");
+	/* So the first error set afterwards is still kept whole. */
+	error_set(&err, ERR_INTERNAL, "out of memory");
+	cr_assert_str_eq(err.text, "out of memory");
 }
