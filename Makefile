@@ -65,6 +65,12 @@ $(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libfxb.a $(TLIBS)
 
+# The SDK's WebSocket codec links alone: ws.o, no broker (an explicit rule wins over the
+# pattern below).
+$(B)/tests/unit/test_sdk_ws: tests/unit/test_sdk_ws.c sdk-c/src/ws.h $(B)/obj/sdk-c/src/ws.o
+	@mkdir -p $(dir $@)
+	$(CC) -Isdk-c/src $(ALL_CFLAGS) -o $@ $< $(B)/obj/sdk-c/src/ws.o -lcriterion
+
 $(B)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BROKER_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BROKER_OBJ) $(TLIBS)
