@@ -13,6 +13,12 @@
  * FXB_EBROKER, fxb_client_errname() gives the broker's stable error name
  * ("PORTS_EXHAUSTED") and fxb_client_errcode() its numeric code. The library never aborts
  * its host process: out of memory is FXB_ENOMEM.
+ *
+ * A message from the broker that is not valid JSON (or not valid UTF-8) cannot be matched
+ * to its call, so the client does not wait for it: it closes the connection with code 1007
+ * (RFC 6455, invalid payload data), every call in flight fails at once with FXB_EPROTO and
+ * a message naming the cause ("the broker sent a message that is not valid JSON: ..."),
+ * and the client then reconnects and resumes its session as after a lost connection.
  */
 #ifndef FXB_H
 #define FXB_H
@@ -33,7 +39,7 @@ enum fxb_status {
 	FXB_ECONNECT = -3, /* could not connect, or the connection was lost */
 	FXB_ETIMEOUT = -4, /* no reply within the client's timeout */
 	FXB_EBROKER = -5,  /* the broker answered with an error: see errname/errcode */
-	FXB_EPROTO = -6,   /* the broker's reply did not make sense */
+	FXB_EPROTO = -6,   /* the broker's reply did not make sense (or was not JSON) */
 	FXB_ECLOSED = -7,  /* the client is closing */
 	FXB_ENOENT = -8    /* no such fixture or field in a lease */
 };

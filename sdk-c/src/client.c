@@ -3,10 +3,11 @@
  * It owns the wait for the session: while the service thread (conn.c) reconnects, new calls
  * wait for the session to be back, within their deadline, and then hand their request to
  * wire_call(), which writes it and waits for the reply (FXB_ECONNECT at once if the
- * connection drops under it, FXB_ETIMEOUT when the deadline passes). Errors are kept per
- * client and per calling thread, so threads sharing a client each read their own last
- * error; a thread's slot lives until the client is freed. fxb_client_free must not run
- * while another thread is still inside a call on the same client.
+ * connection drops under it, FXB_EPROTO at once if the broker sends a message that is not
+ * JSON, FXB_ETIMEOUT when the deadline passes). Errors are kept per client and per calling
+ * thread, so threads sharing a client each read their own last error; a thread's slot lives
+ * until the client is freed. fxb_client_free must not run while another thread is still
+ * inside a call on the same client.
  */
 #include "client.h"
 
@@ -509,6 +510,8 @@ client_call(struct fxb_client *c, const char *method, json_t *params, int extra_
 		pthread_mutex_lock(&c->mu);
 		snprintf(why, sizeof why, "%s", c->fail_msg);
 		pthread_mutex_unlock(&c->mu);
+		if (r.status == FXB_EPROTO)
+			return client_fail(c, FXB_EPROTO, "%s: %s; reconnecting", method, why);
 		return client_fail(c, FXB_ECONNECT,
 		    "%s: the connection dropped before the reply (%s); reconnecting", method, why);
 	}

@@ -36,7 +36,7 @@ struct request {
 	unsigned gen; /* the connection it was written on (c->gen then) */
 	int waiting;  /* its caller sleeps on cv */
 	int done;
-	int status;        /* once done: FXB_OK, FXB_ECONNECT or FXB_ECLOSED */
+	int status;        /* once done: FXB_OK, FXB_ECONNECT, FXB_EPROTO or FXB_ECLOSED */
 	json_t *reply;     /* once done with FXB_OK: the whole reply object, owned */
 	pthread_cond_t cv; /* done, or the reader role is free to take */
 };
@@ -173,6 +173,11 @@ INTERNAL void conn_stop(struct fxb_client *c);
 INTERNAL void conn_drop(struct fxb_client *c, unsigned gen, const char *what, const char *detail);
 INTERNAL void conn_drop_locked(
     struct fxb_client *c, unsigned gen, const char *what, const char *detail);
+/* Drops connection gen as conn_drop does, for a broker that broke the protocol: the calls
+ * in flight fail with code (FXB_EPROTO) rather than FXB_ECONNECT, and why, a whole
+ * sentence, becomes the client's failure, which their callers report. The caller sends the
+ * close frame first. Takes mu. */
+INTERNAL void conn_fail(struct fxb_client *c, unsigned gen, int code, const char *why);
 /* Sets why the client failed or dropped (under mu); broker_name may be NULL. */
 INTERNAL void conn_set_failure(struct fxb_client *c, int code, int broker_code,
     const char *broker_name, const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -7,10 +7,11 @@
  * frame and hangs up after 30 s without an answer. The calls themselves write and read on
  * their own threads (wire.c). When the connection drops, whichever thread notices calls
  * conn_drop(): the socket is shut down at once (ending any read on it), the calls in flight
- * fail with FXB_ECONNECT, and the service thread closes the socket once nobody reads it and
- * reconnects with backoff; the hello on the new connection resumes the session (or starts
- * afresh after a 4001 takeover close), so leases survive a drop shorter than the broker's
- * grace period. fxb_client_free ends the thread after a closing handshake.
+ * fail with FXB_ECONNECT (FXB_EPROTO through conn_fail() when the broker broke the
+ * protocol), and the service thread closes the socket once nobody reads it and reconnects
+ * with backoff; the hello on the new connection resumes the session (or starts afresh after
+ * a 4001 takeover close), so leases survive a drop shorter than the broker's grace period.
+ * fxb_client_free ends the thread after a closing handshake.
  */
 #include "client.h"
 
@@ -126,26 +127,27 @@ schedule_retry(struct fxb_client *c, long long now)
 		c->retries++;
 }
 
-/* Connection gen is gone, or must go (what and detail, which may be NULL, say why): shuts
- * it down, which wakes any thread reading it, fails the calls in flight and lets the
- * service thread close it and reconnect. Only the first report counts. */
-void
-conn_drop_locked(struct fxb_client *c, unsigned gen, const char *what, const char *detail)
+/* Connection gen is gone, or must go: shuts it down, which wakes any thread reading it,
+ * fails the calls in flight with code and lets the service thread close it and reconnect.
+ * failure (a whole sentence) becomes the client's failure; detail, which may be NULL, is
+ * for the trace. Only the first report counts. */
+static void
+drop_locked(struct fxb_client *c, unsigned gen, int code, const char *failure,
+    const char *detail)
 {
 	if (gen != c->gen || c->sock < 0 || c->dead)
 		return;
 	c->dead = 1;
 	shutdown(c->sock, SHUT_RDWR);
 	c->hello_id = 0;
-	wire_fail_calls(c, c->stop ? FXB_ECLOSED : FXB_ECONNECT);
+	wire_fail_calls(c, c->stop ? FXB_ECLOSED : code);
 	if (c->stop) {
 		c->state = CONN_CLOSED;
 	} else if (c->state == CONN_FAILED) {
 		/* Keep the first reason: a hello error says more than the close after it. */
 	} else {
 		c->state = c->ever_open ? CONN_CONNECTING : CONN_FAILED;
-		conn_set_failure(c, FXB_ECONNECT, 0, NULL, "%s %s%s%s", what, c->url,
-		    detail ? ": " : "", detail ? detail : "");
+		conn_set_failure(c, code, 0, NULL, "%s", failure);
 	}
 	conn_debug(c, "connection %s%s%s", c->stop ? "closed" : "lost", detail ? ": " : "",
 	    detail ? detail : "");
@@ -154,10 +156,28 @@ conn_drop_locked(struct fxb_client *c, unsigned gen, const char *what, const cha
 }
 
 void
+conn_drop_locked(struct fxb_client *c, unsigned gen, const char *what, const char *detail)
+{
+	char failure[sizeof c->fail_msg];
+
+	snprintf(failure, sizeof failure, "%s %s%s%s", what, c->url, detail ? ": " : "",
+	    detail ? detail : "");
+	drop_locked(c, gen, FXB_ECONNECT, failure, detail);
+}
+
+void
 conn_drop(struct fxb_client *c, unsigned gen, const char *what, const char *detail)
 {
 	pthread_mutex_lock(&c->mu);
 	conn_drop_locked(c, gen, what, detail);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+conn_fail(struct fxb_client *c, unsigned gen, int code, const char *why)
+{
+	pthread_mutex_lock(&c->mu);
+	drop_locked(c, gen, code, why, why);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -9,8 +9,10 @@
  * service thread (conn.c) takes the role only while no call is in flight. Whoever reads
  * answers pings, puts fragmented messages together, ignores notifications, and on a close
  * frame, a protocol error or the end of the stream drops the connection (conn_drop), which
- * fails the calls in flight with FXB_ECONNECT at once. session.hello is a call too, but its
- * reply moves the client's state instead of waking a caller.
+ * fails the calls in flight with FXB_ECONNECT at once. A message that is not JSON (or not
+ * UTF-8) cannot be matched to its call, so it fails the connection with 1007 and every call
+ * in flight with FXB_EPROTO (conn_fail). session.hello is a call too, but its reply moves
+ * the client's state instead of waking a caller.
  */
 #include "client.h"
 
@@ -27,6 +29,7 @@
 #define BUF_KEEP_BYTES (64 * 1024) /* buffers grown past this for one message shrink after */
 #define CLOSE_NORMAL 1000
 #define CLOSE_PROTOCOL_ERROR 1002
+#define CLOSE_INVALID_DATA 1007
 #define CLOSE_TOO_BIG 1009
 /* The broker's close code for a connection whose session another client resumed. */
 #define CLOSE_TAKEN_OVER 4001
@@ -503,22 +506,49 @@ rx_room(struct fxb_client *c, size_t need)
 	return 0;
 }
 
+/* Fails connection gen for a message that jansson could not load (jerr), as RFC 6455
+ * section 8.1 asks of invalid text: a close frame with 1007, then the drop, which fails
+ * every call in flight at once with FXB_EPROTO and the reason. Any of them may have been
+ * the one the message answered, so none is left to time out. Out of memory is a plain
+ * drop. Returns -1. */
+static int
+not_json(struct fxb_client *c, unsigned gen, const json_error_t *jerr)
+{
+	char why[sizeof c->fail_msg];
+
+	if (json_error_code(jerr) == json_error_out_of_memory) {
+		conn_drop(c, gen, "lost the connection to", "out of memory");
+		return -1;
+	}
+	snprintf(why, sizeof why,
+	    "the broker sent a message that is not valid %s: %s (closed the connection to %s "
+	    "with %d)",
+	    json_error_code(jerr) == json_error_invalid_utf8 ? "UTF-8" : "JSON", jerr->text,
+	    c->url, CLOSE_INVALID_DATA);
+	pthread_mutex_lock(&c->mu);
+	c->close_sent = 1;
+	pthread_mutex_unlock(&c->mu);
+	wire_send_close(c, gen, CLOSE_INVALID_DATA);
+	conn_fail(c, gen, FXB_EPROTO, why);
+	return -1;
+}
+
 /* Hands one whole message to the caller waiting for it. Returns 0, or -1 when the
- * connection was dropped (a failed hello). */
+ * connection was dropped (a failed hello, a message that is not JSON). */
 static int
 deliver(struct fxb_client *c, unsigned gen, const unsigned char *p, size_t len)
 {
 	struct request **pp, *r;
 	json_t *msg, *idv;
 	json_int_t id;
+	json_error_t jerr;
 	char why[256];
 	int act = 0;
 
-	/* A message that is not JSON, has no integer id, or has a method (a notification or
-	 * a call from the broker) is not the reply to a call: it is ignored, and a reply that
-	 * cannot be matched leaves its caller to time out. */
-	if (!(msg = json_loadb((const char *)p, len, 0, NULL)))
-		return 0;
+	if (!(msg = json_loadb((const char *)p, len, 0, &jerr)))
+		return not_json(c, gen, &jerr);
+	/* JSON without an integer id, or with a method (a notification or a call from the
+	 * broker), is not the reply to a call: it is ignored. */
 	idv = json_object_get(msg, "id");
 	if (!json_is_integer(idv) || json_object_get(msg, "method")) {
 		json_decref(msg);
