@@ -2,23 +2,35 @@
 #
 # Everything is built under build/. `make deps` installs the Debian packages the build
 # needs (deploy/install-deps.sh) and every other target depends on it.
+#
+# CC, CPPFLAGS, CFLAGS and LDFLAGS are the usual ones (make's default CC is cc). Warnings
+# are errors unless WERROR is set empty (`make WERROR=`); `make test` keeps the default.
 
-CC      ?= cc
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
 PKGS    := libwebsockets jansson libpq
+SDK_PKGS := jansson
 
-WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WERROR  ?= -Werror
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ibroker -Isdk-c/include \
-	$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -DFXB_VERSION_STR='"$(VERSION)"'
-LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(CPPFLAGS) $(CFLAGS) -fPIC \
+	-DFXB_VERSION_STR='"$(VERSION)"'
+# Each object also writes a .d file naming the headers it includes (read below).
+DEPFLAGS := -MMD -MP
+# The broker and the unit suites (which may also test the SDK's internals); libfxb sees
+# only its own headers and jansson.
+ALL_CFLAGS = $(BASE_CFLAGS) -Ibroker -Isdk-c/include $(shell pkg-config --cflags $(PKGS))
+SDK_CFLAGS = $(BASE_CFLAGS) -Isdk-c/include $(shell pkg-config --cflags $(SDK_PKGS))
+# Programs linked against libfxb: the examples and the integration suites and benchmarks.
+CLIENT_CFLAGS = $(BASE_CFLAGS) -Isdk-c/include $(shell pkg-config --cflags $(PKGS))
+LIBS    = $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lpthread
+SDK_LIBS = $(LDFLAGS) $(shell pkg-config --libs $(SDK_PKGS)) -lpthread
 TLIBS   = $(LIBS) -lcriterion
 
 B := build
 
 BROKER_SRC := $(filter-out broker/main.c,$(shell find broker -name '*.c' | sort))
-BROKER_HDR := $(shell find broker -name '*.h')
 BROKER_OBJ := $(BROKER_SRC:%.c=$(B)/obj/%.o)
 SDK_SRC    := $(wildcard sdk-c/src/*.c)
 SDK_OBJ    := $(SDK_SRC:%.c=$(B)/obj/%.o)
@@ -30,6 +42,7 @@ ITEST_LIB  := $(filter-out $(ITEST_SRC),$(wildcard tests/integration/*.c))
 BENCH_SRC  := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
 EXAMPLES   := $(patsubst sdk-c/examples/%.c,$(B)/examples/%,$(wildcard sdk-c/examples/*.c))
+DEPS       := $(patsubst %.o,%.d,$(BROKER_OBJ) $(B)/obj/broker/main.o $(SDK_OBJ))
 
 .PHONY: all deps run test unit integration asan bench clean install examples
 .DELETE_ON_ERROR:
@@ -39,11 +52,19 @@ all: deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
 deps:
 	@sh deploy/install-deps.sh
 
-$(B)/obj/%.o: %.c $(BROKER_HDR) sdk-c/include/fxb.h | deps
+$(B)/obj/broker/%.o: broker/%.c | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+$(B)/obj/sdk-c/%.o: sdk-c/%.c | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(SDK_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+-include $(DEPS)
+
+# .incbin'd, so the compiler's dependency list does not name it.
 $(B)/obj/broker/api/openrpc.o: protocol/openrpc.json
 
 $(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
@@ -54,16 +75,17 @@ $(B)/libfxb.a: $(SDK_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libfxb.so: $(SDK_OBJ)
-	$(CC) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(shell pkg-config --libs jansson 2>/dev/null) -lpthread
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(SDK_LIBS)
 
 $(B)/fxb.pc: sdk-c/fxb.pc.in Makefile
+	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 examples: $(EXAMPLES)
 
 $(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libfxb.a $(TLIBS)
+	$(CC) $(CLIENT_CFLAGS) -o $@ $< $(B)/libfxb.a $(SDK_LIBS) -lcriterion
 
 # The SDK's WebSocket codec links alone: ws.o, no broker (an explicit rule wins over the
 # pattern below).
@@ -77,7 +99,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BROKER_OBJ)
 
 $(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/integration/*.h) $(B)/libfxb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
+	$(CC) $(CLIENT_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
 
 # Real servers the server-fixture suites and benchmarks lease (tests/servers/).
 TEST_SERVERS := $(B)/tests/servers/httpd
@@ -86,11 +108,11 @@ TEST_SERVERS_ENV = FXB_TEST_SERVERS=$(abspath $(B)/tests/servers) \
 
 $(B)/tests/servers/%: tests/servers/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $<
+	$(CC) $(BASE_CFLAGS) -o $@ $< $(LDFLAGS)
 
 $(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(wildcard tests/bench/*.h tests/integration/*.h) $(B)/libfxb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS) -lm
+	$(CC) $(CLIENT_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS) -lm
 
 run: all
 	$(B)/fixture-broker $(ARGS)
