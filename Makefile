@@ -1,7 +1,9 @@
 # Fixture Broker: `make run` starts the broker, `make test` builds and runs every test.
 #
 # Everything is built under build/. `make deps` installs the Debian packages the build
-# needs (deploy/install-deps.sh) and every other target depends on it.
+# needs (deploy/install-deps.sh, apt-get as root). `make test` and `make run` run it first,
+# so the two commands work on a fresh machine; every other target only checks with
+# pkg-config that the libraries are there, and if not names them and the command to run.
 #
 # CC, CPPFLAGS, CFLAGS and LDFLAGS are the usual ones (make's default CC is cc). Warnings
 # are errors unless WERROR is set empty (`make WERROR=`); `make test` keeps the default.
@@ -44,20 +46,41 @@ BENCH_BIN  := $(BENCH_SRC:tests/bench/%.c=$(B)/tests/bench/%)
 EXAMPLES   := $(patsubst sdk-c/examples/%.c,$(B)/examples/%,$(wildcard sdk-c/examples/*.c))
 DEPS       := $(patsubst %.o,%.d,$(BROKER_OBJ) $(B)/obj/broker/main.o $(SDK_OBJ))
 
-.PHONY: all deps run test unit integration asan bench clean install examples
+.PHONY: all deps check-deps check-test-deps run test unit integration asan bench clean \
+	install examples
 .DELETE_ON_ERROR:
 
-all: deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
+all: check-deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
 
 deps:
 	@sh deploy/install-deps.sh
 
-$(B)/obj/broker/%.o: broker/%.c | deps
+# The goals that install what is missing before they build.
+INSTALL_DEPS := $(filter test run,$(MAKECMDGOALS))
+
+# $(call check_pkgs,PKG...): fails naming the pkg-config packages that are not installed.
+check_pkgs = @command -v pkg-config >/dev/null || { \
+		echo "make: pkg-config is missing; install the build dependencies with: sudo make deps" >&2; \
+		exit 1; }; \
+	missing=$$(for p in $(1); do pkg-config --exists $$p || printf ' %s' $$p; done); \
+	[ -z "$$missing" ] || { \
+		echo "make: missing libraries (pkg-config):$$missing" >&2; \
+		echo "make: install them with: sudo make deps" >&2; \
+		exit 1; }
+
+# Every compile waits for these (order-only: they never make anything out of date).
+check-deps: $(if $(INSTALL_DEPS),deps)
+	$(call check_pkgs,$(PKGS))
+
+check-test-deps: check-deps
+	$(call check_pkgs,criterion)
+
+$(B)/obj/broker/%.o: broker/%.c | check-deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(B)/obj/sdk-c/%.o: sdk-c/%.c | deps
+$(B)/obj/sdk-c/%.o: sdk-c/%.c | check-deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(SDK_CFLAGS) $(DEPFLAGS) -c $< -o $@
@@ -83,21 +106,22 @@ $(B)/fxb.pc: sdk-c/fxb.pc.in Makefile
 
 examples: $(EXAMPLES)
 
-$(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a
+$(B)/examples/%: sdk-c/examples/%.c $(B)/libfxb.a | check-test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) -o $@ $< $(B)/libfxb.a $(SDK_LIBS) -lcriterion
 
 # The SDK's WebSocket codec links alone: ws.o, no broker (an explicit rule wins over the
 # pattern below).
-$(B)/tests/unit/test_sdk_ws: tests/unit/test_sdk_ws.c sdk-c/src/ws.h $(B)/obj/sdk-c/src/ws.o
+$(B)/tests/unit/test_sdk_ws: tests/unit/test_sdk_ws.c sdk-c/src/ws.h $(B)/obj/sdk-c/src/ws.o | check-test-deps
 	@mkdir -p $(dir $@)
 	$(CC) -Isdk-c/src $(ALL_CFLAGS) -o $@ $< $(B)/obj/sdk-c/src/ws.o -lcriterion
 
-$(B)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BROKER_OBJ)
+$(B)/tests/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BROKER_OBJ) | check-test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BROKER_OBJ) $(TLIBS)
 
-$(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/integration/*.h) $(B)/libfxb.a
+$(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB) $(wildcard tests/integration/*.h) \
+		$(B)/libfxb.a | check-test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS)
 
@@ -106,21 +130,22 @@ TEST_SERVERS := $(B)/tests/servers/httpd
 TEST_SERVERS_ENV = FXB_TEST_SERVERS=$(abspath $(B)/tests/servers) \
 	FXB_NODE_SERVER=$(abspath tests/servers/server.mjs)
 
-$(B)/tests/servers/%: tests/servers/%.c
+$(B)/tests/servers/%: tests/servers/%.c | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -o $@ $< $(LDFLAGS)
 
-$(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(wildcard tests/bench/*.h tests/integration/*.h) $(B)/libfxb.a
+$(B)/tests/bench/%: tests/bench/%.c $(ITEST_LIB) $(wildcard tests/bench/*.h tests/integration/*.h) \
+		$(B)/libfxb.a | check-test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CLIENT_CFLAGS) -Itests/integration -o $@ $< $(ITEST_LIB) $(B)/libfxb.a $(TLIBS) -lm
 
-run: all
+run: deps all
 	$(B)/fixture-broker $(ARGS)
 
 # Unit suites drive the modules in-process; integration suites start the real broker
 # binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
 # the Node SDK's suites (node --test, Jest, Vitest) against it.
-test: unit integration js
+test: deps unit integration js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
