@@ -10,6 +10,8 @@
 
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
+# libfxb.so.$(VERSION) is the library; programs linked with -lfxb load it by its soname.
+SONAME  := libfxb.so.$(firstword $(subst ., ,$(VERSION)))
 PKGS    := libwebsockets jansson libpq
 SDK_PKGS := jansson
 
@@ -47,10 +49,10 @@ EXAMPLES   := $(patsubst sdk-c/examples/%.c,$(B)/examples/%,$(wildcard sdk-c/exa
 DEPS       := $(patsubst %.o,%.d,$(BROKER_OBJ) $(B)/obj/broker/main.o $(SDK_OBJ))
 
 .PHONY: all deps check-deps check-test-deps run test unit integration asan bench clean \
-	install examples
+	install uninstall install-check examples FORCE
 .DELETE_ON_ERROR:
 
-all: check-deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/fxb.pc
+all: check-deps $(B)/fixture-broker $(B)/libfxb.a $(B)/libfxb.so $(B)/$(SONAME) $(B)/fxb.pc
 
 deps:
 	@sh deploy/install-deps.sh
@@ -97,12 +99,22 @@ $(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
 $(B)/libfxb.a: $(SDK_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/libfxb.so: $(SDK_OBJ)
-	$(CC) $(CFLAGS) -shared -Wl,-soname,libfxb.so.0 -o $@ $^ $(SDK_LIBS)
+$(B)/libfxb.so.$(VERSION): $(SDK_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(SDK_LIBS)
 
-$(B)/fxb.pc: sdk-c/fxb.pc.in Makefile
-	@mkdir -p $(dir $@)
+# The names the library is found by: the soname when a program starts, libfxb.so when
+# one is linked with -lfxb.
+$(B)/$(SONAME) $(B)/libfxb.so: $(B)/libfxb.so.$(VERSION)
+	ln -sf $(notdir $<) $@
+
+# fxb.pc names PREFIX, so it is made again when PREFIX or VERSION is not the last build's
+# (pc-vars changes only then).
+$(B)/fxb.pc: sdk-c/fxb.pc.in $(B)/pc-vars
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+$(B)/pc-vars: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(PREFIX) $(VERSION)' | cmp -s - $@ || echo '$(PREFIX) $(VERSION)' > $@
 
 examples: $(EXAMPLES)
 
@@ -145,7 +157,7 @@ run: deps all
 # Unit suites drive the modules in-process; integration suites start the real broker
 # binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
 # the Node SDK's suites (node --test, Jest, Vitest) against it.
-test: deps unit integration js
+test: deps unit install-check integration js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
@@ -164,12 +176,71 @@ asan:
 bench: all $(BENCH_BIN) $(TEST_SERVERS)
 	@FXB_BROKER=$(abspath $(B)/fixture-broker) $(TEST_SERVERS_ENV) sh tests/bench/run.sh $(BENCH_BIN)
 
+# make install (DESTDIR and PREFIX as usual) puts these under $(DESTDIR)$(PREFIX), and
+# make uninstall removes exactly these. As root with no DESTDIR, both run ldconfig, so a
+# program linked with -lfxb finds libfxb.so.0 at once (Debian's ld.so.conf has
+# /usr/local/lib; another PREFIX needs its lib/ there or in LD_LIBRARY_PATH).
+INSTALLED := bin/fixture-broker lib/libfxb.a lib/libfxb.so.$(VERSION) lib/$(SONAME) \
+	lib/libfxb.so include/fxb.h lib/pkgconfig/fxb.pc
+LDCONFIG = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; \
+	then ldconfig; fi
+
 install: all
-	install -D -m 755 $(B)/fixture-broker $(DESTDIR)$(PREFIX)/bin/fixture-broker
-	install -D -m 644 $(B)/libfxb.a $(DESTDIR)$(PREFIX)/lib/libfxb.a
-	install -D -m 755 $(B)/libfxb.so $(DESTDIR)$(PREFIX)/lib/libfxb.so
-	install -D -m 644 sdk-c/include/fxb.h $(DESTDIR)$(PREFIX)/include/fxb.h
-	install -D -m 644 $(B)/fxb.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/fxb.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(B)/fixture-broker $(DESTDIR)$(PREFIX)/bin/fixture-broker
+	install -m 644 $(B)/libfxb.a $(DESTDIR)$(PREFIX)/lib/libfxb.a
+	install -m 755 $(B)/libfxb.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfxb.so.$(VERSION)
+	ln -sf libfxb.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf libfxb.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libfxb.so
+	install -m 644 sdk-c/include/fxb.h $(DESTDIR)$(PREFIX)/include/fxb.h
+	install -m 644 $(B)/fxb.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/fxb.pc
+	@$(LDCONFIG)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
+	@$(LDCONFIG)
+
+# Installs into $(B)/install-check/root, checks that exactly INSTALLED is there, builds a
+# program with pkg-config --cflags --libs fxb against it, checks that it needs the soname
+# and runs it with LD_LIBRARY_PATH (it must start and call into libfxb); then uninstalls
+# and checks that no file is left.
+IC := $(B)/install-check
+IC_ROOT = $(abspath $(IC))/root
+
+define IC_PROGRAM
+#include <fxb.h>
+#include <stdio.h>
+
+int main(void)
+{
+	struct fxb_options o = { .url = "not-a-url" };
+	struct fxb_client *c;
+	char err[256] = "";
+	int rc = fxb_client_new(&c, &o, err, sizeof err);
+
+	printf("install-check: libfxb %s answers: %s\n", FXB_VERSION, err);
+	return rc == FXB_EINVAL ? 0 : 1;
+}
+endef
+export IC_PROGRAM
+
+install-check: all
+	@rm -rf $(IC) && mkdir -p $(IC)
+	$(MAKE) -s --no-print-directory install DESTDIR=$(IC_ROOT)
+	@cd $(IC_ROOT)$(PREFIX) && find . ! -type d | sed 's|^\./||' | sort > $(abspath $(IC))/found && \
+		printf '%s\n' $(INSTALLED) | sort | diff -u - $(abspath $(IC))/found >&2 || \
+		{ echo "install-check: make install did not install exactly INSTALLED" >&2; exit 1; }
+	@printf '%s\n' "$$IC_PROGRAM" > $(IC)/prog.c
+	@export PKG_CONFIG_PATH=$(IC_ROOT)$(PREFIX)/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$(IC_ROOT) && \
+		$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags fxb) -o $(IC)/prog $(IC)/prog.c \
+			$(LDFLAGS) $$(pkg-config --libs fxb)
+	@readelf -d $(IC)/prog | grep -q 'NEEDED.*\[$(SONAME)\]' || \
+		{ echo "install-check: $(IC)/prog does not load $(SONAME)" >&2; exit 1; }
+	@LD_LIBRARY_PATH=$(IC_ROOT)$(PREFIX)/lib $(IC)/prog
+	$(MAKE) -s --no-print-directory uninstall DESTDIR=$(IC_ROOT)
+	@left=$$(find $(IC_ROOT) ! -type d); [ -z "$$left" ] || \
+		{ echo "install-check: make uninstall left:" $$left >&2; exit 1; }
+	@echo "install-check: make install, a program linked with -lfxb, make uninstall: all right"
 
 clean:
 	rm -rf $(B)
