@@ -139,6 +139,8 @@ UNIT_OBJ_test_instance := core/instance core/clock core/errors core/fsutil
 UNIT_OBJ_test_pg_conf  := fixtures/pg/pg_conf core/errors
 UNIT_OBJ_test_ports    := ports/ports core/errors core/log
 UNIT_OBJ_test_auth     := net/auth core/errors
+UNIT_OBJ_test_template := fixtures/server/template core/errors
+UNIT_OBJ_test_servers  := fixtures/server/template util/ring core/errors
 unit_obj = $(if $(UNIT_OBJ_$1),$(UNIT_OBJ_$1:%=$(B)/obj/broker/%.o),$(BROKER_OBJ))
 
 .SECONDEXPANSION:
