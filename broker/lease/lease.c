@@ -412,16 +412,10 @@ json_t *
 lease_reset(struct broker *b, struct session *s, struct rpc_call *call, const char *lid,
     const char *fixture, struct fxb_error *err)
 {
-	struct lease *l = lease_owned(b, s, lid, err);
-	struct fixture *f;
+	struct fixture *f = lease_owned_fixture(b, s, lid, fixture, err);
 
-	if (!l)
+	if (!f)
 		return NULL;
-	if (!(f = lease_fixture(l, fixture))) {
-		error_set(err, ERR_INVALID_PARAMS, "invalid params: fixture: lease %s has no fixture \"%.64s\"",
-		    lid, fixture);
-		return NULL;
-	}
 	if (!f->kind->reset || f->state != FIXTURE_READY) {
 		error_set(err, ERR_FIXTURE_NOT_RESETTABLE, "fixture %s: a %s fixture cannot be reset",
 		    f->name, f->kind->name);
@@ -835,6 +829,21 @@ lease_owned(struct broker *b, struct session *s, const char *lid, struct fxb_err
 		return NULL;
 	}
 	return l;
+}
+
+struct fixture *
+lease_owned_fixture(struct broker *b, struct session *s, const char *lid, const char *name,
+    struct fxb_error *err)
+{
+	struct lease *l = lease_owned(b, s, lid, err);
+	struct fixture *f;
+
+	if (!l)
+		return NULL;
+	if (!(f = lease_fixture(l, name)))
+		error_set(err, ERR_INVALID_PARAMS,
+		    "invalid params: fixture: lease %s has no fixture \"%.64s\"", lid, name);
+	return f;
 }
 
 static void

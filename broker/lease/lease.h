@@ -153,6 +153,10 @@ struct lease *lease_find(struct broker *b, const char *lid);
  * no such lease, LEASE_NOT_OWNED when another session holds it. */
 struct lease *lease_owned(struct broker *b, struct session *s, const char *lid,
     struct fxb_error *err);
+/* The fixture name of s's lease lid, or NULL with err set as lease_owned() does, or
+ * INVALID_PARAMS when the lease has no such fixture. */
+struct fixture *lease_owned_fixture(struct broker *b, struct session *s, const char *lid,
+    const char *name, struct fxb_error *err);
 /* Releases l (held or acquiring; an acquire in progress fails with err_code): it leaves
  * its session at once, and its fixtures stop in reverse order. reason is for the log. */
 void lease_release(struct broker *b, struct lease *l, const char *reason);
