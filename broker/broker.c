@@ -1,4 +1,4 @@
-/* broker.c: building and freeing struct broker, the clock, and broker.status.
+/* broker.c: the composition root: building and freeing struct broker.
  *
  * broker_new() assembles every module from the configuration; main() then runs the loop.
  * Unit tests build their own broker with listen_port -1 (no socket) and drive it through

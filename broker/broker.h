@@ -1,4 +1,8 @@
-/* broker.h: the daemon's one state object and the clock every module reads.
+/* broker.h: the daemon's one state object: configuration and the modules' handles.
+ *
+ * struct broker holds the configuration, the instance id and one opaque handle per
+ * module; a module reads b->x only to call module x. broker.c builds it (the composition
+ * root); broker/README.md maps the folders.
  *
  * One process, one event loop (libwebsockets' poll loop, LWS_MAX_SMP 1). The loop owns
  * all of struct broker; nothing else touches it, and nothing on the loop blocks.
