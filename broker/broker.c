@@ -20,6 +20,7 @@
 #include "lease/session.h"
 #include "net/auth.h"
 #include "net/loop.h"
+#include "net/portserver.h"
 #include "ports/ports.h"
 #include "proc/proc.h"
 #include "api/metrics.h"
@@ -104,6 +105,9 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	}
 	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
+	if (cfg->portserver_socket[0] && cfg->listen_port >= 0 &&
+	    !(b->portserver = portserver_new(b, err)))
+		goto fail;
 	pg_start(b->pg);
 	return b;
 fail:
@@ -118,6 +122,7 @@ broker_free(struct broker *b)
 		return;
 	while (b->sessions && sessions_first(b->sessions))
 		session_close(b, sessions_first(b->sessions), "broker stopped");
+	portserver_free(b->portserver);
 	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
 	loop_stop(b);
 	procs_free(b->procs); /* kills the trees a forced stop left running */

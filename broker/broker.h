@@ -31,6 +31,7 @@ struct idmap;
 struct procs;
 struct servers;
 struct pg;
+struct portserver;
 struct rpc;
 struct sessions;
 
@@ -49,6 +50,7 @@ struct broker {
 	struct procs *procs;     /* child processes (proc.h) */
 	struct servers *servers; /* server templates (servers.h) */
 	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
+	struct portserver *portserver; /* portpicker's protocol, or NULL (portserver.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */
 
 	struct sessions *sessions; /* connected or in grace (session.h) */

@@ -148,6 +148,7 @@ static const struct {
 	{ "max_message_bytes", offsetof(struct config, max_message_bytes), 1024, 64L * 1024 * 1024, 1 },
 	{ "max_fixtures_per_lease", offsetof(struct config, max_fixtures), 1, 4096, 0 },
 	{ "ping_secs", offsetof(struct config, ping_secs), 0, 86400, 0 },
+	{ "portserver.lease_ttl_ms", offsetof(struct config, portserver_ttl_ms), 0, 604800000, 0 },
 };
 
 static const struct {
@@ -158,6 +159,7 @@ static const struct {
 	{ "state_dir", offsetof(struct config, state_dir) },
 	{ "ports.lock_file", offsetof(struct config, port_lock_file) },
 	{ "ports.ephemeral_range_file", offsetof(struct config, ephemeral_path) },
+	{ "portserver.socket", offsetof(struct config, portserver_socket) },
 };
 
 /* Applies one setting given as text, the common path of flags and file values. */
@@ -341,6 +343,8 @@ static const char usage[] =
     "  --state-dir DIR             where the broker keeps its state (default\n"
     "                              $XDG_CACHE_HOME/fixture-broker or ~/.cache/fixture-broker)\n"
     "  --pg-url URL                PostgreSQL admin URL (default: an embedded cluster)\n"
+    "  --portserver SOCKET         also serve portpicker's portserver protocol on this\n"
+    "                              Unix socket (@name: the abstract namespace)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --help, --version\n"
     "\n"
@@ -365,6 +369,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "pg-url", required_argument, NULL, 'U' },
+		{ "portserver", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -378,7 +383,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ 'K', "ports.lock_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
 		{ 'f', "max_fixtures_per_lease" }, { 'P', "ping_secs" }, { 'L', "log_level" },
-		{ 'S', "state_dir" }, { 'U', "postgres.url" },
+		{ 'S', "state_dir" }, { 'U', "postgres.url" }, { 'R', "portserver.socket" },
 	};
 	int c, pass;
 

@@ -29,6 +29,8 @@ struct config {
 	enum log_level log_level;
 	char state_dir[PATH_MAX]; /* default: $XDG_CACHE_HOME or ~/.cache, /fixture-broker */
 	char pg_url[1024];        /* admin URL; empty: the embedded cluster */
+	char portserver_socket[PATH_MAX]; /* portpicker's protocol ("@name": abstract); "": off */
+	int portserver_ttl_ms;            /* a portserver lease's TTL; 0: none */
 	/* Sections the resource modules parse themselves (NULL when absent): "servers"
 	 * (server templates) and "postgres" (without its "url", which is pg_url). */
 	json_t *servers;

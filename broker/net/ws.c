@@ -276,7 +276,7 @@ ws_close_all(struct broker *b, const char *reason)
 
 	for (s = sessions_first(b->sessions); s; s = next) {
 		next = s->next;
-		if (s->conn) {
+		if (s->conn && s->io == &conn_io) {
 			lease_release_session(b, s, reason);
 			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, reason);
 		} else {

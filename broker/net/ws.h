@@ -24,7 +24,8 @@ void ws_conn_disown(void *conn, int code, const char *reason);
 
 /* For the shutdown: releases every connected session's leases and closes its connection
  * with 1001 once its replies are flushed (the session then ends as on any disconnect);
- * closes the sessions in their grace period at once. */
+ * closes every other session (in its grace period, or of another front end such as the
+ * portserver) at once. */
 void ws_close_all(struct broker *b, const char *reason);
 
 #endif

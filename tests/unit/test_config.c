@@ -53,6 +53,24 @@ Test(config, lets_flags_win_over_the_file_wherever_config_stands)
 	cr_assert_eq(cfg.quarantine_ms, 50);
 }
 
+Test(config, reads_the_portserver_socket_from_a_flag_and_its_ttl_from_the_file)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	const char *path = write_file("{\"portserver\": {\"socket\": \"/tmp/x.sock\","
+	    " \"lease_ttl_ms\": 2500}}");
+	char *argv[] = { "fixture-broker", "--config", (char *)path, "--portserver", "@ps", NULL };
+	char *bad[] = { "fixture-broker", "--config", NULL, NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 5, argv), 0, "%s", err.text);
+	cr_assert_str_eq(cfg.portserver_socket, "@ps", "the flag wins");
+	cr_assert_eq(cfg.portserver_ttl_ms, 2500);
+	bad[2] = (char *)write_file("{\"portserver\": {\"lease_ttl_ms\": -1}}");
+	cr_assert_eq(parse(&cfg, &err, 3, bad), -1);
+	cr_assert(strstr(err.text, "portserver.lease_ttl_ms") != NULL, "%s", err.text);
+	error_clear(&err);
+}
+
 Test(config, names_the_key_of_an_invalid_value)
 {
 	struct fxb_error err = { 0 };
