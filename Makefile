@@ -184,8 +184,9 @@ layers: $(B)/obj/broker/main.o $(BROKER_OBJ)
 
 # Unit suites drive the modules in-process; integration suites start the real broker
 # binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
-# the Node SDK's suites (node --test, Jest, Vitest) against it.
-test: deps layers unit install-check integration js
+# the Node SDK's suites (node --test, Jest, Vitest) against it; portserver-test drives the
+# portserver protocol with portpicker from PyPI.
+test: deps layers unit install-check integration portserver-test js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
@@ -340,3 +341,21 @@ js-ports-bench: $(B)/fixture-broker js-deps
 
 bench: js-ports-bench
 # ---- end of the sdk-js example ---------------------------------------------------------------
+
+# ---- portpicker's portserver protocol (broker/net/portserver.c) ---------------------------
+# The suite runs real portpicker processes against the real broker, with pytest, in a
+# virtual environment under build/ made from the pinned tests/portserver/requirements.txt
+# (made again when that file changes).
+PY_VENV := $(B)/venv
+
+.PHONY: portserver-test
+
+$(PY_VENV)/.installed: tests/portserver/requirements.txt
+	rm -rf $(PY_VENV)
+	python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+portserver-test: $(B)/fixture-broker $(PY_VENV)/.installed
+	FXB_BROKER=$(abspath $(B)/fixture-broker) timeout 300 $(PY_VENV)/bin/python -m pytest \
+		-q -p no:cacheprovider tests/portserver
