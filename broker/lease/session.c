@@ -161,6 +161,9 @@ session_close(struct broker *b, struct session *s, const char *reason)
 		s->next->prev = s->prev;
 	idmap_del(b->sessions->by_id, s->id);
 	b->sessions->count--;
+	/* Calls still open belong to leases that moved to the session this one was
+	 * resumed into, or to a kind (a template build): their replies go nowhere now. */
+	rpc_peer_orphan(&s->peer);
 	json_decref(s->labels);
 	free(s);
 }

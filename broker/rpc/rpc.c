@@ -31,7 +31,8 @@ struct batch {
 
 struct rpc_call {
 	struct rpc *r;
-	struct rpc_peer *p;
+	struct rpc_peer *p; /* NULL once orphaned */
+	struct rpc_call *peer_next, *peer_prev; /* p's open calls, while open */
 	json_t *id;        /* NULL for a notification */
 	struct batch *batch;
 	size_t slot;
@@ -200,13 +201,44 @@ batch_done(struct batch *bt)
 	size_t n = json_array_size(bt->replies);
 	char *text = n ? json_dumps(bt->replies, JSON_COMPACT) : NULL;
 
-	if (text)
+	if (text && bt->p)
 		bt->p->send(bt->p, text, strlen(text));
+	else
+		free(text);
 	json_decref(bt->replies);
 	free(bt);
 }
 
-/* Delivers the reply of a call that was kept open, and frees the call. */
+static void
+peer_unlink(struct rpc_peer *p, struct rpc_call *call)
+{
+	if (call->peer_prev)
+		call->peer_prev->peer_next = call->peer_next;
+	else
+		p->calls = call->peer_next;
+	if (call->peer_next)
+		call->peer_next->peer_prev = call->peer_prev;
+	call->peer_next = call->peer_prev = NULL;
+}
+
+void
+rpc_peer_orphan(struct rpc_peer *p)
+{
+	struct rpc_call *call, *next;
+
+	for (call = p->calls; call; call = next) {
+		next = call->peer_next;
+		call->p = NULL;
+		call->peer_next = call->peer_prev = NULL;
+		if (call->batch)
+			call->batch->p = NULL;
+	}
+	p->calls = NULL;
+	p->open_calls = 0;
+}
+
+/* Delivers the reply of a call that was kept open (or drops it when its peer is gone),
+ * and frees the call. */
 static void
 call_close(struct rpc_call *call, json_t *result, const struct fxb_error *err)
 {
@@ -214,11 +246,14 @@ call_close(struct rpc_call *call, json_t *result, const struct fxb_error *err)
 	json_t *reply = NULL;
 
 	count(call->r, call->method, result == NULL);
-	if (call->id)
+	if (call->id && p)
 		reply = reply_new(call->id, result, err);
 	else
 		json_decref(result);
-	p->open_calls--;
+	if (p) {
+		peer_unlink(p, call);
+		p->open_calls--;
+	}
 	if (call->batch) {
 		if (reply)
 			json_array_set_new(call->batch->replies, call->slot, reply);
@@ -253,7 +288,7 @@ rpc_call_fail(struct rpc_call *call, const struct fxb_error *err)
 struct session *
 rpc_call_session(const struct rpc_call *call)
 {
-	return call->p->session;
+	return call->p ? call->p->session : NULL;
 }
 
 uint64_t
@@ -358,6 +393,10 @@ handle_one(struct broker *b, struct rpc_peer *p, json_t *req, struct batch *bt, 
 	result = params ? r->methods[m].fn(b, p->session, call, params, &err) : NULL;
 	json_decref(params);
 	if (result == RPC_PENDING) {
+		call->peer_next = p->calls;
+		if (p->calls)
+			p->calls->peer_prev = call;
+		p->calls = call;
 		p->open_calls++;
 		*open = 1;
 		return NULL;

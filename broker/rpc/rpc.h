@@ -22,14 +22,20 @@ struct rpc;
 struct rpc_call;
 
 /* Who sent a message, as this layer sees it. Its owner (a session) embeds one, sets send
- * and session, and grants authenticated; this layer counts open_calls. */
+ * and session, and grants authenticated; this layer keeps the list of its open calls. */
 struct rpc_peer {
 	/* Delivers text (taken, malloc'd) to the peer, or drops it. */
 	void (*send)(struct rpc_peer *p, char *text, size_t len);
 	struct session *session; /* handed to methods */
 	int authenticated;       /* may call methods that need authentication */
 	size_t open_calls;       /* calls kept open (waiting acquires) */
+	struct rpc_call *calls;  /* those calls; this layer's */
 };
+
+/* p is going away: its open calls stay open for the modules that hold them, but their
+ * replies are dropped and rpc_call_session() returns NULL for them. Call it before p's
+ * memory goes (session_close does). */
+void rpc_peer_orphan(struct rpc_peer *p);
 
 /* A method returns its result (the caller takes the reference), NULL with err set, or
  * RPC_PENDING after keeping call to finish it later. */
@@ -59,6 +65,7 @@ char *rpc_handle(struct broker *b, struct rpc_peer *p, const char *text, size_t 
  * Either frees call. */
 void rpc_call_finish(struct rpc_call *call, json_t *result);
 void rpc_call_fail(struct rpc_call *call, const struct fxb_error *err);
+/* The session that made call; NULL once its peer was orphaned. */
 struct session *rpc_call_session(const struct rpc_call *call);
 /* When the broker received the call (monotonic ms). */
 uint64_t rpc_call_started_ms(const struct rpc_call *call);

@@ -146,3 +146,59 @@ Test(session, answers_an_unauthenticated_call_with_an_error_and_nothing_else)
 	json_decref(r);
 	unit_free(b);
 }
+
+/* A broker with one server template that never gets ready: its acquire stays open until
+ * the start deadline fails it. */
+static struct broker *
+slow_server_broker(void)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	struct broker *b;
+
+	config_defaults(&cfg);
+	cfg.listen_port = -1;
+	cfg.ports_first = 16330;
+	cfg.ports_last = 16339;
+	cfg.quarantine_ms = 0;
+	cfg.grace_ms = 5000;
+	cfg.log_level = LOG_LEVEL_ERROR;
+	snprintf(cfg.ephemeral_path, sizeof cfg.ephemeral_path, "/proc/sys/net/ipv4/ip_local_port_range");
+	cfg.servers = json_pack("{s:{s:[s,s], s:i}}", "slow", "command", "sleep", "30",
+	    "start_timeout_ms", 300);
+	log_set_level(LOG_LEVEL_ERROR);
+	b = broker_new(&cfg, &err);
+	cr_assert_not_null(b, "broker_new: %s", err.text);
+	json_decref(cfg.servers);
+	return b;
+}
+
+Test(session, drops_the_reply_of_an_acquire_left_open_on_the_connection_it_resumed_from)
+{
+	struct broker *b = slow_server_broker();
+	struct session *s = unit_session(b, 0), *again;
+	char text[256];
+	json_t *r;
+
+	hello(b, s);
+	r = unit_call(b, s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"lease.acquire\","
+	    "\"params\":{\"fixtures\":{\"api\":{\"kind\":\"server\",\"template\":\"slow\"}}}}");
+	cr_assert_null(r, "the acquire waits for the server");
+	cr_assert_eq(s->peer.open_calls, 1);
+	session_detach(b, s);
+	again = unit_session(b, 1);
+	snprintf(text, sizeof text, HELLO("\"resume\":\"%s\""), resume_token);
+	r = unit_call(b, again, text);
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "result"), "resumed")));
+	json_decref(r);
+	cr_assert_eq(again->lease_count, 1, "the acquiring lease moved with the session");
+	/* The start deadline fails the acquire, whose session (and connection) is gone:
+	 * the lease is released, and no reply reaches either connection. */
+	unit_run(b, 800);
+	cr_assert_eq(leases_active(b->leases), 0);
+	cr_assert_eq(again->lease_count, 0);
+	cr_assert_null(unit_take(1), "the new connection never sent call 7");
+	cr_assert_null(unit_take(0), "the old connection is gone");
+	cr_assert_eq(again->peer.open_calls, 0);
+	unit_free(b);
+}
