@@ -28,18 +28,18 @@ src() {
 	}
 }
 
-# expect NAME STATUS OBJDIR [ARG] [-- LINE...]: check.sh OBJDIR [ARG] exits with STATUS
+# expect NAME STATUS OBJDIR [ARG...] [-- LINE...]: check.sh OBJDIR [ARG...] exits with STATUS
 # and prints every LINE (a whole line, exactly).
 expect() {
 	name=$1 want=$2 dir=$3
 	shift 3
-	arg=
-	if [ $# -gt 0 ] && [ "$1" != -- ]; then
-		arg=$1
+	args=
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		args="$args $1"
 		shift
-	fi
+	done
 	[ $# -gt 0 ] && shift # --
-	out=$(sh "$check" "$dir" $arg 2>&1)
+	out=$(sh "$check" "$dir" $args 2>&1)
 	got=$?
 	why=
 	[ "$got" -eq "$want" ] || why="exit $got, want $want"
@@ -89,6 +89,29 @@ esac
 expect "a cycle inside one folder fails with --by-file" 1 "$tmp/objs/dag" --by-file -- \
 	"  a/x -> a/y: a_help" "  a/y -> a/x: a_fn"
 expect "no objects is an error" 2 "$tmp/objs/empty"
+
+printf 'c\nb\na\n.\n' >"$tmp/down"
+printf '# top first: wrong\n.\na\nb\nc\n' >"$tmp/up"
+printf 'c\na\n.\n' >"$tmp/short"
+expect "calls that all go down pass --order" 0 "$tmp/objs/dag" --order "$tmp/down" -- \
+	"layers: 4 folders, no cycle between them, every call goes down"
+expect "a call up fails --order and is named" 1 "$tmp/objs/dag" --order "$tmp/up" -- \
+	"layers: call up: a -> b: b_fn (a is below b in $tmp/up)"
+expect "a folder missing from the order fails" 1 "$tmp/objs/dag" --order "$tmp/short" -- \
+	"layers: folder b is not in $tmp/short"
+# Without nm nothing can be read: that must not pass as "no cycle".
+mkdir -p "$tmp/bin"
+for t in sh find sort sed awk dirname mktemp grep rm cat; do
+	p=$(command -v "$t") && ln -s "$p" "$tmp/bin/$t"
+done
+out=$(PATH="$tmp/bin" sh "$check" "$tmp/objs/dag" 2>&1)
+if [ $? -eq 2 ] && printf '%s\n' "$out" | grep -q 'nm not found'; then
+	echo "ok      without nm it fails instead of passing"
+	passed=$((passed + 1))
+else
+	echo "FAIL    without nm it fails instead of passing: $out"
+	failed=$((failed + 1))
+fi
 
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
