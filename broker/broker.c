@@ -26,8 +26,6 @@
 #include "api/metrics.h"
 #include "rpc/rpc.h"
 
-extern const char openrpc_document[];
-
 /* The fixture kinds this broker serves, by name. A new kind is a folder under fixtures/
  * and one line here. */
 static const struct fixture_kind *const kinds[] = {
@@ -50,7 +48,6 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	struct broker *b = calloc(1, sizeof *b);
 	struct fxb_error ierr = { 0 };
 	char journal[PATH_MAX + 64] = "";
-	json_error_t jerr;
 	int eph_lo, eph_hi, reused = 0;
 
 	if (!b) {
@@ -99,10 +96,8 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		goto fail;
 	if (pg_new(b, err) == -1)
 		goto fail;
-	if (!(b->openrpc = json_loads(openrpc_document, 0, &jerr))) {
-		error_set(err, ERR_INTERNAL, "the built-in OpenRPC document does not parse: %s", jerr.text);
+	if (methods_load(err) == -1)
 		goto fail;
-	}
 	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
 	if (cfg->portserver_socket[0] && cfg->listen_port >= 0 &&
@@ -134,7 +129,6 @@ broker_free(struct broker *b)
 	auth_free(b->auth);
 	sessions_free(b->sessions);
 	rpc_free(b->rpc);
-	json_decref(b->openrpc);
 	free(b);
 }
 

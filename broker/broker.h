@@ -18,16 +18,13 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "core/config.h"
 
 struct loop;
 struct ports;
 struct leases;
-struct session;
 struct auth;
-struct idmap;
 struct procs;
 struct servers;
 struct pg;
@@ -55,15 +52,12 @@ struct broker {
 
 	struct sessions *sessions; /* connected or in grace (session.h) */
 	struct rpc *rpc;           /* the JSON-RPC dispatcher and its counters (rpc.h) */
-
-	json_t *openrpc; /* protocol/openrpc.json, for rpc.discover */
 };
 
-/* Builds a broker from cfg: ports, leases, tokens, the OpenRPC document, and the lws
+/* Builds a broker from cfg: ports, leases, tokens, every kind, the rpc layer, and the lws
  * context (listening unless cfg->listen_port is -1). Returns NULL with err set. */
 struct broker *broker_new(const struct config *cfg, struct fxb_error *err);
 /* Frees everything; sessions still open are closed (loop_shutdown closes them first). */
 void broker_free(struct broker *b);
-
 
 #endif

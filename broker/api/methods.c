@@ -257,14 +257,35 @@ method_broker_status(struct broker *b, struct session *s, struct rpc_call *call,
 	return metrics_status_json(b);
 }
 
+extern const char openrpc_document[];
+
+/* protocol/openrpc.json, built into the binary and parsed once for the process: it never
+ * changes, so every broker of the process shares it, and it lives as long as the process. */
+static json_t *openrpc;
+
+int
+methods_load(struct fxb_error *err)
+{
+	json_error_t jerr;
+
+	if (openrpc)
+		return 0;
+	if (!(openrpc = json_loads(openrpc_document, 0, &jerr))) {
+		error_set(err, ERR_INTERNAL, "the built-in OpenRPC document does not parse: %s", jerr.text);
+		return -1;
+	}
+	return 0;
+}
+
 static json_t *
 method_rpc_discover(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
     struct fxb_error *err)
 {
+	(void)b;
 	(void)s;
 	(void)call;
 	UNPACK(params, no_params, err, "{}");
-	return json_incref(b->openrpc);
+	return json_incref(openrpc);
 }
 
 const struct rpc_method methods_table[] = {

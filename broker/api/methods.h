@@ -8,4 +8,8 @@
 /* Ends with a NULL name. */
 extern const struct rpc_method methods_table[];
 
+/* Parses the built-in OpenRPC document for rpc.discover, once per process. Returns 0,
+ * or -1 with err set. */
+int methods_load(struct fxb_error *err);
+
 #endif

@@ -17,7 +17,8 @@
  * called fixture_stopped(), which is when its ports go to quarantine.
  *
  * On disconnect the session's waiting acquires are cancelled; its leases are released by
- * session_close() through lease_release_session().
+ * session_close() through lease_session_ended(), which then runs each kind's session_ended
+ * hook.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -935,8 +936,9 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 		lease_free(b, l);
 }
 
-void
-lease_cancel_waits(struct broker *b, struct session *s)
+/* Fails the waiting acquires of s with ACQUIRE_CANCELLED (or SHUTTING_DOWN). */
+static void
+cancel_waits(struct broker *b, struct session *s)
 {
 	struct fxb_error err = { 0 };
 	struct waiter *w, *next;
@@ -959,7 +961,7 @@ lease_cancel_waits(struct broker *b, struct session *s)
 void
 lease_session_detached(struct broker *b, struct session *s)
 {
-	lease_cancel_waits(b, s);
+	cancel_waits(b, s);
 	for (const struct fixture_kind *const *k = b->leases->kinds; *k; k++)
 		if ((*k)->session_detached)
 			(*k)->session_detached(b, s);
@@ -977,7 +979,7 @@ lease_session_ended(struct broker *b, struct session *s, const char *reason)
 void
 lease_release_session(struct broker *b, struct session *s, const char *reason)
 {
-	lease_cancel_waits(b, s);
+	cancel_waits(b, s);
 	if (s->lease_count)
 		b->leases->reclaimed += s->lease_count;
 	while (s->leases)

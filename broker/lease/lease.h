@@ -51,7 +51,7 @@ struct fixture_kind {
 	json_t *(*reset)(struct broker *b, struct fixture *f, struct rpc_call *call,
 	    struct fxb_error *err);
 	/* Optional: s lost its connection (or gave it to the session it resumed). Fails the
-	 * calls s has waiting on this kind outside any lease, as lease_cancel_waits() does
+	 * calls s has waiting on this kind outside any lease, as the lease core does
 	 * for acquires. */
 	void (*session_detached)(struct broker *b, struct session *s);
 	/* Optional: s has ended and its leases are released. Gives up what else the kind
@@ -160,7 +160,7 @@ struct fixture *lease_owned_fixture(struct broker *b, struct session *s, const c
 /* Releases l (held or acquiring; an acquire in progress fails with err_code): it leaves
  * its session at once, and its fixtures stop in reverse order. reason is for the log. */
 void lease_release(struct broker *b, struct lease *l, const char *reason);
-/* s's connection is gone: fails its waiting acquires (lease_cancel_waits) and runs each
+/* s's connection is gone: fails its waiting acquires (ACQUIRE_CANCELLED) and runs each
  * kind's session_detached hook. */
 void lease_session_detached(struct broker *b, struct session *s);
 /* s is ending: releases its leases (lease_release_session), then runs each kind's
@@ -168,8 +168,6 @@ void lease_session_detached(struct broker *b, struct session *s);
 void lease_session_ended(struct broker *b, struct session *s, const char *reason);
 /* Releases every lease of s and fails its waiting acquires with ACQUIRE_CANCELLED. */
 void lease_release_session(struct broker *b, struct session *s, const char *reason);
-/* Fails the waiting acquires of s with ACQUIRE_CANCELLED (or SHUTTING_DOWN). */
-void lease_cancel_waits(struct broker *b, struct session *s);
 /* Extends l's TTL; ttl_ms < 0 keeps the lease's own. */
 void lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms);
 /* The lease as lease.list and lease.acquire show it. */

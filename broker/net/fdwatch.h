@@ -31,7 +31,7 @@ void fdwatch_free(struct fdwatch *w);
 /* The descriptor, until the watch is freed. */
 int fdwatch_fd(const struct fdwatch *w);
 
-/* The "fdwatch" protocol's callback, for ws.c's protocol table. */
+/* The "fdwatch" protocol's callback, for loop.c's protocol table. */
 int fdwatch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
     size_t len);
 

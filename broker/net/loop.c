@@ -35,7 +35,6 @@ struct loop {
 	loop_signal_fn on_signal;
 	void *signal_arg;
 	int listen_port;
-	int shutting_down;
 	int stopped;
 	int exit_status;
 	lws_sorted_usec_list_t shutdown_timer;
@@ -66,7 +65,7 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 		}
 		if (b->loop->on_signal && b->loop->on_signal(b->loop->signal_arg, &si))
 			continue; /* the hook's (run's command); the broker stops when it says */
-		if (b->loop->shutting_down) {
+		if (leases_draining(b->leases)) {
 			log_warnx("second signal (%s): stopping now", strsignal((int)si.ssi_signo));
 			b->loop->exit_status = 1;
 			b->loop->stopped = 1;
@@ -209,7 +208,7 @@ loop_run(struct broker *b)
 
 	/* Draining ends when every session is closed and every released fixture (a server
 	 * in its stop grace period) has stopped, or at the shutdown deadline. */
-	while (!l->stopped && !(l->shutting_down && sessions_count(b->sessions) == 0 &&
+	while (!l->stopped && !(leases_draining(b->leases) && sessions_count(b->sessions) == 0 &&
 	    leases_stopping(b->leases) == 0))
 		if (lws_service(b->ctx, 0) < 0)
 			break;
@@ -243,9 +242,8 @@ loop_shutdown(struct broker *b, const char *why)
 {
 	struct loop *l = b->loop;
 
-	if (l->shutting_down)
+	if (leases_draining(b->leases))
 		return;
-	l->shutting_down = 1;
 	leases_drain(b->leases);
 	log_info("shutting down (%s): releasing every lease, closing %zu session(s)", why,
 	    sessions_count(b->sessions));

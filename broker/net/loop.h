@@ -9,13 +9,12 @@
 #ifndef FXB_LOOP_H
 #define FXB_LOOP_H
 
-#include <sys/signalfd.h>
-
 #include "core/errors.h"
 
 struct broker;
 struct http_route;
 struct loop;
+struct signalfd_siginfo;
 
 /* Runs on the loop when another thread called lws_cancel_service(): each module with
  * worker threads drains its finished jobs. */

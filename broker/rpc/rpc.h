@@ -86,7 +86,8 @@ int rpc_params_check(json_t *params, const struct rpc_param *table, struct fxb_e
 /* The text of a notification (method, params taken), malloc'd, or NULL. */
 char *rpc_notification(const char *method, json_t *params);
 
-/* Builds a JSON-RPC error object for err (with data.name); for the ws layer and tests. */
+/* Builds a JSON-RPC error object for err (with data.name and, for INVALID_PARAMS,
+ * data.detail). */
 json_t *rpc_error_object(const struct fxb_error *err);
 
 /* The methods' count and names, and the calls and errors counted for method i; i equal
