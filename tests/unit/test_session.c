@@ -202,3 +202,55 @@ Test(session, drops_the_reply_of_an_acquire_left_open_on_the_connection_it_resum
 	cr_assert_eq(again->peer.open_calls, 0);
 	unit_free(b);
 }
+
+/* A kind that only records the teardown hooks, to check when session.c runs them. */
+static struct {
+	int detached, ended;
+	size_t leases_when_ended;
+	struct session *who;
+} hooks_seen;
+
+static void
+stub_detached(struct broker *b, struct session *s)
+{
+	(void)b;
+	hooks_seen.detached++;
+	hooks_seen.who = s;
+}
+
+static void
+stub_ended(struct broker *b, struct session *s)
+{
+	(void)b;
+	hooks_seen.ended++;
+	hooks_seen.leases_when_ended = s->lease_count;
+	hooks_seen.who = s;
+}
+
+Test(session, runs_each_kinds_teardown_hooks_on_detach_and_after_the_leases_are_released)
+{
+	extern const struct fixture_kind port_kind;
+	static struct fixture_kind stub = {
+		.name = "stub",
+		.session_detached = stub_detached,
+		.session_ended = stub_ended,
+	};
+	static const struct fixture_kind *const kinds[] = { &port_kind, &stub, NULL };
+	struct broker *b = unit_broker(16340, 16341, 0, 0);
+	struct session *s;
+
+	leases_free(b->leases); /* the same table, serving the stub kind as well */
+	b->leases = leases_new(b, kinds);
+	cr_assert_not_null(b->leases);
+	s = unit_session(b, 0);
+	hello(b, s);
+	json_decref(unit_call(b, s, ACQ));
+	cr_assert_eq(s->lease_count, 1);
+	memset(&hooks_seen, 0, sizeof hooks_seen);
+	session_detach(b, s); /* grace 0: detached, then closed at once */
+	cr_assert_eq(hooks_seen.detached, 1, "session_detached ran once");
+	cr_assert_eq(hooks_seen.ended, 1, "session_ended ran once");
+	cr_assert_eq(hooks_seen.leases_when_ended, 0, "after the session's leases were released");
+	cr_assert_eq(sessions_count(b->sessions), 0);
+	unit_free(b);
+}
