@@ -151,6 +151,9 @@ Test(templates, errors_name_the_key_at_fault)
 	    "servers.api.needs.db: expected a fixture request with a \"kind\"");
 	refused("{\"api\": {\"command\": [\"x\"], \"ports\": [], \"socket_handoff\": true}}",
 	    "servers.api.socket_handoff: socket_handoff needs at least one port");
+	refused("{\"api\": {\"command\": [\"x\"], \"socket_handoff\": true, \"ports\": [\"a\", \"b\","
+	    " \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\", \"j\", \"k\", \"l\", \"m\", \"n\", \"o\","
+	    " \"p\", \"q\"]}}", "servers.api.socket_handoff: socket_handoff hands over at most 16 ports");
 }
 
 Test(ring, keeps_everything_until_full_then_the_last_bytes)
