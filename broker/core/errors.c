@@ -50,6 +50,58 @@ error_name(int code)
 	return "UNKNOWN_ERROR";
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), or 0 when the bytes there are not one. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if (p[0] == 0xE0)
+		lo = 0xA0;
+	else if (p[0] == 0xED)
+		hi = 0x9F;
+	else if (p[0] == 0xF0)
+		lo = 0x90;
+	else if (p[0] == 0xF4)
+		hi = 0x8F;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return n;
+}
+
+/* A message goes to clients as a JSON string, which must be UTF-8, but "%.64s" of a
+ * client's text or a cut at the end of e->text can split a character: each byte that does
+ * not start a valid sequence becomes '?', so the error always reaches the client. */
+static void
+utf8_mend(char *text)
+{
+	unsigned char *p = (unsigned char *)text;
+	size_t n;
+
+	while (*p) {
+		if ((n = utf8_len(p)) == 0) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 static void
 verror_set(struct fxb_error *e, int code, json_t *data, const char *fmt, va_list ap)
 {
@@ -59,6 +111,7 @@ verror_set(struct fxb_error *e, int code, json_t *data, const char *fmt, va_list
 	}
 	e->code = code;
 	vsnprintf(e->text, sizeof e->text, fmt, ap);
+	utf8_mend(e->text);
 	e->data = data;
 }
 
@@ -100,6 +153,7 @@ error_prefix(struct fxb_error *e, const char *fmt, ...)
 	if ((size_t)snprintf(text, sizeof text, "%s%s", prefix, e->text) >= sizeof text ||
 	    (size_t)n >= sizeof prefix)
 		text[sizeof text - 2] = '.'; /* cut short */
+	utf8_mend(text);
 	memcpy(e->text, text, sizeof text);
 }
 

@@ -199,3 +199,23 @@ Test(lease, refuses_to_release_another_sessions_lease)
 	json_decref(held);
 	unit_free(b);
 }
+
+/* 33 two-byte characters (é): after one ASCII byte, %.64s cuts inside the 32nd. */
+#define WIDE "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9" \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"   \
+	"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+
+Test(lease, answers_a_request_whose_quoted_text_is_cut_inside_a_character)
+{
+	struct broker *b = unit_broker(16205, 16205, 0, 0);
+	struct session *s = unit_session(b, 0);
+	json_t *r = unit_call(b, s, ACQ(1, "{\"p\":{\"kind\":\"x" WIDE "\"}}", ""));
+	json_t *e = json_object_get(r, "error");
+
+	cr_assert_not_null(e, "an error reply, not silence");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(e, "data"), "name")),
+	    "UNKNOWN_FIXTURE_KIND");
+	cr_assert(strstr(json_string_value(json_object_get(e, "message")), "unknown fixture kind") != NULL);
+	json_decref(r);
+	unit_free(b);
+}
