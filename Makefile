@@ -360,3 +360,30 @@ $(PY_VENV)/.installed: tests/portserver/requirements.txt
 portserver-test: $(B)/fixture-broker $(PY_VENV)/.installed
 	FXB_BROKER=$(abspath $(B)/fixture-broker) timeout 300 $(PY_VENV)/bin/python -m pytest \
 		-q -p no:cacheprovider tests/portserver
+
+# ---- the Python SDK (sdk-py/) -------------------------------------------------------------
+# Its pytest suite runs against the real broker, in a virtual environment under $(B) made
+# from the pinned sdk-py/requirements-test.txt (made again when that file or the package's
+# pyproject.toml changes). The package is installed as a user would install it, not in
+# editable mode, and installed again whenever its sources change.
+SDK_PY_VENV := $(B)/py-venv
+SDK_PY_SRC := $(wildcard sdk-py/src/fixture_broker/*)
+
+.PHONY: py-test
+
+$(SDK_PY_VENV)/.requirements: sdk-py/requirements-test.txt sdk-py/pyproject.toml
+	rm -rf $(SDK_PY_VENV)
+	python3 -m venv $(SDK_PY_VENV)
+	$(SDK_PY_VENV)/bin/pip install --quiet --disable-pip-version-check -r sdk-py/requirements-test.txt
+	@touch $@
+
+$(SDK_PY_VENV)/.package: $(SDK_PY_VENV)/.requirements $(SDK_PY_SRC) sdk-py/README.md
+	$(SDK_PY_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation ./sdk-py
+	rm -rf sdk-py/build sdk-py/src/*.egg-info
+	@touch $@
+
+py-test: $(B)/fixture-broker $(SDK_PY_VENV)/.package
+	FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker) timeout 300 $(SDK_PY_VENV)/bin/python \
+		-m pytest -q -p no:cacheprovider sdk-py/tests
+# ---- end of the Python SDK ----------------------------------------------------------------
