@@ -20,7 +20,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Union, cast
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
@@ -54,7 +54,7 @@ def _string_labels(labels: Optional[Mapping[str, Any]]) -> Dict[str, str]:
 def normalize_fixtures(fixtures: Mapping[str, FixtureSpec]) -> Dict[str, Any]:
     """``{"http": "port"}`` is short for ``{"http": {"kind": "port"}}``; dicts are sent as they are."""
     if not isinstance(fixtures, Mapping):
-        return fixtures  # type: ignore[return-value]  # the broker answers INVALID_PARAMS
+        return fixtures  # not a mapping: sent as it is, the broker answers INVALID_PARAMS
     return {name: {"kind": spec} if isinstance(spec, str) else dict(spec) for name, spec in fixtures.items()}
 
 
@@ -162,7 +162,7 @@ class Client:
         self._state = "idle"  # idle, open, reconnecting, closed
         self._next_id = 1
         self._inflight: Dict[int, _Call] = {}
-        self._abandoned: set = set()
+        self._abandoned: Set[int] = set()
         self._refused: Optional[FixtureBrokerError] = None
         self._dropped_at = 0.0
         self._leases: Dict[str, Lease] = {}
@@ -333,9 +333,10 @@ class Client:
                 self._state = "reconnecting"
                 self._dropped_at = time.monotonic()
                 self._changed.notify_all()
-            ws = self._reconnect()
-            if ws is None:
+            reconnected = self._reconnect()
+            if reconnected is None:
                 return
+            ws = reconnected
 
     def _read(self, ws: ClientConnection) -> Optional[ConnectionClosed]:
         """Hands out the replies read on ``ws`` until it closes; returns how it closed."""
@@ -531,18 +532,18 @@ class Client:
 
     def list(self) -> List[Dict[str, Any]]:
         """This session's leases as the broker lists them (``lease.list``)."""
-        return self.call("lease.list", {})["leases"]
+        return cast(List[Dict[str, Any]], self.call("lease.list", {})["leases"])
 
     def status(self) -> Dict[str, Any]:
         """The broker's counts (``broker.status``)."""
-        return self.call("broker.status", {})
+        return cast(Dict[str, Any], self.call("broker.status", {}))
 
     def logs(self, lease: Union[Lease, str], name: str, tail: Optional[int] = None) -> Dict[str, str]:
         """A server fixture's captured output (``server.logs``): ``{"stdout", "stderr"}``."""
         params: Dict[str, Any] = {"lease": lease if isinstance(lease, str) else lease.id, "fixture": name}
         if tail is not None:
             params["tail"] = tail
-        return self.call("server.logs", params)
+        return cast(Dict[str, str], self.call("server.logs", params))
 
     def ensure_template(
         self,
@@ -576,12 +577,12 @@ class Client:
 
     def finish_template(self, hash: str) -> Dict[str, Any]:
         """Marks the template this session is building ready (``pg.template.finish``)."""
-        return self.call("pg.template.finish", {"hash": hash})
+        return cast(Dict[str, Any], self.call("pg.template.finish", {"hash": hash}))
 
     def discard_template(self, hash: str) -> Dict[str, Any]:
         """Gives up this session's build of the template (``pg.template.discard``); the next
         waiting caller becomes the builder."""
-        return self.call("pg.template.discard", {"hash": hash})
+        return cast(Dict[str, Any], self.call("pg.template.discard", {"hash": hash}))
 
     def close(self, release: bool = True) -> None:
         """Releases this session's leases (unless ``release=False``) and closes the
