@@ -243,3 +243,26 @@ def test_a_request_over_the_message_cap_is_refused_before_it_is_sent(start):
             client.acquire({"http": "port"}, labels={"big": "x" * 5000})
         assert (caught.value.code, caught.value.name) == (-1, "INVALID_ARGUMENT")
         assert client.connected and client.list() == []
+
+
+def test_a_call_made_while_reconnecting_waits_for_the_session(broker):
+    with fixture_broker.connect(broker.url) as client:
+        lease = client.acquire({"http": "port"})
+        drop_connection(client)
+        until(lambda: not client.connected)
+        assert [held["lease"] for held in client.list()] == [lease.id]
+        assert client.connected and client.reconnects == 1
+
+
+def test_a_grant_that_comes_after_its_caller_gave_up_is_given_back(start):
+    b = start("27718-27718", "--port-quarantine-ms", "0")
+    with fixture_broker.connect(b.url) as holder, fixture_broker.connect(b.url) as client:
+        held = holder.acquire({"only": "port"})
+        with pytest.raises(FixtureBrokerError) as caught:
+            client.acquire({"late": "port"}, wait_ms=5000, timeout=0.3)
+        assert (caught.value.code, caught.value.name) == (-4, "TIMEOUT")
+        assert holder.status()["waiting"] == 1
+        held.release()
+        # The broker grants the waiting acquire; the client releases what nobody asked for.
+        until(lambda: holder.status()["leases"] == 0)
+        assert client.list() == []
