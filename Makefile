@@ -185,9 +185,9 @@ layers: $(B)/obj/broker/main.o $(BROKER_OBJ)
 
 # Unit suites drive the modules in-process; integration suites start the real broker
 # binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
-# the Node SDK's suites (node --test, Jest, Vitest) against it; portserver-test drives the
-# portserver protocol with portpicker from PyPI.
-test: deps layers unit install-check integration portserver-test js
+# the Node SDK's suites (node --test, Jest, Vitest) against it; py-test runs the Python
+# SDK's suite, and portserver-test drives the portserver protocol with portpicker from PyPI.
+test: deps layers unit install-check integration py-test portserver-test js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
