@@ -76,6 +76,16 @@ sessions_first(const struct sessions *ss)
 	return ss->head;
 }
 
+/* Sends text (taken) to the session's connection, or drops it while detached. */
+static void
+session_send(struct session *s, char *text, size_t len)
+{
+	if (s->conn)
+		s->io->send(s->conn, text, len);
+	else
+		free(text);
+}
+
 static void
 peer_send(struct rpc_peer *p, char *text, size_t len)
 {
@@ -222,14 +232,6 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	return fresh;
 }
 
-void
-session_send(struct session *s, char *text, size_t len)
-{
-	if (s->conn)
-		s->io->send(s->conn, text, len);
-	else
-		free(text);
-}
 
 void
 session_notify(struct session *s, const char *method, json_t *params)

@@ -67,8 +67,6 @@ struct session *session_by_resume(struct broker *b, const char *token);
 /* Moves conn from fresh (which must hold nothing and is closed) to old, which leaves its
  * grace period (or its previous connection, which the ws layer then closes). Returns old. */
 struct session *session_resume(struct broker *b, struct session *fresh, struct session *old);
-/* Sends text (taken) to the session's connection, or drops it while detached. */
-void session_send(struct session *s, char *text, size_t len);
 /* Sends the notification method (params taken) to s, if it is connected. */
 void session_notify(struct session *s, const char *method, json_t *params);
 

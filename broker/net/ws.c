@@ -60,8 +60,8 @@ conn_close_later(struct conn *c, int code, const char *reason)
 	lws_callback_on_writable(c->wsi);
 }
 
-void
-ws_conn_send(void *conn, char *text, size_t len)
+static void
+conn_send(void *conn, char *text, size_t len)
 {
 	struct conn *c = conn;
 	struct msg *m = malloc(sizeof *m + LWS_PRE + len);
@@ -88,8 +88,8 @@ ws_conn_send(void *conn, char *text, size_t len)
 	lws_callback_on_writable(c->wsi);
 }
 
-void
-ws_conn_disown(void *conn, int code, const char *reason)
+static void
+conn_disown(void *conn, int code, const char *reason)
 {
 	struct conn *c = conn;
 
@@ -97,7 +97,7 @@ ws_conn_disown(void *conn, int code, const char *reason)
 	conn_close_later(c, code, reason);
 }
 
-static const struct session_io conn_io = { ws_conn_send, ws_conn_disown };
+static const struct session_io conn_io = { conn_send, conn_disown };
 
 static void
 conn_free_buffers(struct conn *c)
@@ -123,7 +123,7 @@ dispatch(struct conn *c, const char *text, size_t len)
 		return;
 	reply = rpc_handle(c->b, &c->s->peer, text, len);
 	if (reply)
-		ws_conn_send(c, reply, strlen(reply));
+		conn_send(c, reply, strlen(reply));
 }
 
 static int

@@ -17,11 +17,6 @@ struct broker;
 /* The lws protocol, for loop.c. */
 extern const struct lws_protocols ws_protocol;
 
-/* Queues text (taken) on conn: how replies reach a connected session. */
-void ws_conn_send(void *conn, char *text, size_t len);
-/* The session left conn (resumed elsewhere): close conn with code, quietly. */
-void ws_conn_disown(void *conn, int code, const char *reason);
-
 /* For the shutdown: releases every connected session's leases and closes its connection
  * with 1001 once its replies are flushed (the session then ends as on any disconnect);
  * closes every other session (in its grace period, or of another front end such as the
