@@ -12,6 +12,7 @@ over WebSocket (subprotocol ``fixture-broker.v1``, JSON-RPC 2.0)::
 
 from .client import DEFAULT_URL, SUBPROTOCOL, Client, Lease, connect, normalize_fixtures
 from .errors import CLIENT_ERRORS, FixtureBrokerError
+from .templates import Template, hash_files
 
 __all__ = [
     "CLIENT_ERRORS",
@@ -20,7 +21,9 @@ __all__ = [
     "Client",
     "FixtureBrokerError",
     "Lease",
+    "Template",
     "connect",
+    "hash_files",
     "normalize_fixtures",
 ]
 __version__ = "0.1.0"
