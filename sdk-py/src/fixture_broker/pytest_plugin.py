@@ -28,7 +28,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar
 
 import pytest
 
@@ -37,6 +37,7 @@ from .client import Client, Lease, connect, normalize_fixtures
 from .errors import FixtureBrokerError
 from .templates import Template
 
+T = TypeVar("T")
 ENV_URL = "FIXTURE_BROKER_URL"
 WORKER_INPUT_ERROR = "fixture_broker_start_error"
 POSTGRES_NAME = "db"
@@ -143,6 +144,17 @@ class _State:
 
 class _BrokerUnavailable(Exception):
     pass
+
+
+def _reported(fn: Callable[[], T]) -> T:
+    """fn(), failing the test on a FixtureBrokerError with its stable name and code, and no
+    traceback into the plugin."""
+    try:
+        return fn()
+    except FixtureBrokerError as err:
+        method = f" ({err.method})" if err.method else ""
+        failure = f"fixture-broker: [{err.name} {err.code}]{method} {err}"
+    pytest.fail(failure, pytrace=False)
 
 
 _STATE = pytest.StashKey[_State]()
@@ -269,11 +281,11 @@ def _lease(request: pytest.FixtureRequest, specs: Dict[str, Any]) -> Lease:
 @pytest.fixture(scope="module")
 def fixture_broker_module_fixtures(request: pytest.FixtureRequest) -> Iterator[Dict[str, Dict[str, Any]]]:
     """The fields of the fixtures the module's own ``fixtures`` marker names, leased for the module."""
-    specs = _marker_specs(request.node.iter_markers("fixtures"), request.node.nodeid)
-    if not specs:
+    specs = _reported(lambda: _marker_specs(request.node.iter_markers("fixtures"), request.node.nodeid))
+    lease = _reported(lambda: _lease(request, specs)) if specs else None
+    if lease is None:
         yield {}
         return
-    lease = _lease(request, specs)
     try:
         yield lease.fixtures
     finally:
@@ -288,12 +300,12 @@ def fixtures(request: pytest.FixtureRequest,
     module's (leased once for the module) and the class's and test's (leased for this test)."""
     own = [mark for node, mark in request.node.iter_markers_with_node("fixtures")
            if not isinstance(node, pytest.Module)]
-    specs = _marker_specs(own, request.node.nodeid)
     result = dict(fixture_broker_module_fixtures)
-    if not specs:
+    specs = _reported(lambda: _marker_specs(own, request.node.nodeid))
+    lease = _reported(lambda: _lease(request, specs)) if specs else None
+    if lease is None:
         yield result
         return
-    lease = _lease(request, specs)
     result.update(lease.fixtures)
     try:
         yield result
@@ -328,6 +340,10 @@ def _postgres_options(request: pytest.FixtureRequest) -> Tuple[Dict[str, Any], s
 @pytest.fixture
 def postgres(request: pytest.FixtureRequest, fixture_broker: Client) -> str:
     """The URL of a PostgreSQL database of this test's own (see the ``postgres`` marker)."""
+    return _reported(lambda: _postgres_url(request, fixture_broker))
+
+
+def _postgres_url(request: pytest.FixtureRequest, fixture_broker: Client) -> str:
     spec, reset = _postgres_options(request)
     spec = _resolve_templates({POSTGRES_NAME: spec}, request, fixture_broker)[POSTGRES_NAME]
     state = _state(request.config)
