@@ -365,7 +365,10 @@ portserver-test: $(B)/fixture-broker $(PY_VENV)/.installed
 # Its pytest suite runs against the real broker, in a virtual environment under $(B) made
 # from the pinned sdk-py/requirements-test.txt (made again when that file or the package's
 # pyproject.toml changes). The package is installed as a user would install it, not in
-# editable mode, and installed again whenever its sources change.
+# editable mode, and installed again whenever its sources change. tests/test_pytest_plugin.py
+# runs inner pytest suites (with and without xdist) on the plugin; the brokers it starts keep
+# their PostgreSQL state in $(B)/py-plugin-state across runs. py-example (mk/py-example.mk)
+# runs the plugin's example.
 SDK_PY_VENV := $(B)/py-venv
 SDK_PY_SRC := $(wildcard sdk-py/src/fixture_broker/*)
 
@@ -384,6 +387,8 @@ $(SDK_PY_VENV)/.package: $(SDK_PY_VENV)/.requirements $(SDK_PY_SRC) sdk-py/READM
 	@touch $@
 
 py-test: $(B)/fixture-broker $(SDK_PY_VENV)/.package
-	FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker) timeout 300 $(SDK_PY_VENV)/bin/python \
-		-m pytest -q -p no:cacheprovider sdk-py/tests
+	FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker) FXB_PY_PLUGIN_STATE=$(abspath $(B))/py-plugin-state \
+		timeout 300 $(SDK_PY_VENV)/bin/python -m pytest -q -p no:cacheprovider sdk-py/tests
 # ---- end of the Python SDK ----------------------------------------------------------------
+
+include mk/py-example.mk
