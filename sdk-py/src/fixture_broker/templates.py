@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Set, Union
 
 from .errors import FixtureBrokerError
 
@@ -28,8 +28,8 @@ def match_files(patterns: Union[str, Iterable[str]], cwd: Union[str, Path, None]
     """The files the patterns match, relative to ``cwd``, sorted by their ``/`` path."""
     base = Path(cwd or os.getcwd()).resolve()
     pats = [patterns] if isinstance(patterns, str) else list(patterns)
-    found = set()
-    excluded = set()
+    found: Set[Path] = set()
+    excluded: Set[Path] = set()
     for pat in pats:
         target = excluded if pat.startswith("!") else found
         pat = pat[1:] if pat.startswith("!") else pat
