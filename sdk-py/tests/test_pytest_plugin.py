@@ -114,7 +114,8 @@ pytestmark = pytest.mark.fixtures(http="port")
 
 def test_module_and_test_fixtures(fixtures, fixture_broker):
     assert set(fixtures) == {"http"}
-    record("plain", http=fixtures["http"]["port"], leases=len(fixture_broker.list()))
+    record("plain", http=fixtures["http"]["port"], leases=len(fixture_broker.list()),
+           session=fixture_broker.session)
 
 @pytest.mark.fixtures({"api.admin": "port"}, grpc={"kind": "port"})
 def test_own_marker(fixtures, fixture_broker):
@@ -123,7 +124,7 @@ def test_own_marker(fixtures, fixture_broker):
     with socket.socket() as s:
         s.bind((fixtures["grpc"]["host"], fixtures["grpc"]["port"]))   # leased: ours to bind
     record("own", http=fixtures["http"]["port"], admin=fixtures["api.admin"]["port"],
-           grpc=fixtures["grpc"]["port"], leases=len(fixture_broker.list()))
+           grpc=fixtures["grpc"]["port"], leases=len(fixture_broker.list()), session=fixture_broker.session)
 
 @pytest.mark.fixtures(extra={"kind": "postgres"})
 class TestClass:
@@ -132,7 +133,7 @@ class TestClass:
         assert set(fixtures) == {"http", "extra"}
         assert fixtures["extra"]["kind"] == "port"
         record("class", http=fixtures["http"]["port"], extra=fixtures["extra"]["port"],
-               leases=len(fixture_broker.list()))
+               leases=len(fixture_broker.list()), session=fixture_broker.session)
 '''
 
 
@@ -144,6 +145,10 @@ def test_marker_fixtures_are_leased_per_module_and_per_test(inner, monkeypatch, 
     result.assert_outcomes(passed=6)
     seen = records(inner)
     assert len(seen) == 6
+    # One connection (one broker session) per process: per xdist worker, or the run's one.
+    sessions = {(r["worker"], r["session"]) for r in seen}
+    assert len(sessions) == len({r["worker"] for r in seen}) == len({r["session"] for r in seen})
+    assert len(sessions) == (1 if workers == "0" else 2)
     # One module lease per file: its tests share the http port; the two files have two.
     by_http: Dict[int, List[Dict[str, Any]]] = {}
     for r in seen:
