@@ -26,6 +26,7 @@ Every name, port and database comes from the broker; the xdist worker id is only
 
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar
@@ -126,9 +127,9 @@ class _State:
             del os.environ[ENV_URL]
         status = started.stop()
         if status != 0:
-            self.config.issue_config_time_warning(
-                pytest.PytestWarning(f"fixture-broker: the broker this run started exited with {status}: "
-                                     f"{started.describe()}"), stacklevel=2)
+            # The run's report is written by now: say it on stderr, with the log kept for it.
+            sys.stderr.write(f"fixture-broker: the broker this run started exited with {status}: "
+                             f"{started.describe()}\n")
 
     def template_key(self, name: str, template: Template, client: Client) -> str:
         """Ensures the template once per process and returns the key it is leased under."""
