@@ -69,6 +69,16 @@ func (f *Fixture) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// String is the fixture's fields as the broker sent them, in JSON.
+func (f Fixture) String() string {
+	if f.Raw != nil {
+		return string(f.Raw)
+	}
+	type plain Fixture
+	b, _ := json.Marshal(plain(f))
+	return string(b)
+}
+
 // AcquireOptions are an acquire's optional members.
 type AcquireOptions struct {
 	// Wait queues the acquire this long when a pool is short (wait_ms; 0: fail at once).
