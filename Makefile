@@ -392,3 +392,4 @@ py-test: $(B)/fixture-broker $(SDK_PY_VENV)/.package
 # ---- end of the Python SDK ----------------------------------------------------------------
 
 include mk/py-example.mk
+include mk/go.mk
