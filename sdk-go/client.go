@@ -480,7 +480,8 @@ func (c *Client) reconnect() *websocket.Conn {
 		}
 		// A resumed session keeps its id; a new id means the old one and its leases are gone.
 		var lost []*Lease
-		if hello.Session != c.hello.Session {
+		sessionLost := hello.Session != c.hello.Session
+		if sessionLost {
 			c.sessionsLost++
 			for id, l := range c.leases {
 				l.markReleased()
@@ -496,7 +497,7 @@ func (c *Client) reconnect() *websocket.Conn {
 		c.reconnects++
 		c.signal()
 		c.mu.Unlock()
-		if h := c.opts.OnSessionLost; h != nil && hello.Session != "" && lost != nil {
+		if h := c.opts.OnSessionLost; h != nil && sessionLost {
 			c.events.post(func() { h(lost) })
 		}
 		return conn

@@ -32,7 +32,10 @@ import (
 // of its stdin, stop the broker; the watchdog exits with the broker's status. A wait cut
 // short by the trap says 143; the last wait asks again once the broker is gone (dash
 // remembers a child's status; a shell that does not says 127, and the last one stands).
+// $FXB_WATCHDOG_LOG names a log file of the starter's own, removed after a clean exit even
+// when the starter is gone by then.
 const watchdog = `b="$1"; shift
+log="$FXB_WATCHDOG_LOG"; unset FXB_WATCHDOG_LOG
 exec 3<&0
 "$b" "$@" </dev/null 3<&- &
 pid=$!
@@ -41,6 +44,7 @@ trap 'kill -TERM "$pid" 2>/dev/null' TERM INT HUP
 wait "$pid"; status=$?
 while kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done
 wait "$pid" 2>/dev/null; s=$?; [ "$s" = 127 ] || status=$s
+if [ "$status" = 0 ] && [ -n "$log" ]; then rm -f "$log"; fi
 exit "$status"`
 
 // FindBroker returns the broker binary to start: bin if given, else $FIXTURE_BROKER_BIN,
@@ -141,6 +145,12 @@ func StartBroker(ctx context.Context, opts *BrokerOptions) (*BrokerProcess, erro
 	cmd.Stdin = stdinR
 	cmd.Stderr = logf
 	cmd.Env = opts.Env
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	if p.ownLog {
+		cmd.Env = append(cmd.Env, "FXB_WATCHDOG_LOG="+p.LogFile)
+	}
 	// Its own process group, so that the last resort can kill the broker with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, stdoutW, err := os.Pipe()

@@ -263,7 +263,8 @@ func TestABrokerStartedForTheProcessStopsWhenTheProcessExits(t *testing.T) {
 			t.Skip("no broker binary to start:", err)
 		}
 	}
-	out := helper(t, "own-broker", "FIXTURE_BROKER_URL=", "FIXTURE_BROKER_LOG="+filepath.Join(t.TempDir(), "broker.log"))
+	tmp := t.TempDir() // where the broker's log goes
+	out := helper(t, "own-broker", "FIXTURE_BROKER_URL=", "FIXTURE_BROKER_LOG=", "TMPDIR="+tmp)
 	var url string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -286,6 +287,18 @@ func TestABrokerStartedForTheProcessStopsWhenTheProcessExits(t *testing.T) {
 		conn.CloseNow()
 		if time.Now().After(deadline) {
 			t.Fatalf("the broker at %s outlived the process that started it", url)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// It exited cleanly: its log went with it.
+	until := time.Now().Add(5 * time.Second)
+	for {
+		left, _ := filepath.Glob(filepath.Join(tmp, "fixture-broker-*.log"))
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("the broker's log was left behind: %v", left)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
