@@ -589,3 +589,20 @@ func TestServerFixturesLogsAndTheExitedNotification(t *testing.T) {
 		t.Fatalf("%#v", err)
 	}
 }
+
+func TestTheClientAnswersTheBrokersPingsWhileIdle(t *testing.T) {
+	b := start(t, "31124-31124", "--ping-secs", "1")
+	ctx := ctxT(t)
+	k := &cutter{}
+	c := dial(t, b.URL, &fb.Options{HTTPClient: k.client()})
+	time.Sleep(2500 * time.Millisecond) // idle: the broker pings after 1 s
+	if n := k.pongs.Load(); n < 1 {
+		t.Fatalf("%d pongs written", n)
+	}
+	if _, err := c.Status(ctx); err != nil || !c.Connected() {
+		t.Fatal(err)
+	}
+	if r, _ := c.Reconnects(); r != 0 {
+		t.Fatalf("reconnected %d times", r)
+	}
+}

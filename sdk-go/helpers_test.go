@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,10 +97,25 @@ func dial(t testing.TB, url string, opts *fb.Options) *fb.Client {
 }
 
 // cutter is an HTTP client whose TCP connections a test can cut under the WebSocket, as a
-// network failure would.
+// network failure would. It also counts the pong frames the client writes.
 type cutter struct {
 	mu    sync.Mutex
 	conns []net.Conn
+	pongs atomic.Int32
+}
+
+// counting is a client-side connection that counts the pong frames written on it (a
+// client's frames are written whole, each starting with FIN|opcode: 0x8A for a pong).
+type counting struct {
+	net.Conn
+	k *cutter
+}
+
+func (c *counting) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == 0x8A {
+		c.k.pongs.Add(1)
+	}
+	return c.Conn.Write(p)
 }
 
 func (k *cutter) client() *http.Client {
@@ -107,12 +123,13 @@ func (k *cutter) client() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
-			if err == nil {
-				k.mu.Lock()
-				k.conns = append(k.conns, c)
-				k.mu.Unlock()
+			if err != nil {
+				return nil, err
 			}
-			return c, err
+			k.mu.Lock()
+			k.conns = append(k.conns, c)
+			k.mu.Unlock()
+			return &counting{c, k}, nil
 		},
 	}}
 }
