@@ -606,3 +606,44 @@ func TestTheClientAnswersTheBrokersPingsWhileIdle(t *testing.T) {
 		t.Fatalf("reconnected %d times", r)
 	}
 }
+
+func TestABrokerRestartedUnderTheClientGivesItAFreshSession(t *testing.T) {
+	const listen = "127.0.0.1:31129"
+	args := []string{"--ports", "31126-31128", "--state-dir", stateDir(t), "--grace-ms", "300"}
+	first, err := fb.StartBroker(context.Background(), &fb.BrokerOptions{Args: append([]string{"--listen", listen}, args...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Stop(30 * time.Second) }) // stopped below; this is for a failure before
+	ctx := ctxT(t)
+	lostCh := make(chan []*fb.Lease, 1)
+	c := dial(t, first.URL, &fb.Options{OnSessionLost: func(l []*fb.Lease) { lostCh <- l }})
+	l, err := c.Acquire(ctx, map[string]fb.Spec{"http": fb.Port()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	until(t, 5*time.Second, "the client noticed", func() bool { return !c.Connected() })
+	second := start(t, "31126-31128", "--listen", listen, "--grace-ms", "300")
+	if second.URL != first.URL {
+		t.Fatalf("%s, not %s", second.URL, first.URL)
+	}
+	select {
+	case lost := <-lostCh:
+		if len(lost) != 1 || lost[0] != l || !l.Released() {
+			t.Fatalf("lost %v", lost)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no fresh session on the new broker")
+	}
+	// The new broker serves the same client.
+	l2, err := c.Acquire(ctx, map[string]fb.Spec{"http": fb.Port()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := c.List(ctx); len(held) != 1 || held[0].Lease != l2.ID {
+		t.Fatalf("%+v", held)
+	}
+}

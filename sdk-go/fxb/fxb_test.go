@@ -45,7 +45,20 @@ func TestMain(m *testing.M) {
 		// Exits without fxb.Shutdown: the broker must stop by itself.
 		os.Exit(m.Run())
 	}
-	fxb.Main(m)
+	code := m.Run()
+	// Every test's lease went back in its cleanup: the session holds nothing now.
+	if c, err := fxb.Client(context.Background()); err != nil {
+		fmt.Println("fxb:", err)
+		code = 1
+	} else if held, err := c.List(context.Background()); err != nil || len(held) != 0 {
+		fmt.Printf("fxb: the process's session still holds %d lease(s) after the tests (%v)\n", len(held), err)
+		code = 1
+	}
+	if err := fxb.Shutdown(); err != nil {
+		fmt.Println("fxb: the broker did not stop cleanly:", err)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 func client(t *testing.T) *fb.Client {
