@@ -161,13 +161,20 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	    : LLL_ERR | LLL_WARN, lws_log);
 	memset(&info, 0, sizeof info);
 	info.port = b->cfg.listen_port < 0 ? CONTEXT_PORT_NO_LISTEN : b->cfg.listen_port;
-	info.iface = b->cfg.listen_port < 0 ? NULL : b->cfg.listen_host;
+	/* lws takes an address or an interface name, not a host name. */
+	info.iface = b->cfg.listen_port < 0 ? NULL : !strcmp(b->cfg.listen_host, "localhost")
+	    ? "127.0.0.1" : b->cfg.listen_host;
 	info.protocols = l->protocols;
 	info.pvo = &pvo;
 	info.user = b;
 	info.fd_limit_per_thread = (unsigned int)raise_fd_limit();
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
 	    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+	/* lws 4.1 opens an IPv6 socket and, given an IPv4 address it cannot apply to it, binds
+	 * every address of the host: "127.0.0.1" listened on *. An IPv4 address gets an IPv4
+	 * socket, which binds exactly that address. */
+	if (!strchr(b->cfg.listen_host, ':'))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	/* A test paused in a debugger keeps its TCP connection and must keep its leases, so
 	 * unanswered pings never hang up on their own (a day); the kernel's keepalive finds
 	 * peers that have really vanished. */
@@ -188,6 +195,12 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	b->vhost = lws_get_vhost_by_name(b->ctx, "default");
 	if (b->cfg.listen_port >= 0) {
 		l->listen_port = lws_get_vhost_listen_port(b->vhost);
+		/* lws logs an address it cannot bind ("iface ... DOESN'T EXIST") and goes on. */
+		if (l->listen_port <= 0) {
+			error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d (no such local "
+			    "address or interface)", b->cfg.listen_host, b->cfg.listen_port);
+			return -1;
+		}
 		if (adopt_signals(b, err) == -1)
 			return -1;
 	}
