@@ -162,3 +162,66 @@ Test(startup, serves_on_the_port_its_listening_line_announces_and_prints_nothing
 	cr_assert_eq(tb.stdout_extra, 0, "the broker wrote %zu more bytes to stdout; see %s",
 	    tb.stdout_extra, tb.log);
 }
+
+/* The local address the listening socket on port is bound to, from /proc/net/tcp and
+ * tcp6 ("0100007F" is 127.0.0.1, 32 zeros in tcp6 every address), into addr. Returns 0, or
+ * -1 when no socket listens there. */
+static int
+listen_address(int port, char *addr, size_t len)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char line[512], local[64];
+	unsigned lport, state;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*s %x", local, &lport, &state) == 3 &&
+			    (int)lport == port && state == 0x0A) {
+				snprintf(addr, len, "%s", local);
+				fclose(f);
+				return 0;
+			}
+		fclose(f);
+	}
+	return -1;
+}
+
+Test(startup, a_loopback_address_listens_on_loopback_only)
+{
+	/* "localhost" too: an address lws cannot bind must not quietly widen to every one. */
+	static const char *const hosts[] = { "127.0.0.1:0", "localhost:0" };
+	struct test_broker tb;
+	char addr[64];
+
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		BROKER_START(&tb, "--listen", hosts[i], "--ports", "30030-30039");
+		cr_assert_eq(listen_address(tb.port, addr, sizeof(addr)), 0, "%s: no listener on %d",
+		    hosts[i], tb.port);
+		cr_assert_str_eq(addr, "0100007F", "--listen %s listens on %s, not 127.0.0.1 alone",
+		    hosts[i], addr);
+		BROKER_STOP(&tb);
+	}
+}
+
+Test(startup, refuses_an_address_it_cannot_listen_on)
+{
+	/* 192.0.2.1 (TEST-NET-1) is no address of this host. */
+	const char *const args[] = { "--listen", "192.0.2.1:0", NULL };
+	int st = test_broker_run(args, out, sizeof(out), RUN_TIMEOUT_MS);
+
+	cr_assert(st > 0, "exit status %d, output: %s", st, out);
+	cr_assert_not_null(strstr(out, "cannot listen on 192.0.2.1"), "output: %s", out);
+	cr_assert_null(strstr(out, "listening ws://"), "it said it listens: %s", out);
+}
+
+Test(startup, refuses_an_advertise_that_is_not_a_host)
+{
+	const char *const args[] = { "--listen", "127.0.0.1:0", "--advertise", "ci fixtures", NULL };
+	int st = test_broker_run(args, out, sizeof(out), RUN_TIMEOUT_MS);
+
+	cr_assert(st > 0, "exit status %d, output: %s", st, out);
+	cr_assert_not_null(strstr(out, "advertise"), "the message does not name advertise: %s", out);
+}
