@@ -125,6 +125,27 @@ bad:
 	return -1;
 }
 
+/* A DNS name or an IP address (IPv6 without brackets), as a client will dial it. */
+static int
+parse_host(const char *key, const char *value, char *dst, size_t cap, struct fxb_error *err)
+{
+	size_t len = strlen(value);
+
+	if (value[0] == '[' && len > 2 && value[len - 1] == ']') {
+		value++;
+		len -= 2;
+	}
+	if (len == 0 || len >= cap || strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%_") < len) {
+		error_set(err, ERR_INVALID_PARAMS, "%s: expected a host name or an IP address "
+		    "(\"ci-fixtures.example\", \"10.0.0.5\", \"fd00::5\"), got \"%s\"", key, value);
+		return -1;
+	}
+	memcpy(dst, value, len);
+	dst[len] = '\0';
+	return 0;
+}
+
 static int
 set_path(char *dst, size_t cap, const char *key, const char *value, struct fxb_error *err)
 {
@@ -185,6 +206,8 @@ apply(struct config *cfg, const char *key, const char *value, struct fxb_error *
 			return set_path(base + path_settings[i].off, PATH_MAX, key, value, err);
 	if (!strcmp(key, "listen"))
 		return config_parse_listen(cfg, key, value, err);
+	if (!strcmp(key, "advertise"))
+		return parse_host(key, value, cfg->advertise, sizeof cfg->advertise, err);
 	if (!strcmp(key, "ports.range"))
 		return parse_range(key, value, &cfg->ports_first, &cfg->ports_last, err);
 	if (!strcmp(key, "postgres.url")) {
@@ -328,6 +351,8 @@ static const char usage[] =
     "Leases isolated test fixtures (ports, ...) to test workers over WebSocket/JSON-RPC.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:7357; port 0: any)\n"
+    "  --advertise HOST            the host fixtures report to clients (default: the\n"
+    "                              address each client connected to)\n"
     "  --config FILE               a JSON configuration file (flags win over it)\n"
     "  --token-file FILE           require one of the file's bearer tokens (one a line)\n"
     "  --ports FIRST-LAST          the port pool (default 15000-24999)\n"
@@ -356,6 +381,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
+		{ "advertise", required_argument, NULL, 'A' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "token-file", required_argument, NULL, 't' },
 		{ "ports", required_argument, NULL, 'p' },
@@ -378,7 +404,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		int opt;
 		const char *key;
 	} keys[] = {
-		{ 'l', "listen" }, { 't', "token_file" }, { 'p', "ports.range" },
+		{ 'l', "listen" }, { 'A', "advertise" }, { 't', "token_file" }, { 'p', "ports.range" },
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'K', "ports.lock_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },

@@ -17,6 +17,8 @@ struct config {
 	char listen_host[256];
 	int listen_port; /* 0: the kernel picks; -1: do not listen (unit tests) */
 	int listen_set;  /* given by file or flag */
+	/* The host fixtures report to clients; "": the address each client dialled. */
+	char advertise[256];
 	char token_file[PATH_MAX];
 	int ports_first, ports_last;
 	int quarantine_ms;

@@ -172,6 +172,9 @@ void lease_release_session(struct broker *b, struct session *s, const char *reas
 void lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms);
 /* The lease as lease.list and lease.acquire show it. */
 json_t *lease_fixtures_json(const struct lease *l);
+/* The host l's fixtures report: the broker's advertise setting, else the address l's
+ * client dialled, else the broker's listen address (loopback for a wildcard). */
+const char *lease_host(const struct lease *l);
 json_t *lease_json(const struct lease *l, uint64_t now_ms);
 
 /* The broker is shutting down: from now on acquires fail with SHUTTING_DOWN, and so do

@@ -32,6 +32,9 @@ struct session {
 	char sid[24];     /* "s-<id>" */
 	char resume[40];  /* "r-<32 hex>", a secret */
 	char client[64];
+	/* The broker's address as this client dialled it (its connection's local address),
+	 * which fixtures report when no advertise is set; "" when unknown. */
+	char host[64];
 	json_t *labels;
 	struct rpc_peer peer; /* how the rpc layer sees it: sends, authenticated, open calls */
 	void *conn;       /* NULL while detached (in the grace period) */

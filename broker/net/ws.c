@@ -18,6 +18,7 @@
 #include "net/auth.h"
 #include "net/ws.h"
 #include "rpc/rpc.h"
+#include "util/addr.h"
 
 #define TX_CHUNK (64 * 1024)
 #define TX_HIGH_WATER 64 /* queued replies before we stop reading from the client */
@@ -248,6 +249,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		}
 		if (b->auth && bearer(b, wsi) == 1)
 			c->s->peer.authenticated = 1;
+		(void)addr_local_host(lws_get_socket_fd(wsi), c->s->host, sizeof c->s->host);
 		break;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(c, in, len);
