@@ -1,10 +1,11 @@
 /* httpd.c: a small HTTP server the integration tests and benchmarks lease as a server fixture.
  *
- * usage: httpd [--port N] [options]
+ * usage: httpd [--port N] [--host ADDR] [options]
  *
- * The port comes from --port, else $PORT; with socket activation (LISTEN_FDS=1 and
+ * The port comes from --port, else $PORT; the address from --host (numeric IPv4 or IPv6,
+ * default 127.0.0.1); with socket activation (LISTEN_FDS=1 and
  * LISTEN_PID equal to its own pid) it serves the listening socket it was handed as fd 3
- * instead, and says so. It prints "listening on 127.0.0.1:PORT" once it accepts
+ * instead, and says so. It prints "listening on ADDR:PORT" once it accepts
  * connections. Routes: GET /healthz (200 "ok", or 503 with --unhealthy), GET /pid (its
  * pid), GET /env/NAME (the variable's value, 404 when unset), GET /fds (how many
  * descriptors above 2 it has open), anything else 200 "hello". Options that misbehave on
@@ -146,6 +147,7 @@ main(int argc, char **argv)
 {
 	long port = getenv("PORT") ? atol(getenv("PORT")) : 0, ready_twice = -1, slow = 0;
 	int crash = -1, ignore_term = 0, daemon = 0, unhealthy = 0, lines = 0, fd = -1;
+	const char *host = "127.0.0.1";
 	struct sigaction sa;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -154,6 +156,8 @@ main(int argc, char **argv)
 
 		if (!strcmp(a, "--port") && next)
 			port = atol(argv[++i]);
+		else if (!strcmp(a, "--host") && next)
+			host = argv[++i];
 		else if (!strcmp(a, "--crash-on-start") && next)
 			crash = atoi(argv[++i]);
 		else if (!strcmp(a, "--ignore-sigterm"))
@@ -199,7 +203,7 @@ main(int argc, char **argv)
 
 	if (getenv("LISTEN_FDS") && atoi(getenv("LISTEN_FDS")) >= 1 && getenv("LISTEN_PID") &&
 	    atol(getenv("LISTEN_PID")) == (long)getpid()) {
-		struct sockaddr_in a;
+		struct sockaddr_storage a;
 		socklen_t alen = sizeof a;
 
 		fd = 3;
@@ -207,29 +211,39 @@ main(int argc, char **argv)
 			perror("httpd: fd 3");
 			return 1;
 		}
-		port = ntohs(a.sin_port);
+		port = ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+		    : ((struct sockaddr_in *)&a)->sin_port);
 		printf("socket activation: serving fd 3 (%s)\n",
 		    getenv("LISTEN_FDNAMES") ? getenv("LISTEN_FDNAMES") : "unnamed");
 	} else {
-		struct sockaddr_in a;
-		int one = 1;
+		struct sockaddr_in a4;
+		struct sockaddr_in6 a6;
+		int one = 1, v6 = strchr(host, ':') != NULL;
 
 		if (port <= 0 || port > 65535) {
 			fprintf(stderr, "httpd: no port (--port N or PORT)\n");
 			return 2;
 		}
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		memset(&a4, 0, sizeof a4);
+		memset(&a6, 0, sizeof a6);
+		a4.sin_family = AF_INET;
+		a4.sin_port = htons((uint16_t)port);
+		a6.sin6_family = AF_INET6;
+		a6.sin6_port = htons((uint16_t)port);
+		if (inet_pton(v6 ? AF_INET6 : AF_INET, host, v6 ? (void *)&a6.sin6_addr
+		    : (void *)&a4.sin_addr) != 1) {
+			fprintf(stderr, "httpd: --host: not a numeric address: %s\n", host);
+			return 2;
+		}
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		memset(&a, 0, sizeof a);
-		a.sin_family = AF_INET;
-		a.sin_port = htons((uint16_t)port);
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		if (bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 128) == -1) {
-			fprintf(stderr, "httpd: 127.0.0.1:%ld: %s\n", port, strerror(errno));
+		if (bind(fd, v6 ? (struct sockaddr *)&a6 : (struct sockaddr *)&a4,
+		    v6 ? sizeof a6 : sizeof a4) == -1 || listen(fd, 128) == -1) {
+			fprintf(stderr, "httpd: %s:%ld: %s\n", host, port, strerror(errno));
 			return 1;
 		}
 	}
-	printf("listening on 127.0.0.1:%ld\n", port);
+	printf("listening on %s:%ld\n", host, port);
 	while (!stopping) {
 		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
