@@ -187,7 +187,7 @@ layers: $(B)/obj/broker/main.o $(BROKER_OBJ)
 # binary on 127.0.0.1 with port 0 and talk to it through libfxb and raw sockets; js runs
 # the Node SDK's suites (node --test, Jest, Vitest) against it; py-test runs the Python
 # SDK's suite, and portserver-test drives the portserver protocol with portpicker from PyPI.
-test: deps layers unit install-check integration py-test portserver-test js
+test: deps layers unit install-check integration py-test portserver-test multihost-test js
 
 unit: all $(UNIT_BIN)
 	@sh tests/run-suites.sh unit $(UNIT_BIN)
@@ -393,3 +393,4 @@ py-test: $(B)/fixture-broker $(SDK_PY_VENV)/.package
 
 include mk/py-example.mk
 include mk/go.mk
+include mk/multihost.mk
