@@ -134,13 +134,14 @@ $(B)/tests/unit/test_sdk_ws: tests/unit/test_sdk_ws.c sdk-c/src/ws.h $(B)/obj/sd
 # suite with a rule of its own (a test_sdk_ws linking libfxb's objects, say) keeps it:
 # an explicit rule wins over this pattern.
 UNIT_OBJ_test_idmap    := util/idmap
+UNIT_OBJ_test_addr     := util/addr
 UNIT_OBJ_test_config   := core/config core/errors core/log
 UNIT_OBJ_test_instance := core/instance core/clock core/errors core/fsutil
 UNIT_OBJ_test_pg_conf  := fixtures/pg/pg_conf core/errors
 UNIT_OBJ_test_ports    := ports/ports core/errors core/log
 UNIT_OBJ_test_auth     := net/auth core/errors
-UNIT_OBJ_test_template := fixtures/server/template core/errors
-UNIT_OBJ_test_servers  := fixtures/server/template util/ring core/errors
+UNIT_OBJ_test_template := fixtures/server/template util/addr core/errors
+UNIT_OBJ_test_servers  := fixtures/server/template util/addr util/ring core/errors
 unit_obj = $(if $(UNIT_OBJ_$1),$(UNIT_OBJ_$1:%=$(B)/obj/broker/%.o),$(BROKER_OBJ))
 
 .SECONDEXPANSION:

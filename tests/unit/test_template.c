@@ -1,6 +1,6 @@
 /* test_template.c: the placeholder grammar of server templates, as cases in tables.
  *
- * A text is literal bytes and placeholders: {port}, {ports.<name>}, {lease}, {fixture}
+ * A text is literal bytes and placeholders: {port}, {ports.<name>}, {host}, {bind}, {lease}, {fixture}
  * and {fixtures.<need>.<field>}; "{{" and "}}" are one brace each, a lone "}" is itself.
  * Each case goes through both callers of the grammar: templates_new(), which checks a
  * command at start-up, and template_expand(), which fills it for one server. Drives
@@ -15,7 +15,8 @@
 #define NCASES(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The message every unknown placeholder gets after its name. */
-#define KNOWN " (known: {port}, {ports.<name>}, {fixtures.<need>.<field>}, {lease}, {fixture})"
+#define KNOWN " (known: {port}, {ports.<name>}, {host}, {bind}, {fixtures.<need>.<field>}, " \
+	"{lease}, {fixture})"
 #define UNTERMINATED "\"{\" without \"}\" (write \"{{\" for a brace)"
 
 struct expand_case {
@@ -50,15 +51,16 @@ load(const char *text, int bare, struct fxb_error *err)
 	return ts;
 }
 
-/* Expands text for lease "l-7", fixture "api" on ports 15001 (http) and 15002 (grpc), its
- * need "db" having the fields in fx. Returns the expansion, or NULL with err. */
+/* Expands text for lease "l-7", fixture "api" on ports 15001 (http) and 15002 (grpc),
+ * bound to 0.0.0.0 and reached at 10.0.0.5, its need "db" having the fields in fx. Returns the expansion, or NULL with err. */
 static char *
 expand_with(const char *text, json_t *fx, struct fxb_error *err)
 {
 	static const uint16_t ports[] = { 15001, 15002 };
 	struct fxb_error lerr = { 0 };
 	struct templates *ts = load("x", 0, &lerr);
-	struct expand_vars v = { "l-7", "api", ports, fx };
+	struct expand_vars v = { .host = "10.0.0.5", .bind = "0.0.0.0", .lease = "l-7",
+		.fixture = "api", .ports = ports, .fixtures = fx };
 	char *out;
 
 	cr_assert_not_null(ts, "%s", lerr.text);
@@ -137,6 +139,10 @@ Test(template, fills_every_kind_of_placeholder)
 		{ "{ports.grpc}", "15002" },
 		{ "{lease}", "l-7" },
 		{ "{fixture}", "api" },
+		{ "{host}", "10.0.0.5" },
+		{ "{bind}", "0.0.0.0" },
+		{ "--listen={bind}:{port} --public=http://{host}:{port}",
+		  "--listen=0.0.0.0:15001 --public=http://10.0.0.5:15001" },
 		{ "{fixtures.db.url}", "postgres://u@h/db" },
 		{ "{fixtures.db.port}", "5432" },
 		/* The field is everything after the need's dot. */
@@ -380,6 +386,12 @@ Test(template, checks_placeholders_wherever_the_template_has_them)
 		{ "{\"api\": {\"command\": [\"x\"], \"ports\": [\"a\"], "
 		  "\"ready\": [{\"type\": \"exec\", \"command\": [\"t\", \"{ports.b}\"]}]}}",
 		  "servers.api.ready[0].command[1]: {ports.b}: the template has no port \"b\"" },
+		{ "{\"api\": {\"command\": [\"x\"], \"bind\": \"ci.example\"}}",
+		  "servers.api.bind: expected an IP address (\"127.0.0.1\", \"0.0.0.0\", \"::\", "
+		  "\"10.0.0.5\")" },
+		{ "{\"api\": {\"command\": [\"x\"], \"bind\": 0}}",
+		  "servers.api.bind: expected an IP address (\"127.0.0.1\", \"0.0.0.0\", \"::\", "
+		  "\"10.0.0.5\")" },
 	};
 
 	for (size_t i = 0; i < NCASES(cases); i++) {
