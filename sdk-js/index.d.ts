@@ -64,6 +64,10 @@ export interface Limits {
   max_message_bytes: number;
   grace_ms: number;
   max_fixtures_per_lease: number;
+  /** How often the broker pings this connection (0: never); absent from older brokers. */
+  heartbeat_ms?: number;
+  /** The broker drops a connection silent this long, then waits grace_ms for a resume. */
+  dead_after_ms?: number;
   ports: { first: number; last: number };
   [name: string]: unknown;
 }

@@ -34,11 +34,12 @@ static const struct rpc_param no_params[] = { { NULL, 0, 0, 0 } };
 static json_t *
 hello_result(struct broker *b, struct session *s, int resumed)
 {
-	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:I, s:i, s:i, s:{s:i, s:i}}}",
+	return json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:I, s:i, s:i, s:i, s:i, s:{s:i, s:i}}}",
 	    "session", s->sid, "resume", s->resume, "resumed", resumed,
 	    "broker", "version", FXB_VERSION_STR, "instance", b->instance,
 	    "limits", "max_message_bytes", (json_int_t)b->cfg.max_message_bytes,
 	    "grace_ms", b->cfg.grace_ms, "max_fixtures_per_lease", b->cfg.max_fixtures,
+	    "heartbeat_ms", b->cfg.heartbeat_ms, "dead_after_ms", b->cfg.dead_after_ms,
 	    "ports", "first", b->cfg.ports_first, "last", b->cfg.ports_last);
 }
 

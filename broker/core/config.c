@@ -28,7 +28,8 @@ config_defaults(struct config *cfg)
 	cfg->grace_ms = 5000;
 	cfg->max_message_bytes = 1024 * 1024;
 	cfg->max_fixtures = 64;
-	cfg->ping_secs = 30;
+	cfg->heartbeat_ms = 5000;
+	cfg->dead_after_ms = 15000;
 	cfg->log_level = LOG_LEVEL_INFO;
 	if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0])
 		snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/fixture-broker",
@@ -168,7 +169,8 @@ static const struct {
 	{ "grace_ms", offsetof(struct config, grace_ms), 0, 3600000, 0 },
 	{ "max_message_bytes", offsetof(struct config, max_message_bytes), 1024, 64L * 1024 * 1024, 1 },
 	{ "max_fixtures_per_lease", offsetof(struct config, max_fixtures), 1, 4096, 0 },
-	{ "ping_secs", offsetof(struct config, ping_secs), 0, 86400, 0 },
+	{ "heartbeat_ms", offsetof(struct config, heartbeat_ms), 0, 3600000, 0 },
+	{ "dead_after_ms", offsetof(struct config, dead_after_ms), 100, 86400000, 0 },
 	{ "portserver.lease_ttl_ms", offsetof(struct config, portserver_ttl_ms), 0, 604800000, 0 },
 };
 
@@ -364,7 +366,9 @@ static const char usage[] =
     "  --grace-ms N                how long a dropped session keeps its leases (default 5000)\n"
     "  --max-message-bytes N       the WebSocket message cap (default 1048576)\n"
     "  --max-fixtures N            fixtures per lease at most (default 64)\n"
-    "  --ping-secs N               ping an idle client after N s, 0: never (default 30)\n"
+    "  --heartbeat-ms N            ping every client this often, 0: never (default 5000)\n"
+    "  --dead-after-ms N           drop a client silent this long, pongs included\n"
+    "                              (default 15000)\n"
     "  --state-dir DIR             where the broker keeps its state (default\n"
     "                              $XDG_CACHE_HOME/fixture-broker or ~/.cache/fixture-broker)\n"
     "  --pg-url URL                PostgreSQL admin URL (default: an embedded cluster)\n"
@@ -391,7 +395,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "grace-ms", required_argument, NULL, 'g' },
 		{ "max-message-bytes", required_argument, NULL, 'm' },
 		{ "max-fixtures", required_argument, NULL, 'f' },
-		{ "ping-secs", required_argument, NULL, 'P' },
+		{ "heartbeat-ms", required_argument, NULL, 'P' },
+		{ "dead-after-ms", required_argument, NULL, 'D' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "pg-url", required_argument, NULL, 'U' },
@@ -408,7 +413,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'K', "ports.lock_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
-		{ 'f', "max_fixtures_per_lease" }, { 'P', "ping_secs" }, { 'L', "log_level" },
+		{ 'f', "max_fixtures_per_lease" }, { 'P', "heartbeat_ms" },
+		{ 'D', "dead_after_ms" }, { 'L', "log_level" },
 		{ 'S', "state_dir" }, { 'U', "postgres.url" }, { 'R', "portserver.socket" },
 	};
 	int c, pass;
@@ -447,6 +453,11 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 			error_set(err, ERR_INVALID_PARAMS, "%s: unexpected argument (see --help)", argv[optind]);
 			return -1;
 		}
+	}
+	if (cfg->heartbeat_ms > 0 && cfg->dead_after_ms <= cfg->heartbeat_ms) {
+		error_set(err, ERR_INVALID_PARAMS, "dead_after_ms: %d must be more than heartbeat_ms "
+		    "(%d): a session needs time to answer a ping", cfg->dead_after_ms, cfg->heartbeat_ms);
+		return -1;
 	}
 	return 0;
 }

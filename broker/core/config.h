@@ -27,7 +27,8 @@ struct config {
 	int grace_ms;
 	size_t max_message_bytes;
 	int max_fixtures;
-	int ping_secs; /* ws keepalive ping after this many idle seconds; 0: off */
+	int heartbeat_ms;  /* ping every session this often; 0: never */
+	int dead_after_ms; /* close a session that has sent nothing (a pong included) this long */
 	enum log_level log_level;
 	char state_dir[PATH_MAX]; /* default: $XDG_CACHE_HOME or ~/.cache, /fixture-broker */
 	char pg_url[1024];        /* admin URL; empty: the embedded cluster */

@@ -140,7 +140,6 @@ int
 loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
     struct fxb_error *err)
 {
-	static lws_retry_bo_t idle;
 	struct lws_context_creation_info info;
 	struct loop *l = calloc(1, sizeof *l);
 
@@ -175,14 +174,6 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	 * socket, which binds exactly that address. */
 	if (!strchr(b->cfg.listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	/* A test paused in a debugger keeps its TCP connection and must keep its leases, so
-	 * unanswered pings never hang up on their own (a day); the kernel's keepalive finds
-	 * peers that have really vanished. */
-	if (b->cfg.ping_secs > 0) {
-		idle.secs_since_valid_ping = (uint16_t)b->cfg.ping_secs;
-		idle.secs_since_valid_hangup = 65535;
-		info.retry_and_idle_policy = &idle;
-	}
 	info.ka_time = 30;
 	info.ka_probes = 4;
 	info.ka_interval = 10;

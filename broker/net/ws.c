@@ -7,11 +7,15 @@
  * does not read is throttled. On close the session is detached (grace period), never
  * freed here.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "broker.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
@@ -40,6 +44,11 @@ struct conn {
 	int throttled;
 	int closing, close_code;
 	char close_reason[64];
+	/* Liveness: a ping every heartbeat_ms; anything received (a pong included) is a sign
+	 * of life, and none for dead_after_ms closes the connection. */
+	lws_sorted_usec_list_t beat;
+	uint64_t seen_ms;
+	int ping_due;
 };
 
 static int
@@ -167,13 +176,77 @@ on_receive(struct conn *c, const char *in, size_t len)
 	return 0;
 }
 
+/* The heartbeat: drops c when its peer has been silent for dead_after_ms, else asks for a
+ * ping at the next writeable callback and comes back in heartbeat_ms. The pong goes
+ * unanswered by a peer that has vanished (link down, host gone, frozen) whatever TCP
+ * thinks, so a dead worker's fixtures come back within dead_after_ms plus the grace
+ * period. */
+static void
+heartbeat(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, beat);
+	const struct config *cfg = &c->b->cfg;
+	uint64_t silent = now_ms() - c->seen_ms;
+
+	if (silent >= (uint64_t)cfg->dead_after_ms) {
+		log_info("session %s: nothing from its client for %llu ms (dead_after_ms %d): "
+		    "dropping the connection", c->s ? c->s->sid : "-", (unsigned long long)silent,
+		    cfg->dead_after_ms);
+		/* No close handshake: the peer would not answer it. */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	c->ping_due = 1;
+	lws_callback_on_writable(c->wsi);
+	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->beat, heartbeat,
+	    (lws_usec_t)cfg->heartbeat_ms * LWS_US_PER_MS);
+}
+
+/* Starts c's heartbeat and makes the kernel give up on unacknowledged data as soon: a
+ * send to a vanished peer fails within dead_after_ms too (TCP_USER_TIMEOUT). */
+static void
+heartbeat_start(struct conn *c)
+{
+	const struct config *cfg = &c->b->cfg;
+	unsigned int timeout = (unsigned int)cfg->dead_after_ms;
+	int fd = lws_get_socket_fd(c->wsi);
+
+	c->seen_ms = now_ms();
+	if (cfg->heartbeat_ms <= 0)
+		return;
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof timeout) == -1)
+		log_warn("setsockopt TCP_USER_TIMEOUT");
+	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->beat, heartbeat,
+	    (lws_usec_t)cfg->heartbeat_ms * LWS_US_PER_MS);
+}
+
+/* Sends the ping the heartbeat asked for. Only between messages: a fragmented reply is
+ * finished first. Returns 1 when it wrote (this callback may write nothing more). */
+static int
+ping(struct conn *c)
+{
+	/* lws 4.1 hands an empty pong to no callback: the ping carries a few bytes. */
+	unsigned char buf[LWS_PRE + 4] = { [LWS_PRE] = 'f', 'x', 'b', '?' };
+
+	if (!c->ping_due || (c->head && c->head->off))
+		return 0;
+	c->ping_due = 0;
+	if (lws_write(c->wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 4)
+		return -1;
+	if (c->head || c->closing)
+		lws_callback_on_writable(c->wsi);
+	return 1;
+}
+
 static int
 on_writeable(struct conn *c)
 {
 	struct msg *m;
 	size_t chunk;
-	int flags;
+	int flags, rc;
 
+	if (!c->closing && (rc = ping(c)) != 0)
+		return rc < 0 ? -1 : 0;
 	if (!(m = c->head)) {
 		if (c->closing)
 			return conn_close_from_callback(c, c->close_code, c->close_reason);
@@ -250,12 +323,18 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		if (b->auth && bearer(b, wsi) == 1)
 			c->s->peer.authenticated = 1;
 		(void)addr_local_host(lws_get_socket_fd(wsi), c->s->host, sizeof c->s->host);
+		heartbeat_start(c);
 		break;
 	case LWS_CALLBACK_RECEIVE:
+		c->seen_ms = now_ms();
 		return on_receive(c, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		c->seen_ms = now_ms();
+		break;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
+		lws_sul_cancel(&c->beat);
 		conn_free_buffers(c);
 		if (c->s) {
 			struct session *s = c->s;

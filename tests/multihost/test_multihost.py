@@ -238,3 +238,63 @@ def test_a_loopback_broker_is_unreachable_from_other_hosts(broker_factory):
                         "import socket; socket.create_connection(('10.213.1.1', %d), 3)"
                         % b.port], capture_output=True, text=True)
     assert r.returncode != 0 and "refused" in r.stderr.lower(), r.stderr
+
+
+def broker_status(b):
+    """GET /status from inside the broker's namespace."""
+    r = sh("ip", "netns", "exec", NS_B, sys.executable, "-c",
+           "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen("
+           "'http://127.0.0.1:%d/status', timeout=5).read().decode())" % b.port)
+    return json.loads(r.stdout)
+
+
+# Leases a port, says so, then sits there: its host is about to vanish.
+HOLDING_WORKER = r"""
+import json, sys, time
+import fixture_broker
+c = fixture_broker.connect()
+lease = c.acquire({"p": {"kind": "port"}})
+print(json.dumps(lease.fixtures["p"]), flush=True)
+time.sleep(3600)
+"""
+
+
+def cut_and_time_reclaim(b, within_s):
+    """Starts a worker in w1 that holds a lease, takes w1's link down, and returns how
+    long the broker took to free the lease (None if not within within_s)."""
+    worker = subprocess.Popen(["ip", "netns", "exec", NS_W1, sys.executable, "-c", HOLDING_WORKER],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "FIXTURE_BROKER_URL": b.url("10.213.1.1")})
+    try:
+        json.loads(worker.stdout.readline())
+        assert broker_status(b)["leases"] == 1
+        _, wside, _, _ = LINKS[NS_W1]
+        sh("ip", "-n", NS_W1, "link", "set", wside, "down")
+        cut = time.monotonic()
+        while time.monotonic() - cut < within_s:
+            if broker_status(b)["leases"] == 0:
+                return time.monotonic() - cut
+            time.sleep(0.1)
+        return None
+    finally:
+        worker.kill()
+        worker.wait()
+        sh("ip", "-n", NS_W1, "link", "set", LINKS[NS_W1][1], "up")
+
+
+def test_a_worker_whose_link_goes_down_is_reclaimed_after_dead_after_and_grace(broker_factory):
+    # dead_after 1.5 s + grace 1 s: the lease must be free soon after 2.5 s. The bound
+    # below only keeps the test from waiting forever; without the heartbeat TCP would keep
+    # the session for minutes (the next test).
+    b = broker_factory(args=("--heartbeat-ms", "500", "--dead-after-ms", "1500",
+                             "--grace-ms", "1000"))
+    took = cut_and_time_reclaim(b, within_s=30)
+    assert took is not None, "the lease of a vanished worker was never given back"
+    assert took >= 1.5, "freed after %.1f s: before dead_after_ms" % took
+    print("reclaimed %.2f s after the cut (dead_after_ms + grace_ms = 2.5 s)" % took)
+
+
+def test_without_a_heartbeat_a_vanished_worker_keeps_its_lease(broker_factory):
+    # The control for the test above: what the heartbeat is for.
+    b = broker_factory(args=("--heartbeat-ms", "0", "--grace-ms", "1000"))
+    assert cut_and_time_reclaim(b, within_s=6) is None

@@ -5,7 +5,7 @@ Its API is blocking; a background thread reads the replies and hands each to the
 waiting for it, matched by id, never by order (a waiting acquire is answered when it is
 done), so several threads may call one Client at once. The same thread answers the broker's
 pings (websockets does that while it reads), which is all the heartbeat sdk-js has too: the
-broker pings an idle client (``--ping-secs``) and TCP is the liveness signal.
+broker pings every client (``--heartbeat-ms``) and drops one silent for ``--dead-after-ms``.
 
 When the connection drops, the calls in flight fail at once with CONNECTION_LOST (the broker
 may or may not have acted on them), calls made afterwards wait, and the background thread
