@@ -81,6 +81,11 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	struct broker *b = lws_context_user(lws_get_context(wsi));
 	struct http_req *h = user;
 
+	/* lws 4.1 asks the context's first protocol, this one, whether to accept a client's
+	 * certificate, and takes 0 for yes whatever OpenSSL found: without this answer, a
+	 * certificate from any CA passed mutual TLS. len is OpenSSL's verdict (1: valid). */
+	if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION)
+		return len ? 0 : 1;
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return on_http(b, wsi, h, in);
