@@ -12,14 +12,9 @@
 
 #include "broker.h"
 #include "core/log.h"
+#include "util/addr.h"
 #include "net/loop.h"
 #include "run.h"
-
-static int
-is_loopback(const char *host)
-{
-	return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
-}
 
 int
 main(int argc, char **argv)
@@ -52,17 +47,16 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
-	/* With tokens and no explicit address, serve every interface (a CI fleet's shared
-	 * broker); without tokens, loopback only unless told otherwise. */
-	if (cfg.token_file[0] && !cfg.listen_set)
-		strcpy(cfg.listen_host, "0.0.0.0");
 	if (!cfg.token_file[0]) {
-		if (is_loopback(cfg.listen_host))
+		if (addr_is_loopback(cfg.listen_host))
 			log_info("no --token-file: every local client is trusted; listening on loopback only");
 		else
 			log_warnx("no --token-file, yet listening on %s: anyone who can reach it may lease",
 			    cfg.listen_host);
 	}
+	if (!addr_is_loopback(cfg.listen_host) && !cfg.tls_cert[0])
+		log_warnx("listening on %s without TLS (--tls-cert, --tls-key): bearer tokens, resume "
+		    "tokens and database passwords cross the network in clear text", cfg.listen_host);
 
 	/* Signals reach the loop through a signalfd: block them before anything else. */
 	sigemptyset(&set);
@@ -93,7 +87,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 	} else {
-		printf("listening ws://%s%s%s:%d\n", strchr(cfg.listen_host, ':') ? "[" : "",
+		printf("listening %s://%s%s%s:%d\n", cfg.tls_cert[0] ? "wss" : "ws",
+		    strchr(cfg.listen_host, ':') ? "[" : "",
 		    cfg.listen_host, strchr(cfg.listen_host, ':') ? "]" : "", loop_listen_port(b->loop));
 		fflush(stdout);
 	}

@@ -81,7 +81,8 @@ run_start(struct broker *b, char **command, struct fxb_error *err)
 	sigset_t none;
 	pid_t parent = getpid(), pid;
 
-	snprintf(url, sizeof url, "ws://%s%s%s:%d", strchr(b->cfg.listen_host, ':') ? "[" : "",
+	snprintf(url, sizeof url, "%s://%s%s%s:%d", b->cfg.tls_cert[0] ? "wss" : "ws",
+	    strchr(b->cfg.listen_host, ':') ? "[" : "",
 	    b->cfg.listen_host, strchr(b->cfg.listen_host, ':') ? "]" : "",
 	    loop_listen_port(b->loop));
 	if (!(r = calloc(1, sizeof *r))) {

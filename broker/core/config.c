@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -179,6 +180,9 @@ static const struct {
 	size_t off;
 } path_settings[] = {
 	{ "token_file", offsetof(struct config, token_file) },
+	{ "tls.cert", offsetof(struct config, tls_cert) },
+	{ "tls.key", offsetof(struct config, tls_key) },
+	{ "tls.client_ca", offsetof(struct config, tls_client_ca) },
 	{ "state_dir", offsetof(struct config, state_dir) },
 	{ "ports.lock_file", offsetof(struct config, port_lock_file) },
 	{ "ports.ephemeral_range_file", offsetof(struct config, ephemeral_path) },
@@ -346,6 +350,44 @@ config_load_file(struct config *cfg, const char *path, struct fxb_error *err)
 	return rc;
 }
 
+int
+config_check_tls(const struct config *cfg, struct fxb_error *err)
+{
+	struct stat st;
+
+	if (!cfg->tls_cert[0] && !cfg->tls_key[0]) {
+		if (cfg->tls_client_ca[0]) {
+			error_set(err, ERR_INVALID_PARAMS, "tls.client_ca: needs tls.cert and tls.key");
+			return -1;
+		}
+		return 0;
+	}
+	if (!cfg->tls_cert[0] || !cfg->tls_key[0]) {
+		error_set(err, ERR_INVALID_PARAMS, "%s: TLS needs both tls.cert and tls.key",
+		    cfg->tls_cert[0] ? "tls.key" : "tls.cert");
+		return -1;
+	}
+	if (access(cfg->tls_cert, R_OK) == -1 ||
+	    (cfg->tls_client_ca[0] && access(cfg->tls_client_ca, R_OK) == -1)) {
+		const char *which = access(cfg->tls_cert, R_OK) == -1 ? "tls.cert" : "tls.client_ca";
+		error_set(err, ERR_INVALID_PARAMS, "%s: cannot read %s: %s", which,
+		    !strcmp(which, "tls.cert") ? cfg->tls_cert : cfg->tls_client_ca, strerror(errno));
+		return -1;
+	}
+	if (stat(cfg->tls_key, &st) == -1 || access(cfg->tls_key, R_OK) == -1) {
+		error_set(err, ERR_INVALID_PARAMS, "tls.key: cannot read %s: %s", cfg->tls_key,
+		    strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		error_set(err, ERR_INVALID_PARAMS, "tls.key: %s is open to others (mode %03o): a private "
+		    "key must be readable by its owner only (chmod 600 %s)", cfg->tls_key,
+		    (unsigned)(st.st_mode & 0777), cfg->tls_key);
+		return -1;
+	}
+	return 0;
+}
+
 static const char usage[] =
     "usage: fixture-broker [options]\n"
     "       fixture-broker run [options] -- COMMAND [ARG...]\n"
@@ -357,6 +399,10 @@ static const char usage[] =
     "                              address each client connected to)\n"
     "  --config FILE               a JSON configuration file (flags win over it)\n"
     "  --token-file FILE           require one of the file's bearer tokens (one a line)\n"
+    "  --tls-cert FILE             serve wss:// and https:// with this certificate (PEM,\n"
+    "                              the chain after it); needs --tls-key\n"
+    "  --tls-key FILE              its private key (PEM, readable by its owner only)\n"
+    "  --tls-client-ca FILE        require client certificates signed by this CA\n"
     "  --ports FIRST-LAST          the port pool (default 15000-24999)\n"
     "  --port-quarantine-ms N      how long a released port rests (default 1000)\n"
     "  --port-lock-file FILE       where the brokers of this host lock the ports they hold\n"
@@ -388,6 +434,9 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "advertise", required_argument, NULL, 'A' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "token-file", required_argument, NULL, 't' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "tls-client-ca", required_argument, NULL, 'a' },
 		{ "ports", required_argument, NULL, 'p' },
 		{ "port-quarantine-ms", required_argument, NULL, 'q' },
 		{ "ephemeral-range-file", required_argument, NULL, 'e' },
@@ -409,7 +458,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		int opt;
 		const char *key;
 	} keys[] = {
-		{ 'l', "listen" }, { 'A', "advertise" }, { 't', "token_file" }, { 'p', "ports.range" },
+		{ 'l', "listen" }, { 'A', "advertise" }, { 't', "token_file" },
+		{ 'C', "tls.cert" }, { 'k', "tls.key" }, { 'a', "tls.client_ca" }, { 'p', "ports.range" },
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'K', "ports.lock_file" },
 		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
@@ -454,6 +504,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 			return -1;
 		}
 	}
+	if (config_check_tls(cfg, err) == -1)
+		return -1;
 	if (cfg->heartbeat_ms > 0 && cfg->dead_after_ms <= cfg->heartbeat_ms) {
 		error_set(err, ERR_INVALID_PARAMS, "dead_after_ms: %d must be more than heartbeat_ms "
 		    "(%d): a session needs time to answer a ping", cfg->dead_after_ms, cfg->heartbeat_ms);

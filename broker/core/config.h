@@ -20,6 +20,11 @@ struct config {
 	/* The host fixtures report to clients; "": the address each client dialled. */
 	char advertise[256];
 	char token_file[PATH_MAX];
+	/* TLS (PEM files; "": plain ws:// and http://). With a client CA, every client must
+	 * present a certificate it signed. */
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+	char tls_client_ca[PATH_MAX];
 	int ports_first, ports_last;
 	int quarantine_ms;
 	char ephemeral_path[PATH_MAX];
@@ -48,6 +53,9 @@ int config_load_file(struct config *cfg, const char *path, struct fxb_error *err
 /* Applies argv over cfg (after --config's file, whatever the order). Returns 0, 1 when
  * --help or --version was printed (exit 0), or -1 with err. */
 int config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *err);
+/* Checks the TLS files: both or neither of cert and key, all readable, the key by its
+ * owner alone. Returns 0, or -1 with err naming the key. */
+int config_check_tls(const struct config *cfg, struct fxb_error *err);
 /* Parses "host:port" ("[::1]:7357" for IPv6). Returns 0 or -1 with err naming key. */
 int config_parse_listen(struct config *cfg, const char *key, const char *value,
     struct fxb_error *err);

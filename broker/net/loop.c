@@ -174,6 +174,17 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	 * socket, which binds exactly that address. */
 	if (!strchr(b->cfg.listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	/* TLS on the one port, for WebSocket and HTTP alike; a plain connection then fails its
+	 * handshake (no ALLOW_NON_SSL_ON_SSL_PORT), so nothing is served in clear text. */
+	if (b->cfg.tls_cert[0] && b->cfg.listen_port >= 0) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = b->cfg.tls_cert;
+		info.ssl_private_key_filepath = b->cfg.tls_key;
+		if (b->cfg.tls_client_ca[0]) {
+			info.ssl_ca_filepath = b->cfg.tls_client_ca;
+			info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		}
+	}
 	info.ka_time = 30;
 	info.ka_probes = 4;
 	info.ka_interval = 10;
