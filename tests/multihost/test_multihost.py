@@ -12,7 +12,6 @@ root (CAP_SYS_ADMIN and CAP_NET_ADMIN); without it the suite says so and is skip
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,58 +21,10 @@ import urllib.request
 
 import pytest
 
-TAG = "fx%d" % (os.getpid() % 100000)
-NS_B, NS_W1, NS_W2 = TAG + "b", TAG + "w1", TAG + "w2"
-LINKS = {  # worker namespace: (broker side, worker side, v4 subnet, v6 prefix)
-    NS_W1: (TAG + "b1", TAG + "w1", "10.213.1", "fd42:213:1::"),
-    NS_W2: (TAG + "b2", TAG + "w2", "10.213.2", "fd42:213:2::"),
-}
+from topology import LINKS, NS_B, NS_W1, NS_W2, sh
+
 FIRST, LAST = 27600, 27699
 HTTPD = os.path.join(os.environ.get("FXB_TEST_SERVERS", ""), "httpd")
-
-
-def sh(*argv, check=True):
-    return subprocess.run(argv, check=check, capture_output=True, text=True)
-
-
-def cannot_make_namespaces():
-    """Why this suite cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "needs root to make network namespaces (CI runs as root)"
-    if not shutil.which("ip"):
-        return "needs ip(8) from iproute2 (make deps installs it)"
-    probe = TAG + "probe"
-    r = sh("ip", "netns", "add", probe, check=False)
-    if r.returncode != 0:
-        return "cannot make a network namespace: " + r.stderr.strip()
-    sh("ip", "netns", "del", probe, check=False)
-    return None
-
-
-@pytest.fixture(scope="module")
-def net():
-    why = cannot_make_namespaces()
-    if why:
-        print("multihost: SKIPPED: " + why, file=sys.stderr)
-        pytest.skip(why)
-    made = []
-    try:
-        for ns in (NS_B, NS_W1, NS_W2):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        for ns, (bside, wside, v4, v6) in LINKS.items():
-            sh("ip", "link", "add", bside, "netns", NS_B, "type", "veth", "peer", "name", wside,
-               "netns", ns)
-            for where, dev, host in ((NS_B, bside, "1"), (ns, wside, "2")):
-                sh("ip", "-n", where, "addr", "add", "%s.%s/24" % (v4, host), "dev", dev)
-                sh("ip", "-n", where, "addr", "add", "%s%s/64" % (v6, host), "dev", dev,
-                   "nodad")
-                sh("ip", "-n", where, "link", "set", dev, "up")
-        yield
-    finally:
-        for ns in made:  # the veth pairs go with their namespaces
-            sh("ip", "netns", "del", ns, check=False)
 
 
 class Broker:
