@@ -7,10 +7,11 @@
 # cluster and the tests. Debian would create and start a "main" cluster of its own on
 # installing it; create_main_cluster = false, written before, stops that. A broker running
 # as root runs initdb and postgres as the unprivileged user "postgres", made here if missing.
-# iproute2 (ip) is for the multi-host suite's network namespaces.
+# iproute2 (ip) is for the multi-host suite's network namespaces, openssl for the
+# certificates its TLS tests make.
 set -eu
 
-PKGS="libwebsockets-dev libjansson-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2"
+PKGS="libwebsockets-dev libjansson-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl"
 PG_SERVER="postgresql-15"
 
 # After the packages (postgresql-common makes the user when it installs).
