@@ -4,8 +4,8 @@
 // waits for its reply; one reader goroutine per connection reads the replies and hands each
 // to its caller, matched by id, never by order (a waiting acquire is answered when it is
 // done). While that goroutine reads, github.com/coder/websocket answers the broker's pings,
-// which is all the heartbeat the other SDKs have too: the broker pings an idle client
-// (--ping-secs) and TCP is the liveness signal.
+// which is all the heartbeat the other SDKs have too: the broker pings every client
+// (--heartbeat-ms) and drops one that has been silent for --dead-after-ms.
 //
 // When the connection drops, the calls in flight fail at once with CONNECTION_LOST (the
 // broker may or may not have acted on them), calls made afterwards wait, and the reader

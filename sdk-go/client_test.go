@@ -591,11 +591,11 @@ func TestServerFixturesLogsAndTheExitedNotification(t *testing.T) {
 }
 
 func TestTheClientAnswersTheBrokersPingsWhileIdle(t *testing.T) {
-	b := start(t, "31124-31124", "--ping-secs", "1")
+	b := start(t, "31124-31124", "--heartbeat-ms", "300", "--dead-after-ms", "2000")
 	ctx := ctxT(t)
 	k := &cutter{}
 	c := dial(t, b.URL, &fb.Options{HTTPClient: k.client()})
-	time.Sleep(2500 * time.Millisecond) // idle: the broker pings after 1 s
+	time.Sleep(2500 * time.Millisecond) // idle: the broker pings every 300 ms
 	if n := k.pongs.Load(); n < 1 {
 		t.Fatalf("%d pongs written", n)
 	}
