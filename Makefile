@@ -395,3 +395,4 @@ py-test: $(B)/fixture-broker $(SDK_PY_VENV)/.package
 include mk/py-example.mk
 include mk/go.mk
 include mk/multihost.mk
+include mk/clients-bench.mk
