@@ -32,6 +32,8 @@ config_defaults(struct config *cfg)
 	cfg->heartbeat_ms = 5000;
 	cfg->dead_after_ms = 15000;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->integresql_ttl_ms = 600000;
+	cfg->integresql_wait_ms = 60000; /* IntegreSQL's INTEGRESQL_TEST_DB_GET_TIMEOUT_MS */
 	if (getenv("XDG_CACHE_HOME") && getenv("XDG_CACHE_HOME")[0])
 		snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s/fixture-broker",
 		    getenv("XDG_CACHE_HOME"));
@@ -173,6 +175,9 @@ static const struct {
 	{ "heartbeat_ms", offsetof(struct config, heartbeat_ms), 0, 3600000, 0 },
 	{ "dead_after_ms", offsetof(struct config, dead_after_ms), 100, 86400000, 0 },
 	{ "portserver.lease_ttl_ms", offsetof(struct config, portserver_ttl_ms), 0, 604800000, 0 },
+	{ "integresql.enabled", offsetof(struct config, integresql_enabled), 0, 1, 0 },
+	{ "integresql.lease_ttl_ms", offsetof(struct config, integresql_ttl_ms), 0, 604800000, 0 },
+	{ "integresql.wait_ms", offsetof(struct config, integresql_wait_ms), 0, 3600000, 0 },
 };
 
 static const struct {
@@ -274,10 +279,13 @@ apply_object(struct config *cfg, const char *prefix, json_t *obj, struct fxb_err
 		}
 		if (json_is_string(v))
 			snprintf(text, sizeof text, "%s", json_string_value(v));
+		else if (json_is_boolean(v))
+			snprintf(text, sizeof text, "%d", json_is_true(v));
 		else if (json_is_integer(v))
 			snprintf(text, sizeof text, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		else {
-			error_set(err, ERR_INVALID_PARAMS, "%s: expected a string or a whole number", key);
+			error_set(err, ERR_INVALID_PARAMS, "%s: expected a string, a whole number or a "
+			    "boolean", key);
 			return -1;
 		}
 		if (apply(cfg, key, text, err) == -1)
@@ -420,6 +428,8 @@ static const char usage[] =
     "  --pg-url URL                PostgreSQL admin URL (default: an embedded cluster)\n"
     "  --portserver SOCKET         also serve portpicker's portserver protocol on this\n"
     "                              Unix socket (@name: the abstract namespace)\n"
+"  --integresql               also serve the IntegreSQL-compatible REST API under\n"
+    "                              /api/v1/ (integresql.enabled)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --help, --version\n"
     "\n"
@@ -450,6 +460,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "pg-url", required_argument, NULL, 'U' },
 		{ "portserver", required_argument, NULL, 'R' },
+		{ "integresql", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -495,6 +506,10 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 			}
 			if (pass == 0)
 				continue;
+			if (c == 'I') {
+				cfg->integresql_enabled = 1;
+				continue;
+			}
 			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 				if (keys[i].opt == c && apply(cfg, keys[i].key, optarg, err) == -1)
 					return -1;

@@ -39,6 +39,9 @@ struct config {
 	char pg_url[1024];        /* admin URL; empty: the embedded cluster */
 	char portserver_socket[PATH_MAX]; /* portpicker's protocol ("@name": abstract); "": off */
 	int portserver_ttl_ms;            /* a portserver lease's TTL; 0: none */
+	int integresql_enabled;           /* the IntegreSQL-compatible API under /api/v1/ */
+	int integresql_ttl_ms;            /* a test database's TTL unless returned; 0: none */
+	int integresql_wait_ms;           /* how long a GET .../tests waits for a database */
 	/* Sections the resource modules parse themselves (NULL when absent): "servers"
 	 * (server templates) and "postgres" (without its "url", which is pg_url). */
 	json_t *servers;
