@@ -1,8 +1,12 @@
-/* http.c: the HTTP side of the listener: GET routes handed in by the composition root.
+/* http.c: the HTTP side of the listener: GET routes and prefix handlers handed in by the
+ * composition root.
  *
- * Requests that are not WebSocket upgrades land on protocols[0], this one. A reply is
+ * Requests that are not WebSocket upgrades land on protocols[0], this one. A route
+ * answers a GET at once; a handler (http.h) gets every method under its prefix once the
+ * body is read, and may answer later: the connection then waits with no timeout while the
+ * loop runs on, and a connection that closes first is reported to the handler. A reply is
  * sent in chunks of TX_CHUNK, one lws_write per writeable callback, like a WebSocket
- * reply; anything but GET is 405, an unknown path 404.
+ * reply; a route's path with another method is 405, an unknown path 404.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +17,31 @@
 #include "net/loop.h"
 
 #define TX_CHUNK (64 * 1024)
+#define AUTH_MAX 512
 
-struct http_req {
-	unsigned char *body; /* LWS_PRE + len */
+/* The per-connection state lws keeps for us (its user data); a handler's request. */
+struct http_request {
+	struct broker *b;
+	struct lws *wsi;
+	/* The reply: LWS_PRE + len bytes, headers first when hdr_pending. */
+	unsigned char *body;
 	size_t len, off;
+	int status;
+	const char *type;
+	int hdr_pending;
+	/* A request for a handler, while it is read and until it is answered. */
+	const struct http_handler *handler;
+	int waiting; /* the handler holds it */
+	char method[8];
+	char path[512];
+	char auth[AUTH_MAX + 1];
+	char *in;
+	size_t in_len, in_cap;
+	int too_big;
 };
 
 static int
-http_reply(struct lws *wsi, struct http_req *h, int status, const char *type, char *body,
+http_reply(struct lws *wsi, struct http_request *h, int status, const char *type, char *body,
     size_t len)
 {
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
@@ -47,31 +68,195 @@ http_reply(struct lws *wsi, struct http_req *h, int status, const char *type, ch
 	return 0;
 }
 
-static int
-on_http(struct broker *b, struct lws *wsi, struct http_req *h, const char *path)
+void
+http_respond(struct http_request *r, int status, const char *content_type, char *body,
+    size_t len)
 {
+	r->waiting = 0;
+	r->handler = NULL;
+	free(r->in);
+	r->in = NULL;
+	r->in_len = r->in_cap = 0;
+	free(r->body);
+	r->body = malloc(LWS_PRE + len + 1);
+	if (r->body && len)
+		memcpy(r->body + LWS_PRE, body, len);
+	free(body);
+	if (!r->body) {
+		/* Out of memory: the connection closes unanswered. */
+		lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	r->len = len;
+	r->off = 0;
+	r->status = status;
+	r->type = content_type;
+	r->hdr_pending = 1;
+	lws_callback_on_writable(r->wsi);
+}
+
+const char *
+http_authorization(const struct http_request *r)
+{
+	return r->auth;
+}
+
+/* The request's method by the header lws filled in, or "" when it is none of these. */
+static const char *
+method_of(struct lws *wsi)
+{
+	static const struct {
+		enum lws_token_indexes tok;
+		const char *name;
+	} methods[] = {
+		{ WSI_TOKEN_GET_URI, "GET" }, { WSI_TOKEN_POST_URI, "POST" },
+		{ WSI_TOKEN_PUT_URI, "PUT" }, { WSI_TOKEN_DELETE_URI, "DELETE" },
+		{ WSI_TOKEN_PATCH_URI, "PATCH" }, { WSI_TOKEN_OPTIONS_URI, "OPTIONS" },
+		{ WSI_TOKEN_HEAD_URI, "HEAD" },
+	};
+
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (lws_hdr_total_length(wsi, methods[i].tok))
+			return methods[i].name;
+	return "";
+}
+
+static int
+plain_status(struct lws *wsi, unsigned int status)
+{
+	if (lws_return_http_status(wsi, status, NULL))
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Hands a whole request to its handler. */
+static void
+serve(struct http_request *h)
+{
+	const struct http_handler *hd = h->handler;
+
+	if (h->too_big) {
+		char *msg = strdup("{\"message\":\"request body too large\"}\n");
+		http_respond(h, 413, "application/json", msg, msg ? strlen(msg) : 0);
+		return;
+	}
+	h->waiting = 1;
+	/* The handler may take its time: no lws timeout closes the connection meanwhile. */
+	lws_set_timeout(h->wsi, NO_PENDING_TIMEOUT, 0);
+	hd->serve(h->b, h, h->method, h->path, h->in ? h->in : "", h->in_len);
+}
+
+static int
+on_http(struct broker *b, struct lws *wsi, struct http_request *h, const char *path)
+{
+	const struct http_handler *hd;
 	const struct http_route *r;
-	char *body, method[16] = "";
-	const char *uri;
-	int ulen, status = 200;
+	const char *method = method_of(wsi);
+	char *body, clen[32];
+	int status = 200;
 	size_t len = 0;
 
-	if (lws_http_get_uri_and_method(wsi, (char **)&uri, &ulen) >= 0)
-		snprintf(method, sizeof method, "%s",
-		    lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) ? "GET" : "OTHER");
-	if (strcmp(method, "GET") != 0) {
-		if (lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL))
-			return -1;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	h->b = b;
+	h->wsi = wsi;
+	for (hd = loop_handlers(b->loop); hd && hd->prefix; hd++) {
+		if (strncmp(path, hd->prefix, strlen(hd->prefix)) != 0)
+			continue;
+		if (strlen(path) >= sizeof h->path)
+			return plain_status(wsi, HTTP_STATUS_REQ_URI_TOO_LONG);
+		h->handler = hd;
+		h->too_big = 0;
+		h->in_len = 0;
+		snprintf(h->method, sizeof h->method, "%s", method);
+		snprintf(h->path, sizeof h->path, "%s", path);
+		h->auth[0] = '\0';
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) <= AUTH_MAX &&
+		    lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+			h->auth[0] = '\0';
+		/* With a body, lws calls back with it (HTTP_BODY) and then BODY_COMPLETION. */
+		if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+		    strtoull(clen, NULL, 10) > 0)
+			return 0;
+		serve(h);
+		return 0;
 	}
+	if (strcmp(method, "GET") != 0)
+		return plain_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED);
 	for (r = loop_routes(b->loop); r && r->path; r++) {
 		if (strcmp(path, r->path) != 0)
 			continue;
 		body = r->get(b, &status, &len);
 		return http_reply(wsi, h, status, r->content_type, body, body ? len : 0);
 	}
-	if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL))
+	return plain_status(wsi, HTTP_STATUS_NOT_FOUND);
+}
+
+/* Keeps a chunk of a handler's request body, or marks it too big. */
+static int
+on_body(struct http_request *h, const void *in, size_t len)
+{
+	char *p;
+
+	if (!h->handler || h->too_big)
+		return 0;
+	if (h->in_len + len > h->handler->max_body) {
+		h->too_big = 1;
+		return 0;
+	}
+	if (h->in_len + len + 1 > h->in_cap) {
+		size_t cap = h->in_cap ? h->in_cap * 2 : 1024;
+		while (cap < h->in_len + len + 1)
+			cap *= 2;
+		if (!(p = realloc(h->in, cap)))
+			return -1;
+		h->in = p;
+		h->in_cap = cap;
+	}
+	memcpy(h->in + h->in_len, in, len);
+	h->in_len += len;
+	h->in[h->in_len] = '\0';
+	return 0;
+}
+
+/* Writes the handler's answer: headers first, then the body in chunks. */
+static int
+on_writeable(struct lws *wsi, struct http_request *h)
+{
+	size_t chunk;
+	int final;
+
+	if (!h->body)
+		return 0;
+	if (h->hdr_pending) {
+		unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+		    *end = hdr + sizeof hdr;
+
+		h->hdr_pending = 0;
+		if (lws_add_http_common_headers(wsi, (unsigned int)h->status, h->type,
+		    (lws_filepos_t)h->len, &p, end) ||
+		    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+		    (const unsigned char *)"no-store", 8, &p, end) ||
+		    lws_finalize_write_http_header(wsi, start, &p, end))
+			return -1;
+		if (h->len) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		free(h->body);
+		h->body = NULL;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	chunk = h->len - h->off < TX_CHUNK ? h->len - h->off : TX_CHUNK;
+	final = h->off + chunk == h->len;
+	if (lws_write(wsi, h->body + LWS_PRE + h->off, chunk,
+	    final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
 		return -1;
+	h->off += chunk;
+	if (!final) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	free(h->body);
+	h->body = NULL;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -79,7 +264,7 @@ static int
 cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct broker *b = lws_context_user(lws_get_context(wsi));
-	struct http_req *h = user;
+	struct http_request *h = user;
 
 	/* lws 4.1 asks the context's first protocol, this one, whether to accept a client's
 	 * certificate, and takes 0 for yes whatever OpenSSL found: without this answer, a
@@ -89,30 +274,30 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return on_http(b, wsi, h, in);
-	case LWS_CALLBACK_HTTP_WRITEABLE: {
-		size_t chunk;
-		int final;
-
-		if (!h || !h->body)
-			break;
-		chunk = h->len - h->off < TX_CHUNK ? h->len - h->off : TX_CHUNK;
-		final = h->off + chunk == h->len;
-		if (lws_write(wsi, h->body + LWS_PRE + h->off, chunk,
-		    final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)chunk)
+	case LWS_CALLBACK_HTTP_BODY:
+		if (h && on_body(h, in, len) == -1)
 			return -1;
-		h->off += chunk;
-		if (!final) {
-			lws_callback_on_writable(wsi);
-			break;
+		break;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (h && h->handler && !h->waiting) {
+			serve(h);
+			return 0;
 		}
-		free(h->body);
-		h->body = NULL;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
+		break;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (h)
+			return on_writeable(wsi, h);
+		break;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
+			if (h->waiting && h->handler && h->handler->gone)
+				h->handler->gone(b, h);
+			h->waiting = 0;
+			h->handler = NULL;
 			free(h->body);
 			h->body = NULL;
+			free(h->in);
+			h->in = NULL;
 		}
 		break;
 	default:
@@ -122,5 +307,5 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 }
 
 const struct lws_protocols http_protocol = {
-	"http", cb_http, sizeof(struct http_req), 0, 0, NULL, 0,
+	"http", cb_http, sizeof(struct http_request), 0, 0, NULL, 0,
 };

@@ -1,7 +1,9 @@
-/* http.h: GET routes on the WebSocket port (/healthz, /metrics, /status).
+/* http.h: HTTP on the WebSocket port: GET routes (/healthz, /metrics, /status) and
+ * handlers that own a path prefix (the IntegreSQL-compatible API under /api/v1/).
  *
- * The routes are handed in by the composition root (loop_start), so this layer serves
- * bytes and knows nothing of what they report. Requests that are not upgrades land here.
+ * Routes and handlers are handed in by the composition root (loop_start,
+ * loop_set_handlers), so this layer serves bytes and knows nothing of what they report.
+ * Requests that are not upgrades land here.
  */
 #ifndef FXB_HTTP_H
 #define FXB_HTTP_H
@@ -18,6 +20,30 @@ struct http_route {
 	const char *content_type;
 	char *(*get)(struct broker *b, int *status, size_t *len);
 };
+
+/* One request to a handler, from its arrival to its answer. Valid until the handler
+ * answers it (http_respond) or is told it is gone. */
+struct http_request;
+
+/* Every method under a path prefix ("/api/v1/": the path starts with it). The request
+ * line, the Authorization header and a body of at most max_body bytes are read first; a
+ * larger body is answered 413 by this layer. serve answers with http_respond(), at once or
+ * later (the loop runs on meanwhile); gone tells the handler that a request it has not
+ * answered yet lost its connection, so it forgets r. A table ends with a NULL prefix. */
+struct http_handler {
+	const char *prefix;
+	size_t max_body;
+	void (*serve)(struct broker *b, struct http_request *r, const char *method,
+	    const char *path, const char *body, size_t len);
+	void (*gone)(struct broker *b, struct http_request *r);
+};
+
+/* Answers r with status and body (malloc'd, taken; NULL with len 0 for none), as
+ * content_type (static). The handler must not touch r afterwards. */
+void http_respond(struct http_request *r, int status, const char *content_type, char *body,
+    size_t len);
+/* The request's Authorization header ("" when absent or longer than 512 bytes). */
+const char *http_authorization(const struct http_request *r);
 
 /* The lws protocol "http" (protocols[0]), for loop.c. */
 extern const struct lws_protocols http_protocol;

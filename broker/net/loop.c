@@ -31,6 +31,7 @@
 struct loop {
 	struct lws_protocols protocols[5]; /* read by lws for the context's lifetime */
 	const struct http_route *routes;
+	const struct http_handler *handlers;
 	loop_wake_fn wake;
 	loop_signal_fn on_signal;
 	void *signal_arg;
@@ -277,4 +278,16 @@ const struct http_route *
 loop_routes(const struct loop *l)
 {
 	return l->routes;
+}
+
+void
+loop_set_handlers(struct loop *l, const struct http_handler *handlers)
+{
+	l->handlers = handlers;
+}
+
+const struct http_handler *
+loop_handlers(const struct loop *l)
+{
+	return l->handlers;
 }

@@ -12,6 +12,7 @@
 #include "core/errors.h"
 
 struct broker;
+struct http_handler;
 struct http_route;
 struct loop;
 struct signalfd_siginfo;
@@ -45,5 +46,10 @@ void loop_shutdown(struct broker *b, const char *why);
 int loop_listen_port(const struct loop *l);
 /* The routes loop_start() was given. */
 const struct http_route *loop_routes(const struct loop *l);
+/* Serves handlers (borrowed, for the broker's lifetime; ending with a NULL prefix) over
+ * HTTP besides the routes; a later call replaces them. */
+void loop_set_handlers(struct loop *l, const struct http_handler *handlers);
+/* The handlers loop_set_handlers() was given, or NULL. */
+const struct http_handler *loop_handlers(const struct loop *l);
 
 #endif
