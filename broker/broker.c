@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/integresql.h"
 #include "api/methods.h"
 #include "broker.h"
 #include "core/clock.h"
@@ -100,6 +101,11 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		goto fail;
 	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
+	if (cfg->integresql_enabled && cfg->listen_port >= 0) {
+		if (!(b->integresql = integresql_new(b, err)))
+			goto fail;
+		loop_set_handlers(b->loop, integresql_handlers);
+	}
 	if (cfg->portserver_socket[0] && cfg->listen_port >= 0 &&
 	    !(b->portserver = portserver_new(b, err)))
 		goto fail;
@@ -120,6 +126,7 @@ broker_free(struct broker *b)
 	portserver_free(b->portserver);
 	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
 	loop_stop(b);
+	integresql_free(b->integresql); /* after the loop: its open requests are gone then */
 	procs_free(b->procs); /* kills the trees a forced stop left running */
 	leases_free(b->leases);
 	servers_free(b->servers);

@@ -29,6 +29,7 @@ struct procs;
 struct servers;
 struct pg;
 struct portserver;
+struct integresql;
 struct rpc;
 struct sessions;
 
@@ -48,6 +49,7 @@ struct broker {
 	struct servers *servers; /* server templates (servers.h) */
 	struct pg *pg;           /* PostgreSQL fixtures (pg.h) */
 	struct portserver *portserver; /* portpicker's protocol, or NULL (portserver.h) */
+	struct integresql *integresql; /* IntegreSQL's REST API, or NULL (integresql.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */
 
 	struct sessions *sessions; /* connected or in grace (session.h) */
