@@ -279,11 +279,10 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			return -1;
 		break;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (h && h->handler && !h->waiting) {
+		/* lws also says this for a POST with an empty body, served already. */
+		if (h && h->handler && !h->waiting && !h->body)
 			serve(h);
-			return 0;
-		}
-		break;
+		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (h)
 			return on_writeable(wsi, h);
