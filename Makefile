@@ -396,3 +396,4 @@ include mk/py-example.mk
 include mk/go.mk
 include mk/multihost.mk
 include mk/clients-bench.mk
+include mk/integresql.mk

@@ -8,8 +8,10 @@
  *   DELETE /api/v1/templates/:hash              discard: 204
  *   GET    /api/v1/templates/:hash/tests        a test database: 200 {"id", "database"},
  *                                               waiting up to integresql.wait_ms
- *   POST   .../tests/:id/unlock, .../recreate,
- *   DELETE .../tests/:id                        give it back: 204
+ *   POST   .../tests/:id/unlock,
+ *   DELETE .../tests/:id                        give it back unchanged: 204; the next get
+ *                                               may have it again, as IntegreSQL's does
+ *   POST   .../tests/:id/recreate               give it back to be dropped: 204
  *   DELETE /api/v1/admin/templates              forget everything: 204
  *
  * Every request becomes a JSON-RPC call (pg.template.*, lease.acquire, lease.release)
@@ -17,7 +19,10 @@
  * replies come back through the session's io, matched by call id to the request waiting
  * for them. Nothing here blocks: a GET waiting for a clone is a pending call. A test
  * database is a lease of that session with TTL integresql.lease_ttl_ms, so a client that
- * never gives it back loses it then; its id is the lease's number. The admin reset closes
+ * never gives it back loses it then; its id is the lease's number. An unlocked one stays
+ * leased, and its TTL runs on, until a get takes it again (at most MAX_UNLOCKED are kept
+ * per template; one more is dropped); a recreated one is released, and the broker's warm
+ * pool makes the next. The admin reset closes
  * the session, which releases every lease and discards the builds under way, as a
  * disconnected WebSocket client's would be.
  *
@@ -44,6 +49,8 @@
 #define PREFIX "/api/v1"
 #define MAX_BODY (16 * 1024)
 #define HASH_MAX 128
+/* Unlocked databases kept per template for the next gets; more are given back. */
+#define MAX_UNLOCKED 32
 
 enum tpl_state { TPL_INITIALIZING, TPL_BUILDING, TPL_FINALIZING, TPL_READY };
 
@@ -54,11 +61,13 @@ struct isql_tpl {
 	enum tpl_state state;
 };
 
-/* A test database handed out: the lease l-<id>. */
+/* A test database: the lease l-<id>, handed out or unlocked (kept for the next get). */
 struct isql_db {
 	struct isql_db *next;
 	unsigned long long id;
 	char hash[HASH_MAX + 1];
+	json_t *database; /* the answer's "database" */
+	int unlocked;
 };
 
 enum call_kind { C_INIT, C_FINALIZE, C_DISCARD, C_GET, C_RETURN, C_IGNORE };
@@ -169,23 +178,54 @@ db_lease(struct integresql *is, unsigned long long id)
 	return lease_find(is->b, lid);
 }
 
-/* Test database id of template hash, or NULL; entries whose lease is gone are dropped. */
-static struct isql_db *
-db_get(struct integresql *is, const char *hash, unsigned long long id)
+static void
+db_free(struct isql_db *d)
+{
+	json_decref(d->database);
+	free(d);
+}
+
+/* Drops the entries whose lease is gone (its TTL ran out). */
+static void
+db_prune(struct integresql *is)
 {
 	struct isql_db **p = &is->dbs, *d;
 
 	while ((d = *p)) {
 		if (!db_lease(is, d->id)) {
 			*p = d->next;
-			free(d);
+			db_free(d);
 			continue;
 		}
-		if (d->id == id && !strcmp(d->hash, hash))
-			return d;
 		p = &d->next;
 	}
+}
+
+/* Test database id of template hash, handed out (unlocked 0) or not, or NULL. */
+static struct isql_db *
+db_get(struct integresql *is, const char *hash, unsigned long long id, int unlocked)
+{
+	db_prune(is);
+	for (struct isql_db *d = is->dbs; d; d = d->next)
+		if (d->id == id && !strcmp(d->hash, hash) && d->unlocked == unlocked)
+			return d;
 	return NULL;
+}
+
+/* An unlocked database of hash, oldest first, or NULL; counts them in *n. */
+static struct isql_db *
+db_unlocked(struct integresql *is, const char *hash, size_t *n)
+{
+	struct isql_db *found = NULL;
+
+	db_prune(is);
+	*n = 0;
+	for (struct isql_db *d = is->dbs; d; d = d->next)
+		if (d->unlocked && !strcmp(d->hash, hash)) {
+			found = d; /* the list is newest first */
+			++*n;
+		}
+	return found;
 }
 
 static void
@@ -196,7 +236,7 @@ db_remove(struct integresql *is, unsigned long long id)
 			continue;
 		struct isql_db *d = *p;
 		*p = d->next;
-		free(d);
+		db_free(d);
 		return;
 	}
 }
@@ -236,7 +276,7 @@ state_clear(struct integresql *is)
 	}
 	while ((d = is->dbs)) {
 		is->dbs = d->next;
-		free(d);
+		db_free(d);
 	}
 }
 
@@ -379,10 +419,16 @@ get_reply(struct integresql *is, struct isql_call *c, json_t *result, int code,
 		}
 		d->id = id;
 		snprintf(d->hash, sizeof d->hash, "%s", c->hash);
+		if (!(d->database = database_json(c->hash, f, "user"))) {
+			free(d);
+			respond_error(r, 500, "out of memory");
+			call(is, NULL, C_IGNORE, "", "lease.release", json_pack("{s:s}", "lease", lid));
+			return;
+		}
 		d->next = is->dbs;
 		is->dbs = d;
-		respond_json(r, 200, json_pack("{s:I, s:o}", "id", (json_int_t)id, "database",
-		    database_json(c->hash, f, "user")));
+		respond_json(r, 200, json_pack("{s:I, s:O}", "id", (json_int_t)id, "database",
+		    d->database));
 		return;
 	}
 	if (!r)
@@ -588,7 +634,7 @@ template_route(struct integresql *is, struct http_request *r, const char *method
 			snprintf(lid, sizeof lid, "l-%llu", d->id);
 			call(is, NULL, C_IGNORE, hash, "lease.release", json_pack("{s:s}", "lease", lid));
 		}
-		free(d);
+		db_free(d);
 	}
 	if (t->state == TPL_BUILDING) {
 		tpl_remove(is, hash);
@@ -608,7 +654,9 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 	char idtext[24], lid[32];
 	unsigned long long id;
 	struct isql_tpl *t = tpl_get(is, hash);
+	struct isql_db *d;
 	json_t *params;
+	size_t n;
 	char *end;
 
 	if (!*rest) {
@@ -618,6 +666,14 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 		}
 		if (!t) {
 			respond_error(r, 404, "template not found");
+			return;
+		}
+		if (t->state == TPL_READY && (d = db_unlocked(is, hash, &n))) {
+			/* IntegreSQL's unlock: the caller said it left the database as it was. */
+			d->unlocked = 0;
+			lease_renew(is->b, db_lease(is, d->id), -1);
+			respond_json(r, 200, json_pack("{s:I, s:O}", "id", (json_int_t)d->id, "database",
+			    d->database));
 			return;
 		}
 		params = json_pack("{s:{s:{s:s, s:s}}, s:i}", "fixtures", "db", "kind", "postgres",
@@ -650,12 +706,22 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 		respond_error(r, 404, "template not found");
 		return;
 	}
-	if (!db_get(is, hash, id)) {
+	if (!(d = db_get(is, hash, id, 0))) {
 		respond_error(r, 404, "test database not found");
 		return;
 	}
-	/* Unlock and recreate both give the clone back: the broker drops it and its warm
-	 * pool hands out fresh ones, so no test ever sees another's rows. */
+	/* Unlock (and IntegreSQL's deprecated DELETE): the caller left it as it was, so the
+	 * next get may have it again, as IntegreSQL does. */
+	if (strcmp(rest, "/recreate") != 0) {
+		db_unlocked(is, hash, &n);
+		if (n < MAX_UNLOCKED) {
+			d->unlocked = 1;
+			lease_renew(is->b, db_lease(is, id), -1);
+			respond_empty(r, 204);
+			return;
+		}
+	}
+	/* Recreate: the broker drops the clone and its warm pool hands out fresh ones. */
 	db_remove(is, id);
 	snprintf(lid, sizeof lid, "l-%llu", id);
 	call(is, r, C_RETURN, hash, "lease.release", json_pack("{s:s}", "lease", lid));

@@ -37,7 +37,7 @@ async function status(res) {
   return { status: res.status, body: await res.text() }
 }
 
-test('a migrated template, two distinct usable databases, returned and recreated', async () => {
+test('a migrated template, two distinct usable databases, unlocked and recreated', async () => {
   const broker = await startBroker()
   try {
     const client = new IntegreSQLClient({ url: broker.base })
@@ -67,16 +67,22 @@ test('a migrated template, two distinct usable databases, returned and recreated
     assert.equal((await query(b.database.config, client, 'SELECT count(*)::int AS n FROM pilots'))[0].n, 2,
       'the second database does not see the first one\'s rows')
 
-    // Given back (IntegreSQL's deprecated DELETE, the client's "reuse"), then recreated.
+    // Given back unchanged (IntegreSQL's deprecated DELETE, the client's "reuse"): the next
+    // get has it again, as IntegreSQL hands out an unlocked database.
     assert.equal(await client.api.reuseTestDatabase(key, a.id), null)
     await assert.rejects(client.api.reuseTestDatabase(key, a.id),
       (e) => e instanceof IntegreSQLApiClientError && e.responseStatus === 404)
+    const again = await client.api.getTestDatabase(key)
+    assert.equal(again.id, a.id)
+    assert.equal(again.database.config.database, a.database.config.database)
+    // Recreated: dropped, and what comes next is a fresh clone of the template.
     assert.equal(await client.api.recreateTestDatabase(key, b.id), null)
-    await eventually(() => gone(a.database.config, client), 10000, 'the returned database is dropped')
+    assert.equal(await client.api.recreateTestDatabase(key, again.id), null)
+    await assert.rejects(client.api.recreateTestDatabase(key, b.id), (e) => e.responseStatus === 404)
+    await eventually(() => gone(a.database.config, client), 10000, 'the recreated database is dropped')
     await eventually(() => gone(b.database.config, client), 10000, 'the recreated database is dropped')
-
-    // A database after those is fresh: the rows written before are not there.
     const c = await client.api.getTestDatabase(key)
+    assert.ok(![a.id, b.id].includes(c.id))
     assert.equal((await query(c.database.config, client, 'SELECT count(*)::int AS n FROM pilots'))[0].n, 2)
     const unlock = await fetch(`${broker.api}/templates/${key}/tests/${c.id}/unlock`, { method: 'POST' })
     assert.equal(unlock.status, 204)
@@ -85,6 +91,7 @@ test('a migrated template, two distinct usable databases, returned and recreated
     assert.ok((await broker.status()).leases >= 1)
     await client.api.discardAllTemplates()
     assert.equal((await broker.status()).leases, 0)
+    await eventually(() => gone(c.database.config, client), 10000, 'the unlocked database is dropped')
     await assert.rejects(client.api.getTestDatabase(key),
       (e) => e instanceof IntegreSQLApiClientError && e.responseStatus === 404)
   } finally {
