@@ -7,7 +7,9 @@
 # (cmd/isqlbench) against both: the same client, the same template, one run. Prints; never
 # fails on a figure. Everything it started is stopped and removed on exit.
 #
-# Environment: FXB_BROKER (the broker binary), B (the absolute build directory).
+# Environment: FXB_BROKER (the broker binary), B (the absolute build directory), and
+# optionally ISQL_BENCH_BROKER_ARGS (more broker flags, e.g. --config FILE). Arguments go to
+# isqlbench (-n N, -workers N).
 set -eu
 : "${FXB_BROKER:?}" "${B:?}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -55,6 +57,7 @@ as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -o "-p $pgpor
 
 "$FXB_BROKER" --integresql --listen 127.0.0.1:0 --state-dir "$work/state" --ports 29000-29099 \
 	--pg-url "postgresql://postgres:$pw@127.0.0.1:$pgport/postgres" --log-level warn \
+	${ISQL_BENCH_BROKER_ARGS:-} \
 	> "$work/broker.out" 2> "$work/broker.log" &
 broker_pid=$!
 iport=$(freeport)
