@@ -7,7 +7,8 @@
  *   PUT    /api/v1/templates/:hash              finalize: 204
  *   DELETE /api/v1/templates/:hash              discard: 204
  *   GET    /api/v1/templates/:hash/tests        a test database: 200 {"id", "database"},
- *                                               waiting up to integresql.wait_ms
+ *                                               waiting up to integresql.wait_ms (then
+ *                                               500, as IntegreSQL's timeout)
  *   POST   .../tests/:id/unlock,
  *   DELETE .../tests/:id                        give it back unchanged: 204; the next get
  *                                               may have it again, as IntegreSQL's does
@@ -75,6 +76,8 @@ enum call_kind { C_INIT, C_FINALIZE, C_DISCARD, C_GET, C_RETURN, C_IGNORE };
 /* A JSON-RPC call under way, and the request waiting for its reply (NULL once gone). */
 struct isql_call {
 	struct isql_call *next, *prev;
+	struct integresql *is;
+	lws_sorted_usec_list_t deadline; /* a get's integresql.wait_ms */
 	unsigned long long rpc_id;
 	enum call_kind kind;
 	struct http_request *r;
@@ -244,6 +247,7 @@ db_remove(struct integresql *is, unsigned long long id)
 static void
 call_free(struct integresql *is, struct isql_call *c)
 {
+	lws_sul_cancel(&c->deadline);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -305,9 +309,10 @@ session_gone(void *conn, int code, const char *reason)
 
 static const struct session_io isql_io = { session_sent, session_gone };
 
-/* Calls method with params (taken) for request r (NULL: nobody waits). On error r is
- * answered 500 (or 503) and nothing is kept. */
-static void
+/* Calls method with params (taken) for request r (NULL: nobody waits). Returns the call
+ * when its reply is still to come, else NULL (answered now, or on error answered 500 with
+ * nothing kept). */
+static struct isql_call *
 call(struct integresql *is, struct http_request *r, enum call_kind kind, const char *hash,
     const char *method, json_t *params)
 {
@@ -331,8 +336,9 @@ call(struct integresql *is, struct http_request *r, enum call_kind kind, const c
 		free(c);
 		if (r)
 			respond_error(r, 500, "out of memory");
-		return;
+		return NULL;
 	}
+	c->is = is;
 	c->kind = kind;
 	c->r = r;
 	snprintf(c->hash, sizeof c->hash, "%s", hash);
@@ -345,7 +351,23 @@ call(struct integresql *is, struct http_request *r, enum call_kind kind, const c
 	if (reply) {
 		on_reply(is, reply, strlen(reply));
 		free(reply);
+		return NULL;
 	}
+	return c;
+}
+
+/* A get waited integresql.wait_ms: its request is answered as IntegreSQL's would be; the
+ * database, if it comes, is given back at once. */
+static void
+get_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct isql_call *c = lws_container_of(sul, struct isql_call, deadline);
+
+	if (!c->r)
+		return;
+	respond_error(c->r, 500, "timeout when waiting for ready db (after integresql.wait_ms, "
+	    "%d ms)", c->is->b->cfg.integresql_wait_ms);
+	c->r = NULL;
 }
 
 /* The build database of an initialize's "build" result, as IntegreSQL's TemplateDatabase. */
@@ -517,6 +539,7 @@ on_reply(struct integresql *is, const char *text, size_t len)
 	case C_IGNORE:
 		break;
 	}
+	lws_sul_cancel(&c->deadline);
 	free(c);
 	json_decref(msg);
 }
@@ -654,6 +677,7 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 	char idtext[24], lid[32];
 	unsigned long long id;
 	struct isql_tpl *t = tpl_get(is, hash);
+	struct isql_call *c;
 	struct isql_db *d;
 	json_t *params;
 	size_t n;
@@ -680,7 +704,9 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 		    "template", hash, "wait_ms", cfg->integresql_wait_ms);
 		if (params && cfg->integresql_ttl_ms > 0)
 			json_object_set_new(params, "ttl_ms", json_integer(cfg->integresql_ttl_ms));
-		call(is, r, C_GET, hash, "lease.acquire", params);
+		if ((c = call(is, r, C_GET, hash, "lease.acquire", params)))
+			lws_sul_schedule(is->b->ctx, 0, &c->deadline, get_deadline,
+			    (lws_usec_t)cfg->integresql_wait_ms * LWS_US_PER_MS);
 		return;
 	}
 	/* "/:id", "/:id/unlock" or "/:id/recreate" */
@@ -829,6 +855,8 @@ integresql_free(struct integresql *is)
 
 	if (!is)
 		return;
+	/* None is left once the session has closed; the lws context (and the deadlines'
+	 * list) is gone by now, so nothing is cancelled here. */
 	while ((c = is->calls)) {
 		is->calls = c->next;
 		free(c);

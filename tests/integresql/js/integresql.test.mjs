@@ -183,12 +183,18 @@ test('bad input gets a clear 4xx with a JSON message', async () => {
   }
 })
 
-test('a test database not given back is reclaimed after integresql.lease_ttl_ms', async () => {
-  const broker = await startBroker({ settings: { lease_ttl_ms: 1500 } })
+test('a get gives up after integresql.wait_ms; a database not given back is reclaimed after integresql.lease_ttl_ms', async () => {
+  const broker = await startBroker({ settings: { lease_ttl_ms: 1500, wait_ms: 400 } })
   try {
     const client = new IntegreSQLClient({ url: broker.base })
     const key = unique('ttl')
-    await client.initializeTemplate(key, (config) => migrate(client, config))
+    const build = await client.api.initializeTemplate(key)
+    const t0 = Date.now()
+    await assert.rejects(client.api.getTestDatabase(key),
+      (e) => e.responseStatus === 500 && /timeout when waiting for ready db/.test(e.responseText))
+    assert.ok(Date.now() - t0 >= 350, `gave up after ${Date.now() - t0} ms`)
+    await migrate(client, build.database.config)
+    await client.api.finalizeTemplate(key)
     const db = await client.api.getTestDatabase(key)
     assert.equal((await query(db.database.config, client, 'SELECT count(*)::int AS n FROM pilots'))[0].n, 2)
     await eventually(async () => (await broker.status()).leases === 0, 15000, 'every lease reclaimed')
