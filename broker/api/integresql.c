@@ -597,8 +597,8 @@ post_initialize(struct integresql *is, struct http_request *r, const char *body,
 	}
 	h = hash ? json_string_value(hash) : "";
 	if (!h[0] || strlen(h) > HASH_MAX) {
-		json_decref(req);
 		respond_error(r, 400, h[0] ? "hash: at most 128 characters" : "hash is required");
+		json_decref(req); /* h is its */
 		return;
 	}
 	if (tpl_get(is, h)) {
