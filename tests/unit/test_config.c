@@ -71,6 +71,39 @@ Test(config, reads_the_portserver_socket_from_a_flag_and_its_ttl_from_the_file)
 	error_clear(&err);
 }
 
+Test(config, reads_the_integresql_section_with_a_boolean_and_the_flag_enables_it)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	char *none[] = { "fixture-broker", NULL };
+	char *flag[] = { "fixture-broker", "--integresql", NULL };
+	char *file[] = { "fixture-broker", "--config", NULL, NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 1, none), 0, "%s", err.text);
+	cr_assert_eq(cfg.integresql_enabled, 0, "off unless asked for");
+	cr_assert_eq(cfg.integresql_ttl_ms, 600000);
+	cr_assert_eq(cfg.integresql_wait_ms, 60000);
+	cr_assert_eq(parse(&cfg, &err, 2, flag), 0, "%s", err.text);
+	cr_assert_eq(cfg.integresql_enabled, 1);
+	file[2] = (char *)write_file("{\"integresql\": {\"enabled\": true, \"lease_ttl_ms\": 0,"
+	    " \"wait_ms\": 250}}");
+	cr_assert_eq(parse(&cfg, &err, 3, file), 0, "%s", err.text);
+	cr_assert_eq(cfg.integresql_enabled, 1);
+	cr_assert_eq(cfg.integresql_ttl_ms, 0, "0: no TTL");
+	cr_assert_eq(cfg.integresql_wait_ms, 250);
+	file[2] = (char *)write_file("{\"integresql\": {\"enabled\": false}}");
+	cr_assert_eq(parse(&cfg, &err, 3, file), 0, "%s", err.text);
+	cr_assert_eq(cfg.integresql_enabled, 0);
+	file[2] = (char *)write_file("{\"integresql\": {\"enabled\": \"yes\"}}");
+	cr_assert_eq(parse(&cfg, &err, 3, file), -1);
+	cr_assert(strstr(err.text, "integresql.enabled") != NULL, "%s", err.text);
+	error_clear(&err);
+	file[2] = (char *)write_file("{\"integresql\": {\"lease_ttl_ms\": -1}}");
+	cr_assert_eq(parse(&cfg, &err, 3, file), -1);
+	cr_assert(strstr(err.text, "integresql.lease_ttl_ms") != NULL, "%s", err.text);
+	error_clear(&err);
+}
+
 Test(config, names_the_key_of_an_invalid_value)
 {
 	struct fxb_error err = { 0 };
