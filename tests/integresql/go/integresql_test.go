@@ -88,6 +88,11 @@ func startBroker(t *testing.T, settings map[string]any, token string) *broker {
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("the broker did not exit cleanly: %v\n%s", err, b.logText())
 		}
+		// Its embedded PostgreSQL stopped with it.
+		pids, _ := filepath.Glob(filepath.Join(state, "pg", "*", "data", "postmaster.pid"))
+		if len(pids) > 0 {
+			t.Errorf("the broker exited leaving PostgreSQL running: %v", pids)
+		}
 	})
 	return b
 }

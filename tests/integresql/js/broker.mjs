@@ -1,7 +1,7 @@
 // broker.mjs: starts the real broker binary ($FXB_BROKER) with the IntegreSQL API on a free
 // loopback port, for one test, and stops it again, checking that it exits cleanly.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -48,6 +48,10 @@ export async function startBroker({ settings = {}, token } = {}) {
       const [code, signal] = await exited
       rmSync(dir, { recursive: true, force: true })
       if (code !== 0) throw new Error(`broker exited with ${code ?? signal}:\n${log}`)
+      // Its embedded PostgreSQL stopped with it.
+      for (const inst of readdirSync(join(STATE, 'pg')))
+        if (existsSync(join(STATE, 'pg', inst, 'data', 'postmaster.pid')))
+          throw new Error(`the broker exited leaving PostgreSQL running in ${join(STATE, 'pg', inst)}`)
       return log
     },
   }
