@@ -8,9 +8,11 @@
  * sent in chunks of TX_CHUNK, one lws_write per writeable callback, like a WebSocket
  * reply; a route's path with another method is 405, an unknown path 404.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "broker.h"
 #include "net/http.h"
@@ -18,6 +20,9 @@
 
 #define TX_CHUNK (64 * 1024)
 #define AUTH_MAX 512
+/* How often a request a handler holds is checked for a client that went away: lws reads
+ * nothing from a connection whose request is unanswered, so it would not notice. */
+#define ALIVE_CHECK_MS 250
 
 /* The per-connection state lws keeps for us (its user data); a handler's request. */
 struct http_request {
@@ -32,6 +37,7 @@ struct http_request {
 	/* A request for a handler, while it is read and until it is answered. */
 	const struct http_handler *handler;
 	int waiting; /* the handler holds it */
+	lws_sorted_usec_list_t alive;
 	char method[8];
 	char path[512];
 	char auth[AUTH_MAX + 1];
@@ -68,10 +74,42 @@ http_reply(struct lws *wsi, struct http_request *h, int status, const char *type
 	return 0;
 }
 
+int
+http_alive(const struct http_request *r)
+{
+	char c;
+	ssize_t n = recv(lws_get_socket_fd(r->wsi), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	/* More bytes (a pipelined request) mean the client is still there. */
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+/* The client of a request its handler holds went away: the handler forgets it, and the
+ * connection closes. */
+static void
+alive_check(lws_sorted_usec_list_t *sul)
+{
+	struct http_request *h = lws_container_of(sul, struct http_request, alive);
+
+	if (!h->waiting)
+		return;
+	if (http_alive(h)) {
+		lws_sul_schedule(lws_get_context(h->wsi), 0, &h->alive, alive_check,
+		    (lws_usec_t)ALIVE_CHECK_MS * LWS_US_PER_MS);
+		return;
+	}
+	h->waiting = 0;
+	if (h->handler && h->handler->gone)
+		h->handler->gone(h->b, h);
+	h->handler = NULL;
+	lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 void
 http_respond(struct http_request *r, int status, const char *content_type, char *body,
     size_t len)
 {
+	lws_sul_cancel(&r->alive);
 	r->waiting = 0;
 	r->handler = NULL;
 	free(r->in);
@@ -144,6 +182,9 @@ serve(struct http_request *h)
 	/* The handler may take its time: no lws timeout closes the connection meanwhile. */
 	lws_set_timeout(h->wsi, NO_PENDING_TIMEOUT, 0);
 	hd->serve(h->b, h, h->method, h->path, h->in ? h->in : "", h->in_len);
+	if (h->waiting)
+		lws_sul_schedule(lws_get_context(h->wsi), 0, &h->alive, alive_check,
+		    (lws_usec_t)ALIVE_CHECK_MS * LWS_US_PER_MS);
 }
 
 static int
@@ -289,6 +330,7 @@ cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		break;
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
+			lws_sul_cancel(&h->alive);
 			if (h->waiting && h->handler && h->handler->gone)
 				h->handler->gone(b, h);
 			h->waiting = 0;

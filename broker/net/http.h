@@ -42,6 +42,9 @@ struct http_handler {
  * content_type (static). The handler must not touch r afterwards. */
 void http_respond(struct http_request *r, int status, const char *content_type, char *body,
     size_t len);
+/* 1 while r's client is still connected, 0 once it has closed (a handler holding r is
+ * also told through gone, within a fraction of a second). */
+int http_alive(const struct http_request *r);
 /* The request's Authorization header ("" when absent or longer than 512 bytes). */
 const char *http_authorization(const struct http_request *r);
 
