@@ -384,7 +384,7 @@ static void
 init_reply(struct integresql *is, struct isql_call *c, json_t *result, int code,
     const char *msg)
 {
-	struct http_request *r = c->r;
+	struct http_request *r = c->r && http_alive(c->r) ? c->r : NULL;
 	const char *state = json_string_value(json_object_get(result, "state"));
 
 	if (result && state && !strcmp(state, "build")) {
@@ -424,7 +424,7 @@ static void
 get_reply(struct integresql *is, struct isql_call *c, json_t *result, int code,
     const char *msg)
 {
-	struct http_request *r = c->r;
+	struct http_request *r = c->r && http_alive(c->r) ? c->r : NULL;
 	const char *lid = json_string_value(json_object_get(result, "lease"));
 	json_t *f = json_object_get(json_object_get(result, "fixtures"), "db");
 	unsigned long long id = lid && !strncmp(lid, "l-", 2) ? strtoull(lid + 2, NULL, 10) : 0;
@@ -826,8 +826,10 @@ gone(struct broker *b, struct http_request *r)
 	if (!is)
 		return;
 	for (struct isql_call *c = is->calls; c; c = c->next)
-		if (c->r == r)
+		if (c->r == r) {
+			log_debug("integresql: the client of a call for %s went away", c->hash);
 			c->r = NULL;
+		}
 }
 
 const struct http_handler integresql_handlers[] = {

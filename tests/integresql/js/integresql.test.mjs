@@ -128,6 +128,23 @@ test('a second initializer gets 423 while the first builds; a get waits for the 
     const db = await waiting
     assert.equal((await query(db.database.config, client, 'SELECT count(*)::int AS n FROM pilots'))[0].n, 2)
 
+    // A get whose client goes away: the database granted to it later is given back at once.
+    const granted = async () =>
+      Number(/^fxb_leases_total (\d+)$/m.exec(await (await fetch(`${broker.base}metrics`)).text())[1])
+    const before = await granted()
+    const left = unique('gone')
+    const build = await client.api.initializeTemplate(left)
+    const ac = new AbortController()
+    const abandoned = fetch(`${broker.api}/templates/${left}/tests`, { signal: ac.signal })
+    await sleep(200)
+    ac.abort()
+    await assert.rejects(abandoned)
+    await migrate(client, build.database.config)
+    await client.api.finalizeTemplate(left)
+    await eventually(async () => (await granted()) > before, 10000, 'the abandoned get is granted')
+    await eventually(async () => (await broker.status()).leases === 1, 10000,
+      'only the database this test holds is out')
+
     // Discarding a build: its hash is unknown afterwards.
     const other = unique('discard')
     await client.api.initializeTemplate(other)
