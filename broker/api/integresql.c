@@ -407,12 +407,18 @@ init_reply(struct integresql *is, struct isql_call *c, json_t *result, int code,
 			respond_error(r, 423, "template is already initialized");
 		return;
 	}
+	if (code == ERR_PG_TEMPLATE_WAIT_TIMEOUT || code == ERR_PG_NOT_BUILDER) {
+		/* Someone else (a WebSocket client) builds it: IntegreSQL's clients take 423 as
+		 * "ready", and their gets wait for that build. */
+		tpl_add(is, c->hash, TPL_READY);
+		if (r)
+			respond_error(r, 423, "template is already initialized");
+		return;
+	}
 	tpl_remove(is, c->hash);
 	if (!r)
 		return;
-	if (code == ERR_PG_TEMPLATE_WAIT_TIMEOUT || code == ERR_PG_NOT_BUILDER)
-		respond_error(r, 423, "template is already initialized");
-	else if (code == ERR_INVALID_PARAMS)
+	if (code == ERR_INVALID_PARAMS)
 		respond_error(r, 400, "%s", msg);
 	else if (code == ERR_PG_UNAVAILABLE || code == ERR_SHUTTING_DOWN)
 		respond_error(r, 503, "%s", msg);
