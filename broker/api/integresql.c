@@ -23,13 +23,13 @@
  * never gives it back loses it then; its id is the lease's number. An unlocked one stays
  * leased, and its TTL runs on, until a get takes it again (at most MAX_UNLOCKED are kept
  * per template; one more is dropped); a recreated one is released, and the broker's warm
- * pool makes the next. The admin reset closes
- * the session, which releases every lease and discards the builds under way, as a
- * disconnected WebSocket client's would be.
+ * pool makes the next. The admin reset closes the session, which releases every lease and
+ * discards the builds under way, as a disconnected WebSocket client's would be.
  *
  * IntegreSQL keeps its templates in memory; here they are remembered per hash while this
- * broker runs (a finished template the broker already has answers 423, as IntegreSQL does
- * for one that is initialized).
+ * broker runs. A hash the broker has finished already, or that a WebSocket client is
+ * building, answers 423, as IntegreSQL does for one that is initialized, and becomes known
+ * here: its gets wait for that build.
  */
 #include <ctype.h>
 #include <stdarg.h>
