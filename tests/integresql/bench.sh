@@ -29,6 +29,15 @@ fi
 freeport() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+# Exits 0 once url answers anything over HTTP (python3 rather than curl, which a fresh
+# machine may lack).
+answers() {
+	python3 -c 'import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError:
+    pass' "$1" 2>/dev/null
+}
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -68,7 +77,7 @@ isql_pid=$!
 
 i=0
 until grep -q '^listening ' "$work/broker.out" 2>/dev/null &&
-	curl -s -o /dev/null "http://127.0.0.1:$iport/api/v1/templates/x/tests"; do
+	answers "http://127.0.0.1:$iport/api/v1/templates/x/tests"; do
 	i=$((i + 1))
 	if [ $i -gt 100 ]; then
 		echo "integresql-bench: the servers did not start" >&2
