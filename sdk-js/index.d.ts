@@ -43,6 +43,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** A resume token of another client's session, to take it over with its leases. */
   resume?: string;
+  /**
+   * How long the connection may go without a message or ping from the broker before the
+   * client takes it for dead, terminates it and reconnects. Default: the broker's
+   * `limits.dead_after_ms`, else 15000; 0: never.
+   */
+  deadAfterMs?: number;
 }
 
 export interface AcquireOptions {
@@ -155,6 +161,8 @@ export declare class Client extends EventEmitter implements AsyncDisposable {
   hello: Record<string, unknown> | null;
   readonly connected: boolean;
   readonly closed: boolean;
+  /** The silence after which the connection counts as dead (the option, the broker's, 15000). */
+  readonly deadAfterMs: number;
 
   /** Calls any broker method with params by name. */
   call<T = any>(method: string, params?: Record<string, unknown>, options?: CallOptions): Promise<T>;

@@ -7,6 +7,12 @@
 // Liveness: the socket is unref'd whenever no call is in flight or waiting, so an idle client
 // never keeps Node (or a Jest worker) alive, and ref'd while a call needs it.
 //
+// Silence: the broker pings every connection every `heartbeat_ms`, so a connection on which
+// nothing at all (no message, no ping, no pong) has arrived for the `dead_after_ms` its hello
+// announced is dead even if TCP has not noticed (a cable pulled, a host gone, a NAT that
+// forgot the flow): the client terminates it and reconnects as after any drop. Halfway there
+// it sends a ping of its own, so a broker that pings less often (or not at all) still answers.
+//
 // When the connection drops, the calls in flight fail at once with CONNECTION_LOST (the
 // broker may or may not have acted on them), calls made afterwards wait, and the client
 // reconnects with backoff and resumes its session with `session.hello {resume}`: within the
@@ -31,6 +37,8 @@ const RELEASE_ON_CLOSE_MS = 5000;
 const BACKOFF_MS = [100, 250, 500, 1000, 2000];
 /* The broker's close code for a connection whose session another connection resumed. */
 const CLOSE_TAKEN_OVER = 4001;
+/* The silence after which a connection counts as dead when the broker's hello does not say. */
+const DEFAULT_DEAD_AFTER_MS = 15000;
 
 const kAsyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose');
 
@@ -166,6 +174,12 @@ class Client extends EventEmitter {
     this._timeoutMs = options.timeoutMs || DEFAULT_TIMEOUT_MS;
     this._connectTimeoutMs = options.connectTimeoutMs || DEFAULT_CONNECT_TIMEOUT_MS;
     this._resume = options.resume || null;
+    if (options.deadAfterMs !== undefined && options.deadAfterMs !== null &&
+        !(Number.isFinite(options.deadAfterMs) && options.deadAfterMs >= 0)) {
+      throw FixtureBrokerError.client('INVALID_ARGUMENT',
+        `deadAfterMs must be a number of milliseconds (0: never), not ${options.deadAfterMs}`);
+    }
+    this._deadAfterOption = options.deadAfterMs === null ? undefined : options.deadAfterMs;
 
     this._ws = null;
     this._sock = null;
@@ -181,6 +195,10 @@ class Client extends EventEmitter {
     this._abandoned = new Set();
     this._closePromise = null;
     this._leases = new Map();
+    this._lastHeard = 0;
+    this._probed = false;
+    this._watchTimer = null;
+    this._silence = null;
 
     this.session = null;
     this.resumeToken = null;
@@ -197,6 +215,17 @@ class Client extends EventEmitter {
   /** True while the client has a live session (not reconnecting, not closed). */
   get connected() {
     return this._state === 'open';
+  }
+
+  /**
+   * How long the connection may stay silent (no message, no ping) before the client takes
+   * it for dead: the `deadAfterMs` option, else the broker's `limits.dead_after_ms`, else
+   * 15000. 0: never.
+   */
+  get deadAfterMs() {
+    if (this._deadAfterOption !== undefined) return this._deadAfterOption;
+    const announced = this.limits && this.limits.dead_after_ms;
+    return Number.isFinite(announced) && announced > 0 ? announced : DEFAULT_DEAD_AFTER_MS;
   }
 
   async _open() {
@@ -255,7 +284,16 @@ class Client extends EventEmitter {
         resolve(ws);
       });
       ws.on('message', (data, isBinary) => {
-        if (ws === this._ws) this._onMessage(data, isBinary);
+        if (ws !== this._ws) return;
+        this._heard();
+        this._onMessage(data, isBinary);
+      });
+      /* ws answers the broker's pings by itself; here they only count as signs of life. */
+      ws.on('ping', () => {
+        if (ws === this._ws) this._heard();
+      });
+      ws.on('pong', () => {
+        if (ws === this._ws) this._heard();
       });
       ws.on('close', (code, reason) => {
         if (!opened) {
@@ -314,9 +352,53 @@ class Client extends EventEmitter {
     this.broker = hello.broker || null;
     this.limits = hello.limits || null;
     this.hello = hello;
+    this._watch(ws);
     /* A resumed session keeps its id; a new id means the old session and its leases are gone. */
     const lost = reconnecting && previous !== null && hello.session !== previous;
     return { resumed: hello.resumed === true, lost, previous };
+  }
+
+  _heard() {
+    this._lastHeard = performance.now();
+    this._probed = false;
+  }
+
+  /*
+   * Watches `ws` for silence: halfway to deadAfterMs without a sign of life it pings the
+   * broker; at deadAfterMs it terminates the socket, whose 'close' starts the reconnection.
+   * One unref'd timer, so an idle client still never keeps Node alive.
+   */
+  _watch(ws) {
+    clearTimeout(this._watchTimer);
+    this._watchTimer = null;
+    const deadAfter = this.deadAfterMs;
+    if (!deadAfter || ws !== this._ws) return;
+    const probeAfter = Math.max(1, Math.floor(deadAfter / 2));
+    this._heard();
+    const check = () => {
+      this._watchTimer = null;
+      if (ws !== this._ws || ws.readyState !== WebSocket.OPEN) return;
+      const silent = performance.now() - this._lastHeard;
+      if (silent >= deadAfter) {
+        this._silence = `nothing from the broker for ${Math.round(silent)} ms ` +
+          `(deadAfterMs ${deadAfter})`;
+        ws.terminate();
+        return;
+      }
+      if (silent >= probeAfter && !this._probed) {
+        this._probed = true;
+        try {
+          ws.ping();
+        } catch {
+          /* The socket is closing: its 'close' comes next. */
+        }
+      }
+      this._watchTimer = setTimeout(check,
+        Math.max(1, (silent >= probeAfter ? deadAfter : probeAfter) - silent));
+      this._watchTimer.unref();
+    };
+    this._watchTimer = setTimeout(check, probeAfter);
+    this._watchTimer.unref();
   }
 
   /* Sends one call on `ws` now, whatever the client's state (for session.hello). */
@@ -454,8 +536,12 @@ class Client extends EventEmitter {
     if (ws !== this._ws) return;
     this._ws = null;
     this._sock = null;
+    clearTimeout(this._watchTimer);
+    this._watchTimer = null;
+    const silence = this._silence;
+    this._silence = null;
     const closing = this._state === 'closed';
-    const why = reason || (lastError && lastError.message) || `code ${code}`;
+    const why = silence || reason || (lastError && lastError.message) || `code ${code}`;
     const inflight = [...this._inflight.values()];
     this._inflight.clear();
     for (const entry of inflight) {
@@ -651,6 +737,8 @@ class Client extends EventEmitter {
       }
       const ws = this._ws;
       this._state = 'closed';
+      clearTimeout(this._watchTimer);
+      this._watchTimer = null;
       for (const lease of this._leases.values()) lease.released = true;
       this._leases.clear();
       if (this._retryTimer) {
@@ -688,7 +776,9 @@ class Client extends EventEmitter {
  * Connects to the broker and opens a session (`session.hello`). Options: `url` (default
  * $FIXTURE_BROKER_URL, else ws://127.0.0.1:7357), `token` (default $FIXTURE_BROKER_TOKEN),
  * `client` (a name for the broker's logs), `labels`, `timeoutMs` (per call, default 60 s),
- * `connectTimeoutMs` (default 10 s), `resume` (a resume token to take a session over).
+ * `connectTimeoutMs` (default 10 s), `resume` (a resume token to take a session over),
+ * `deadAfterMs` (how long a silent connection may last before the client takes it for dead
+ * and reconnects; default: the broker's `dead_after_ms`, else 15 s; 0: never).
  */
 async function connect(options = {}) {
   const client = new Client(options);
