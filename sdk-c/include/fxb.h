@@ -8,6 +8,22 @@
  * resumes its session (within the broker's grace period), so leases survive a short
  * network blip.
  *
+ * Silence: the broker pings every connection every heartbeat_ms, so a connection on which
+ * nothing (no reply, no ping) has arrived for the dead_after_ms the broker's session.hello
+ * announced (15000 when it does not say) is taken for dead even if TCP has not noticed (a
+ * link down, a host gone): the client shuts it down and reconnects as after any drop. It
+ * pings the broker itself halfway there, so a broker that pings rarely still answers.
+ *
+ * Losing a session is never silent. If the client comes back too late (after the broker's
+ * dead_after_ms + grace_ms the broker has released every lease of the session) or another
+ * connection took the session over with its resume token, the client goes on with a new
+ * session, and: fxb_client_sessions_lost() counts it; the callback set with
+ * fxb_client_on_session_lost(), if any, is called; and every lease of the lost session
+ * answers FXB_ELOST: fxb_lease_state() and fxb_lease_port() return it,
+ * fxb_lease_host() and fxb_lease_field() return NULL and fxb_lease_release() frees the
+ * lease and returns FXB_ELOST without asking the broker. fxb_lease_id(),
+ * fxb_lease_count() and fxb_lease_fixture_name() keep answering, to say which lease it was.
+ *
  * Errors: every int-returning call returns 0 (or a non-negative value) on success and a
  * negative FXB_E* code on failure; fxb_client_errmsg() then says what happened and, for
  * FXB_EBROKER, fxb_client_errname() gives the broker's stable error name
@@ -41,7 +57,15 @@ enum fxb_status {
 	FXB_EBROKER = -5,  /* the broker answered with an error: see errname/errcode */
 	FXB_EPROTO = -6,   /* the broker's reply did not make sense (or was not JSON) */
 	FXB_ECLOSED = -7,  /* the client is closing */
-	FXB_ENOENT = -8    /* no such fixture or field in a lease */
+	FXB_ENOENT = -8,   /* no such fixture or field in a lease */
+	FXB_ELOST = -9     /* the lease's session was lost: the broker released the lease */
+};
+
+/* What fxb_client_state() returns. */
+enum fxb_state {
+	FXB_STATE_CONNECTING = 0, /* connecting, or reconnecting after a drop: calls wait */
+	FXB_STATE_OPEN = 1,       /* the session is live: calls go at once */
+	FXB_STATE_CLOSED = 2      /* fxb_client_free is closing the client */
 };
 
 struct fxb_client;
@@ -93,6 +117,27 @@ int fxb_client_errcode(const struct fxb_client *c);         /* 0 unless FXB_EBRO
 const char *fxb_client_session(const struct fxb_client *c);
 const char *fxb_client_resume_token(const struct fxb_client *c);
 
+/* The client's connection state, one of enum fxb_state (FXB_EINVAL for NULL). While it is
+ * FXB_STATE_CONNECTING the client cannot know yet whether its session will resume. */
+int fxb_client_state(const struct fxb_client *c);
+
+/* How many sessions this client has lost so far (see "Losing a session" above); 0 for
+ * NULL. */
+unsigned fxb_client_sessions_lost(const struct fxb_client *c);
+
+/* Called once the client knows its session was lost, with the lost session's id and the
+ * new one's (both valid during the call only); arg is fxb_client_on_session_lost's. It runs
+ * on the client's service thread, after the new session is open: it may read the client
+ * (fxb_client_state, fxb_client_session, fxb_lease_state) but must not make calls on it
+ * (the service thread is what they would wait for) nor free it. Two losses in quick
+ * succession may come as one call, with the latest ids. */
+typedef void (*fxb_session_lost_fn)(
+    struct fxb_client *c, const char *lost_session, const char *new_session, void *arg);
+
+/* Sets the callback for a lost session (NULL: none, the default); replaces the previous
+ * one. */
+void fxb_client_on_session_lost(struct fxb_client *c, fxb_session_lost_fn fn, void *arg);
+
 /* fxb_call sends any method with params given as JSON text (NULL: {}), waits for the
  * reply and stores the result as JSON text in *result_json (free it with free()), which
  * may be NULL if the caller does not want it. */
@@ -105,14 +150,20 @@ int fxb_lease_acquire(struct fxb_client *c, const struct fxb_fixture_spec *fixtu
     const struct fxb_acquire_options *opts, struct fxb_lease **out);
 
 /* fxb_lease_release releases the lease on the broker and frees it, whatever the broker
- * said (the return value says that). fxb_lease_release(c, NULL) returns FXB_EINVAL. */
+ * said (the return value says that). fxb_lease_release(c, NULL) returns FXB_EINVAL; a lease
+ * of a lost session is freed and FXB_ELOST returned, without a call. */
 int fxb_lease_release(struct fxb_client *c, struct fxb_lease *l);
 
 /* fxb_lease_free frees the local lease object only; the broker keeps the lease until it
  * is released or its session ends. fxb_lease_free(NULL) does nothing. */
 void fxb_lease_free(struct fxb_lease *l);
 
-/* Accessors; strings are valid until the lease is freed. */
+/* FXB_OK while the lease's session lives (or its client was freed), FXB_ELOST once the
+ * session was lost, FXB_EINVAL for NULL. */
+int fxb_lease_state(const struct fxb_lease *l);
+
+/* Accessors; strings are valid until the lease is freed. On a lease of a lost session,
+ * fxb_lease_port returns FXB_ELOST and fxb_lease_host and fxb_lease_field NULL. */
 const char *fxb_lease_id(const struct fxb_lease *l);
 size_t fxb_lease_count(const struct fxb_lease *l);
 const char *fxb_lease_fixture_name(const struct fxb_lease *l, size_t i); /* NULL past the end */

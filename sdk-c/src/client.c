@@ -167,6 +167,79 @@ fxb_client_resume_token(const struct fxb_client *c)
 	return s ? s : "";
 }
 
+int
+fxb_client_state(const struct fxb_client *c)
+{
+	struct fxb_client *m = (struct fxb_client *)c;
+	int state;
+
+	if (!c)
+		return FXB_EINVAL;
+	pthread_mutex_lock(&m->mu);
+	if (m->stop || m->state == CONN_CLOSED || m->state == CONN_FAILED)
+		state = FXB_STATE_CLOSED;
+	else if (m->state == CONN_OPEN)
+		state = FXB_STATE_OPEN;
+	else
+		state = FXB_STATE_CONNECTING;
+	pthread_mutex_unlock(&m->mu);
+	return state;
+}
+
+unsigned
+fxb_client_sessions_lost(const struct fxb_client *c)
+{
+	struct fxb_client *m = (struct fxb_client *)c;
+	unsigned n;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	n = m->sessions_lost;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+void
+fxb_client_on_session_lost(struct fxb_client *c, fxb_session_lost_fn fn, void *arg)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->lost_fn = fn;
+	c->lost_arg = arg;
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct session *
+session_new(const char *id)
+{
+	size_t len = strlen(id);
+	struct session *s = malloc(sizeof *s + len + 1);
+
+	if (!s)
+		return NULL;
+	atomic_init(&s->refs, 1);
+	atomic_init(&s->lost, 0);
+	memcpy(s->id, id, len + 1);
+	return s;
+}
+
+struct session *
+session_ref(struct session *s)
+{
+	if (s)
+		atomic_fetch_add(&s->refs, 1);
+	return s;
+}
+
+void
+session_unref(struct session *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+		free(s);
+}
+
 /* Splits ws://host[:port][/path] (or [v6]:port) into the client's fields. Returns 0, or
  * -1 with why set to a static reason. */
 static int
@@ -262,6 +335,7 @@ client_destroy(struct fxb_client *c)
 		free(r->s);
 		free(r);
 	}
+	session_unref(c->sess);
 	free(c->session);
 	free(c->resume);
 	free(c->url);
@@ -316,6 +390,7 @@ client_alloc(void)
 	if (pthread_mutex_init(&c->err_mu, NULL))
 		goto fail_wmu;
 	c->next_id = 1;
+	c->dead_after_ms = DEAD_AFTER_MS;
 	c->state = CONN_CONNECTING;
 	c->sock = c->wsock = c->wake_fd = -1;
 	return c;
@@ -448,7 +523,15 @@ take_reply(struct fxb_client *c, const char *method, json_t *reply, json_t **res
 int
 client_call(struct fxb_client *c, const char *method, json_t *params, int extra_ms, json_t **result)
 {
+	return client_call_in(c, method, params, extra_ms, result, NULL);
+}
+
+int
+client_call_in(struct fxb_client *c, const char *method, json_t *params, int extra_ms,
+    json_t **result, struct session **sess)
+{
 	struct request r;
+	struct session *in = NULL;
 	struct timespec deadline;
 	long long budget = (long long)c->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
 	long long deadline_ms = clock_now_ms() + budget;
@@ -495,10 +578,17 @@ client_call(struct fxb_client *c, const char *method, json_t *params, int extra_
 		wire_encoded_free(text, stack);
 		return client_fail(c, FXB_ENOMEM, "%s: out of memory", method);
 	}
+	/* A reply comes on the connection its call went out on, so in this session. */
+	if (sess)
+		in = session_ref(c->sess);
 	pthread_mutex_unlock(&c->mu);
 
 	rc = wire_call(c, &r, text, len, deadline_ms);
 	wire_encoded_free(text, stack);
+	if (rc || !r.done || r.status != FXB_OK) {
+		session_unref(in);
+		in = NULL;
+	}
 	if (rc)
 		return client_fail(c, rc, "%s: out of memory", method);
 	if (!r.done)
@@ -517,6 +607,11 @@ client_call(struct fxb_client *c, const char *method, json_t *params, int extra_
 	}
 	rc = take_reply(c, method, r.reply, result);
 	json_decref(r.reply);
+	if (!rc && sess) {
+		*sess = in;
+		in = NULL;
+	}
+	session_unref(in);
 	return rc;
 }
 

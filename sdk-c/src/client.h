@@ -13,11 +13,15 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "fxb.h"
 #include "ws.h"
+
+/* The silence that means a dead connection when the broker's hello does not say. */
+#define DEAD_AFTER_MS 15000
 
 enum conn_state {
 	CONN_CONNECTING, /* no connection yet, or reconnecting after a drop */
@@ -39,6 +43,14 @@ struct request {
 	int status;        /* once done: FXB_OK, FXB_ECONNECT, FXB_EPROTO or FXB_ECLOSED */
 	json_t *reply;     /* once done with FXB_OK: the whole reply object, owned */
 	pthread_cond_t cv; /* done, or the reader role is free to take */
+};
+
+/* One broker session as the client and its leases see it: shared, counted, outliving the
+ * client (a lease may). lost turns 1 once, when the client learns the session is gone. */
+struct session {
+	atomic_int refs;
+	atomic_int lost;
+	char id[]; /* the broker's session id */
 };
 
 /* A string that was handed out (session id, resume token) and then replaced: it stays
@@ -95,6 +107,13 @@ struct fxb_client {
 	char *resume;
 	struct retired *retired;
 	size_t max_message;     /* the broker's message cap, 0: unknown */
+	long long dead_after_ms; /* silence that means a dead connection (from the hello) */
+	struct session *sess;    /* the current session, NULL before the first hello */
+	unsigned sessions_lost;
+	unsigned lost_notify;   /* losses the callback has not been told of */
+	char lost_old[128], lost_new[128]; /* the ids for the callback */
+	fxb_session_lost_fn lost_fn;
+	void *lost_arg;
 	unsigned connects;      /* successful connections so far */
 	unsigned retries;       /* failed attempts since the last successful hello */
 	long long last_rx_ms;   /* when the last frame came in */
@@ -246,6 +265,16 @@ INTERNAL void wire_give_back(struct fxb_client *c);
 INTERNAL int wire_read(struct fxb_client *c, int fd, unsigned gen);
 
 /* client.c */
+
+/* A new session with id, one reference; NULL when out of memory. */
+INTERNAL struct session *session_new(const char *id);
+/* Takes or drops a reference; session_unref(NULL) does nothing. */
+INTERNAL struct session *session_ref(struct session *s);
+INTERNAL void session_unref(struct session *s);
+/* Like client_call; on success *sess (unless sess is NULL) holds a reference to the session
+ * the call was answered in. */
+INTERNAL int client_call_in(struct fxb_client *c, const char *method, json_t *params,
+    int extra_ms, json_t **result, struct session **sess);
 
 /* Calls method with params (stolen; NULL means {}) and waits up to the client's timeout
  * plus extra_ms. On success returns 0 and, if result is not NULL, stores the result

@@ -3,8 +3,10 @@
  * The service thread connects (TCP, then the WebSocket upgrade with the subprotocol
  * fixture-broker.v1 and the bearer token), says session.hello (with the resume token once
  * it has one), and reads the socket while no call is in flight, so that pings, a close or
- * a drop are seen while the caller is idle; it sends a keepalive ping after 20 s without a
- * frame and hangs up after 30 s without an answer. The calls themselves write and read on
+ * a drop are seen while the caller is idle. The broker pings every heartbeat_ms: a
+ * connection that has brought nothing for the dead_after_ms of the broker's hello (15 s
+ * when it does not say) is dead whatever TCP thinks, and is dropped; halfway there the
+ * thread sends a ping of its own, which any broker answers. The calls themselves write and read on
  * their own threads (wire.c). When the connection drops, whichever thread notices calls
  * conn_drop(): the socket is shut down at once (ending any read on it), the calls in flight
  * fail with FXB_ECONNECT (FXB_EPROTO through conn_fail() when the broker broke the
@@ -34,8 +36,6 @@
 #define SUBPROTOCOL "fixture-broker.v1"
 #define UPGRADE_MAX_BYTES 16384 /* the head of the broker's upgrade answer */
 #define CLOSE_WAIT_MS 2000
-#define PING_AFTER_MS 20000
-#define HANGUP_AFTER_MS 30000
 /* How long after the last call the service thread reads the socket again; meanwhile the
  * callers read it, and the thread looks in at this pace. */
 #define IDLE_MS 100
@@ -473,13 +473,30 @@ service_main(void *arg)
 	struct fxb_client *c = arg;
 	struct pollfd p[2];
 	struct timespec ts;
-	long long now, next, wait;
+	long long now, next, wait, silent, probe;
+	char why[128], old[sizeof c->lost_old], fresh[sizeof c->lost_new];
+	fxb_session_lost_fn lost_fn;
+	void *lost_arg;
 	unsigned gen = 0;
 	int nfds, watch, fd;
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
 		now = clock_now_ms();
+		/* A lost session is told of here, off every lock and off the callers' threads. */
+		if (c->lost_notify) {
+			c->lost_notify = 0;
+			lost_fn = c->lost_fn;
+			lost_arg = c->lost_arg;
+			memcpy(old, c->lost_old, sizeof old);
+			memcpy(fresh, c->lost_new, sizeof fresh);
+			if (lost_fn) {
+				pthread_mutex_unlock(&c->mu);
+				lost_fn(c, old, fresh, lost_arg);
+				pthread_mutex_lock(&c->mu);
+			}
+			continue;
+		}
 		if (c->sock >= 0 && c->dead) {
 			if (c->reading) {
 				/* The holder sees the shutdown at once and gives the role back. */
@@ -505,20 +522,23 @@ service_main(void *arg)
 				next = c->reconnect_ms;
 		} else {
 			gen = c->gen;
-			if (c->ping_ms > c->last_rx_ms && now - c->last_rx_ms >= HANGUP_AFTER_MS) {
-				conn_drop_locked(c, gen, "lost the connection to",
-				    "no answer to a keepalive ping within 30 s");
+			silent = now - c->last_rx_ms;
+			probe = c->dead_after_ms > 1 ? c->dead_after_ms / 2 : 1;
+			if (silent >= c->dead_after_ms) {
+				snprintf(why, sizeof why,
+				    "nothing from the broker for %lld ms (dead_after_ms %lld)", silent,
+				    c->dead_after_ms);
+				conn_drop_locked(c, gen, "lost the connection to", why);
 				continue;
 			}
-			if (c->ping_ms <= c->last_rx_ms && now - c->last_rx_ms >= PING_AFTER_MS) {
+			if (silent >= probe && c->ping_ms <= c->last_rx_ms) {
 				c->ping_ms = now;
 				pthread_mutex_unlock(&c->mu);
 				wire_send_control(c, gen, WS_OP_PING, NULL, 0);
 				pthread_mutex_lock(&c->mu);
 				continue;
 			}
-			next = c->last_rx_ms +
-			       (c->ping_ms > c->last_rx_ms ? HANGUP_AFTER_MS : PING_AFTER_MS);
+			next = c->last_rx_ms + (silent >= probe ? c->dead_after_ms : probe);
 			/* While calls are in flight their threads read the socket; reading it
 			 * here too would only wake this thread for every reply. */
 			watch =

@@ -4,7 +4,10 @@
  * object as the broker sent it, and each fixture's fields rendered as strings once, so
  * that the accessors are read-only and may be called from several threads. It does not
  * point back to its client: fxb_client_free does not touch leases, and a lease outlives
- * its connection (the broker keeps it while the session lives, or until released).
+ * its connection (the broker keeps it while the session lives, or until released). It
+ * holds its session instead (shared with the client, counted), whose lost flag the client
+ * raises when it learns that the session is gone: from then on the lease answers
+ * FXB_ELOST.
  */
 #include "client.h"
 
@@ -15,6 +18,7 @@
 
 struct fxb_lease {
 	char *id;
+	struct session *sess; /* the session it was granted in */
 	json_t *fixtures; /* {name: {field: value}} as the broker sent it */
 	json_t *text;     /* {name: {field: "value as text"}} for fxb_lease_field */
 	size_t n;
@@ -206,6 +210,7 @@ fxb_lease_acquire(struct fxb_client *c, const struct fxb_fixture_spec *fixtures,
 {
 	static const struct fxb_acquire_options none;
 	json_t *params, *result;
+	struct session *sess = NULL;
 	int rc;
 
 	if (out)
@@ -223,10 +228,14 @@ fxb_lease_acquire(struct fxb_client *c, const struct fxb_fixture_spec *fixtures,
 		return rc;
 
 	/* The broker may hold the call for wait_ms before it answers. */
-	if ((rc = client_call(c, "lease.acquire", params, opts->wait_ms, &result)))
+	if ((rc = client_call_in(c, "lease.acquire", params, opts->wait_ms, &result, &sess)))
 		return rc;
 	*out = lease_from_result(result, &rc);
 	json_decref(result);
+	if (*out)
+		(*out)->sess = sess;
+	else
+		session_unref(sess);
 	if (!*out && rc == FXB_ENOMEM)
 		return client_fail(c, rc, "lease.acquire: out of memory");
 	if (!*out)
@@ -247,6 +256,13 @@ fxb_lease_release(struct fxb_client *c, struct fxb_lease *l)
 	client_clear(c);
 	if (!l)
 		return client_fail(c, FXB_EINVAL, "lease.release: the lease is NULL");
+	if (fxb_lease_state(l) == FXB_ELOST) {
+		rc = client_fail(c, FXB_ELOST,
+		    "lease.release: lease %s was lost with its session %s (the broker released it)",
+		    l->id, l->sess->id);
+		fxb_lease_free(l);
+		return rc;
+	}
 	if (!(params = json_pack("{s:s}", "lease", l->id)))
 		rc = client_fail(c, FXB_ENOMEM, "lease.release: out of memory");
 	else
@@ -260,11 +276,20 @@ fxb_lease_free(struct fxb_lease *l)
 {
 	if (!l)
 		return;
+	session_unref(l->sess);
 	free(l->names);
 	json_decref(l->text);
 	json_decref(l->fixtures);
 	free(l->id);
 	free(l);
+}
+
+int
+fxb_lease_state(const struct fxb_lease *l)
+{
+	if (!l)
+		return FXB_EINVAL;
+	return l->sess && atomic_load(&l->sess->lost) ? FXB_ELOST : FXB_OK;
 }
 
 const char *
@@ -293,6 +318,8 @@ fxb_lease_port(const struct fxb_lease *l, const char *fixture)
 
 	if (!l || !fixture)
 		return FXB_ENOENT;
+	if (fxb_lease_state(l) == FXB_ELOST)
+		return FXB_ELOST;
 	v = json_object_get(json_object_get(l->fixtures, fixture), "port");
 	if (!json_is_integer(v))
 		return FXB_ENOENT;
@@ -309,7 +336,7 @@ fxb_lease_host(const struct fxb_lease *l, const char *fixture)
 const char *
 fxb_lease_field(const struct fxb_lease *l, const char *fixture, const char *field)
 {
-	if (!l || !fixture || !field)
+	if (!l || !fixture || !field || fxb_lease_state(l) == FXB_ELOST)
 		return NULL;
 	return json_string_value(json_object_get(json_object_get(l->text, fixture), field));
 }

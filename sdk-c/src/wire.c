@@ -421,7 +421,8 @@ hello_answered(struct fxb_client *c, json_t *msg, char *why, size_t whylen)
 {
 	json_t *res = json_object_get(msg, "result");
 	json_t *err = json_object_get(msg, "error");
-	json_t *cap;
+	json_t *cap, *dead;
+	struct session *fresh = NULL;
 	const char *sid, *rt, *name, *text;
 	int code;
 
@@ -438,7 +439,18 @@ hello_answered(struct fxb_client *c, json_t *msg, char *why, size_t whylen)
 			}
 			return -1;
 		}
+		/* A resumed session keeps its id: another id means the old one is gone, with
+		 * its leases. */
+		if ((!c->sess || strcmp(c->sess->id, sid)) && !(fresh = session_new(sid))) {
+			snprintf(why, whylen, "session.hello: out of memory");
+			if (!c->ever_open) {
+				c->state = CONN_FAILED;
+				conn_set_failure(c, FXB_ENOMEM, 0, NULL, "%s", why);
+			}
+			return -1;
+		}
 		if (replace_string(c, &c->session, sid) || replace_string(c, &c->resume, rt)) {
+			session_unref(fresh);
 			snprintf(why, whylen, "session.hello: out of memory");
 			if (!c->ever_open) {
 				c->state = CONN_FAILED;
@@ -448,6 +460,22 @@ hello_answered(struct fxb_client *c, json_t *msg, char *why, size_t whylen)
 		}
 		cap = json_object_get(json_object_get(res, "limits"), "max_message_bytes");
 		c->max_message = json_integer_value(cap) > 0 ? (size_t)json_integer_value(cap) : 0;
+		dead = json_object_get(json_object_get(res, "limits"), "dead_after_ms");
+		c->dead_after_ms =
+		    json_integer_value(dead) > 0 ? json_integer_value(dead) : DEAD_AFTER_MS;
+		if (fresh) {
+			if (c->sess) {
+				atomic_store(&c->sess->lost, 1);
+				snprintf(c->lost_old, sizeof c->lost_old, "%s", c->sess->id);
+				snprintf(c->lost_new, sizeof c->lost_new, "%s", sid);
+				c->sessions_lost++;
+				c->lost_notify++;
+				conn_debug(c, "session %s lost", c->sess->id);
+				conn_wake(c);
+			}
+			session_unref(c->sess);
+			c->sess = fresh;
+		}
 		c->state = CONN_OPEN;
 		c->ever_open = 1;
 		c->retries = 0;
