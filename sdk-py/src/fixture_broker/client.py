@@ -4,20 +4,28 @@ A Client owns one connection to the broker at a time and the JSON-RPC calls in f
 Its API is blocking; a background thread reads the replies and hands each to the thread
 waiting for it, matched by id, never by order (a waiting acquire is answered when it is
 done), so several threads may call one Client at once. The same thread answers the broker's
-pings (websockets does that while it reads), which is all the heartbeat sdk-js has too: the
-broker pings every client (``--heartbeat-ms``) and drops one silent for ``--dead-after-ms``.
+pings (websockets does that while it reads): the broker pings every client
+(``--heartbeat-ms``) and drops one silent for ``--dead-after-ms``.
+
+Silence: the broker's pings also tell this client that the connection lives. A connection on
+which nothing at all (no message, no ping, no pong) has arrived for ``dead_after`` (the
+``dead_after_ms`` of the broker's hello, else 15 s) is dead even if TCP has not noticed (a
+link down, a host gone): the reader shuts it down and reconnects as after any drop. Halfway
+there it sends a ping of its own, so a broker that pings rarely or never still answers.
 
 When the connection drops, the calls in flight fail at once with CONNECTION_LOST (the broker
 may or may not have acted on them), calls made afterwards wait, and the background thread
 reconnects with backoff and resumes the session with ``session.hello {resume}``: within the
 broker's grace period the session and its leases survive. If the session cannot be resumed
 (the grace period ran out, or another connection took it over with close code 4001), the
-client opens a fresh session and its old leases are marked released.
+client opens a fresh session, counts the loss in ``sessions_lost``, marks its old leases
+released and lost (their calls raise SESSION_LOST) and calls ``on_session_lost``.
 """
 
 import inspect
 import json
 import os
+import socket
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Union, cast
@@ -37,6 +45,8 @@ RELEASE_ON_CLOSE = 5.0
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 # The broker's close code for a connection whose session another connection resumed.
 CLOSE_TAKEN_OVER = 4001
+# The silence after which a connection counts as dead when the broker's hello does not say.
+DEFAULT_DEAD_AFTER = 15.0
 
 FixtureSpec = Union[str, Mapping[str, Any]]
 
@@ -45,6 +55,22 @@ FixtureSpec = Union[str, Mapping[str, Any]]
 _KEEPALIVE_OFF: Dict[str, Any] = (
     {"ping_interval": None} if "ping_interval" in inspect.signature(ws_connect).parameters else {}
 )
+
+
+# The silence watch needs to see every frame that arrives, pings included: websockets hands
+# each to process_event() on its own reading thread. Every sync client since websockets 12
+# takes a connection class.
+_CAN_WATCH = "create_connection" in inspect.signature(ws_connect).parameters
+
+
+class _WatchedConnection(ClientConnection):
+    """A ClientConnection that notes when it last received anything."""
+
+    heard = 0.0
+
+    def process_event(self, event: Any) -> None:
+        self.heard = time.monotonic()
+        super().process_event(event)
 
 
 def _string_labels(labels: Optional[Mapping[str, Any]]) -> Dict[str, str]:
@@ -88,6 +114,17 @@ class Lease:
         self.fixtures: Dict[str, Dict[str, Any]] = json.loads(json.dumps(result["fixtures"]))
         self.ttl_ms: Optional[int] = result.get("ttl_ms")
         self.released = False
+        #: True once the client knows the lease's session was lost (the broker released the
+        #: lease); its calls then raise SESSION_LOST and ``release()`` returns False.
+        self.lost = False
+
+    def _check(self, method: str) -> None:
+        if self.lost:
+            raise FixtureBrokerError.client(
+                "SESSION_LOST",
+                f"{method}: lease {self.id} was lost with its session (the broker released it)",
+                method,
+            )
 
     def release(self) -> bool:
         """Releases the lease; True if this call released it, False if it was already gone."""
@@ -98,6 +135,7 @@ class Lease:
     def renew(self, ttl_ms: Optional[int] = None) -> Dict[str, Any]:
         """Pushes the expiry to now + ``ttl_ms`` (or the lease's own TTL without it).
         Returns ``{"ttl_ms", "expires_in_ms"}`` as the broker now holds them."""
+        self._check("lease.renew")
         params: Dict[str, Any] = {"lease": self.id}
         if ttl_ms is not None:
             params["ttl_ms"] = ttl_ms
@@ -109,6 +147,7 @@ class Lease:
         """Swaps the named fixture for a fresh one (``lease.reset``; for a postgres fixture a
         new clone of its template). Returns the new fields, which also replace
         ``self.fixtures[name]``."""
+        self._check("lease.reset")
         r = self.client.call("lease.reset", {"lease": self.id, "fixture": name}, timeout=timeout)
         fields = r.get("fixtures", {}).get(name) if isinstance(r, dict) else None
         if not isinstance(fields, dict):
@@ -120,6 +159,7 @@ class Lease:
 
     def logs(self, name: str, tail: Optional[int] = None) -> Dict[str, str]:
         """The server fixture's captured output: ``{"stdout", "stderr"}``."""
+        self._check("server.logs")
         return self.client.logs(self, name, tail=tail)
 
     def __enter__(self) -> "Lease":
@@ -145,7 +185,14 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         resume: Optional[str] = None,
+        dead_after: Optional[float] = None,
+        on_session_lost: Optional[Callable[[Dict[str, Any]], Any]] = None,
     ) -> None:
+        if dead_after is not None and (
+            isinstance(dead_after, bool) or not isinstance(dead_after, (int, float)) or dead_after < 0
+        ):
+            raise FixtureBrokerError.client(
+                "INVALID_ARGUMENT", f"dead_after must be a number of seconds (0: never), not {dead_after!r}")
         self.url: str = url or os.environ.get("FIXTURE_BROKER_URL") or DEFAULT_URL
         self._token = token if token is not None else os.environ.get("FIXTURE_BROKER_TOKEN")
         self._client_name = client or "fixture-broker-py"
@@ -153,6 +200,9 @@ class Client:
         self._timeout = timeout
         self._call_timeout = call_timeout
         self._resume = resume
+        self._dead_after = dead_after
+        self._on_session_lost = on_session_lost
+        self._silence: Optional[str] = None
 
         # _lock guards everything below; _changed is notified on every change of _state/_ws.
         self._lock = threading.Lock()
@@ -190,6 +240,20 @@ class Client:
         """True while the client has a live session (not reconnecting, not closed)."""
         return self._state == "open"
 
+    @property
+    def dead_after(self) -> float:
+        """How long (seconds) the connection may stay silent before the client takes it for
+        dead: the ``dead_after`` argument, else the broker's ``limits["dead_after_ms"]``, else
+        15. 0: never (also when the installed websockets cannot watch)."""
+        if not _CAN_WATCH:
+            return 0.0
+        if self._dead_after is not None:
+            return float(self._dead_after)
+        announced = (self.limits or {}).get("dead_after_ms")
+        if isinstance(announced, int) and not isinstance(announced, bool) and announced > 0:
+            return announced / 1000.0
+        return DEFAULT_DEAD_AFTER
+
     # -- connection -------------------------------------------------------------------
 
     def _open(self) -> None:
@@ -216,6 +280,7 @@ class Client:
                 compression=None,
                 max_size=None,
                 **_KEEPALIVE_OFF,
+                **({"create_connection": _WatchedConnection} if _CAN_WATCH else {}),
             ).__enter__()
         except Exception as err:
             raise FixtureBrokerError.client("CONNECT_FAILED", f"cannot connect to {self.url}: {err}") from err
@@ -295,9 +360,16 @@ class Client:
         if reconnecting and previous is not None and hello["session"] != previous:
             self.sessions_lost += 1
             with self._lock:
-                for lease in self._leases.values():
+                lost = list(self._leases.values())
+                for lease in lost:
                     lease.released = True
+                    lease.lost = True
                 self._leases.clear()
+            if self._on_session_lost is not None:
+                try:
+                    self._on_session_lost({"previous": previous, "session": hello["session"], "leases": lost})
+                except Exception:
+                    pass  # the callback's own failure must not stop the reconnection
         return ws
 
     def _run(self, ws: ClientConnection) -> None:
@@ -308,6 +380,8 @@ class Client:
             rcvd = closed.rcvd if closed is not None else None
             code = rcvd.code if rcvd is not None else None
             reason = (rcvd.reason if rcvd is not None else "") or (f"code {code}" if code else "connection closed")
+            if self._silence is not None:
+                reason, self._silence = self._silence, None
             with self._lock:
                 self._ws = None
                 closing = self._state == "closed" or self._closing
@@ -339,10 +413,39 @@ class Client:
             ws = reconnected
 
     def _read(self, ws: ClientConnection) -> Optional[ConnectionClosed]:
-        """Hands out the replies read on ``ws`` until it closes; returns how it closed."""
+        """Hands out the replies read on ``ws`` until it closes; returns how it closed. Shuts
+        ``ws`` down when it has been silent for ``dead_after``, pinging halfway there."""
+        started = time.monotonic()
+        probed: Optional[float] = None  # when the last sign of life was, at the last probe
+        cut = False
         while True:
+            timeout: Optional[float] = None
+            dead_after = self.dead_after
+            if dead_after and not cut:
+                heard = max(getattr(ws, "heard", 0.0), started)
+                silent = time.monotonic() - heard
+                if silent >= dead_after:
+                    self._silence = "nothing from the broker for %d ms (dead_after %g s)" % (
+                        silent * 1000, dead_after)
+                    cut = True
+                    try:
+                        # Not close(): its closing handshake would wait for a dead peer.
+                        # The reading side ends at once and the connection with it.
+                        ws.socket.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                else:
+                    if silent >= dead_after / 2 and probed != heard:
+                        probed = heard
+                        try:
+                            ws.ping()
+                        except Exception:
+                            pass  # closing: recv() says so next
+                    timeout = (dead_after if silent >= dead_after / 2 else dead_after / 2) - silent
             try:
-                text = ws.recv()
+                text = ws.recv(timeout=timeout)
+            except TimeoutError:
+                continue
             except ConnectionClosed as closed:
                 return closed
             except Exception:
@@ -632,6 +735,8 @@ def connect(
     timeout: float = DEFAULT_TIMEOUT,
     call_timeout: float = DEFAULT_CALL_TIMEOUT,
     resume: Optional[str] = None,
+    dead_after: Optional[float] = None,
+    on_session_lost: Optional[Callable[[Dict[str, Any]], Any]] = None,
 ) -> Client:
     """Connects to the broker and opens a session (``session.hello``).
 
@@ -639,8 +744,12 @@ def connect(
     $FIXTURE_BROKER_TOKEN; ``client`` names the client in the broker's logs; ``labels`` are
     the session's labels (``pid`` is added). ``timeout`` bounds the connection and
     ``session.hello``, ``call_timeout`` each later call's wait for its reply (seconds).
-    ``resume`` takes over a session by its resume token.
+    ``resume`` takes over a session by its resume token. ``dead_after`` (seconds) is how long
+    the connection may stay silent before the client takes it for dead and reconnects
+    (default: the broker's ``dead_after_ms``, else 15; 0: never). ``on_session_lost`` is called
+    (on the client's reading thread, with ``{"previous", "session", "leases"}``) when the
+    session could not be resumed and a fresh one began.
     """
-    c = Client(url, token, client, labels, timeout, call_timeout, resume)
+    c = Client(url, token, client, labels, timeout, call_timeout, resume, dead_after, on_session_lost)
     c._open()
     return c

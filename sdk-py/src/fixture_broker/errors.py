@@ -17,6 +17,7 @@ CLIENT_ERRORS: Dict[str, int] = {
     "TIMEOUT": -4,
     "PROTOCOL_ERROR": -6,
     "CLIENT_CLOSED": -7,
+    "SESSION_LOST": -9,
 }
 
 
