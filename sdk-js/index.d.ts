@@ -122,6 +122,8 @@ export declare class Lease implements AsyncDisposable {
   ttlMs: number | null;
   /** True once released (by this object, by close(), or when the session was lost). */
   released: boolean;
+  /** True once its session was lost: renew, reset and logs then reject with SESSION_LOST. */
+  lost: boolean;
   /** Resolves to true if this call released the lease, false if the broker no longer held it. */
   release(): Promise<boolean>;
   /** Swaps the fixture for a fresh one (`lease.reset`); resolves to, and stores, its new fields. */
@@ -199,7 +201,7 @@ export declare function connect(options?: ConnectOptions): Promise<Client>;
 /**
  * The broker's error names (protocol/openrpc.json), and the client's own:
  * INVALID_ARGUMENT (-1), CONNECT_FAILED and CONNECTION_LOST (-3), TIMEOUT (-4),
- * PROTOCOL_ERROR (-6), CLIENT_CLOSED (-7).
+ * PROTOCOL_ERROR (-6), CLIENT_CLOSED (-7), SESSION_LOST (-9).
  */
 export type ErrorName =
   | 'PARSE_ERROR' | 'INVALID_REQUEST' | 'METHOD_NOT_FOUND' | 'INVALID_PARAMS' | 'INTERNAL_ERROR'
@@ -207,7 +209,7 @@ export type ErrorName =
   | 'UNKNOWN_FIXTURE_KIND' | 'TOO_MANY_FIXTURES' | 'SHUTTING_DOWN' | 'ACQUIRE_CANCELLED'
   | 'PORTS_EXHAUSTED'
   | 'INVALID_ARGUMENT' | 'CONNECT_FAILED' | 'CONNECTION_LOST' | 'TIMEOUT' | 'PROTOCOL_ERROR'
-  | 'CLIENT_CLOSED'
+  | 'CLIENT_CLOSED' | 'SESSION_LOST'
   | (string & {});
 
 export declare class FixtureBrokerError extends Error {
@@ -215,7 +217,7 @@ export declare class FixtureBrokerError extends Error {
     code?: number; errorName?: string; data?: unknown; method?: string; cause?: unknown;
   });
   name: 'FixtureBrokerError';
-  /** The numeric code: the broker's JSON-RPC code, or a client code (-1 to -7). */
+  /** The numeric code: the broker's JSON-RPC code, or a client code (-1 to -9). */
   code: number;
   /** The stable symbolic name ("PORTS_EXHAUSTED"). */
   errorName: ErrorName;
@@ -229,7 +231,8 @@ export declare class FixtureBrokerError extends Error {
 }
 
 export declare const CLIENT_ERRORS: Readonly<Record<
-  'INVALID_ARGUMENT' | 'CONNECT_FAILED' | 'CONNECTION_LOST' | 'TIMEOUT' | 'PROTOCOL_ERROR' | 'CLIENT_CLOSED',
+  'INVALID_ARGUMENT' | 'CONNECT_FAILED' | 'CONNECTION_LOST' | 'TIMEOUT' | 'PROTOCOL_ERROR' | 'CLIENT_CLOSED'
+  | 'SESSION_LOST',
   number
 >>;
 

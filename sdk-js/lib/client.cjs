@@ -90,7 +90,17 @@ class Lease {
     this.fixtures = plain(result.fixtures);
     this.ttlMs = result.ttl_ms === undefined ? null : result.ttl_ms;
     this.released = false;
+    /* True once the client knows the lease's session was lost (the broker released it). */
+    this.lost = false;
     this._releasing = null;
+  }
+
+  _check(method) {
+    if (this.lost) {
+      throw FixtureBrokerError.client('SESSION_LOST',
+        `${method}: lease ${this.id} was lost with its session (the broker released it)`,
+        { method });
+    }
   }
 
   /** Releases the lease; resolves to true if this call released it, false if it was gone. */
@@ -118,6 +128,7 @@ class Lease {
    * `this.fixtures[name]`.
    */
   async reset(name, options = {}) {
+    this._check('lease.reset');
     const result = await this.client.call(
       'lease.reset', { lease: this.id, fixture: name }, options);
     let fields;
@@ -140,6 +151,7 @@ class Lease {
    * to `{ttlMs, expiresInMs}` as the broker now holds them.
    */
   async renew(ttlMs) {
+    this._check('lease.renew');
     const params = { lease: this.id };
     if (ttlMs !== undefined) params.ttl_ms = ttlMs;
     const r = await this.client.call('lease.renew', params);
@@ -149,6 +161,11 @@ class Lease {
 
   /** The server fixture's captured output: `{stdout, stderr}`. */
   logs(name, options) {
+    try {
+      this._check('server.logs');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.client.logs(this, name, options);
   }
 
@@ -613,6 +630,7 @@ class Client extends EventEmitter {
       this._leases.clear();
       for (const lease of leases) {
         lease.released = true;
+        lease.lost = true;
       }
       this.emit('sessionLost', { previous: r.previous, session: this.session, leases });
     }

@@ -15,6 +15,7 @@ const CLIENT_ERRORS = Object.freeze({
   TIMEOUT: -4,
   PROTOCOL_ERROR: -6,
   CLIENT_CLOSED: -7,
+  SESSION_LOST: -9,
 });
 
 /**

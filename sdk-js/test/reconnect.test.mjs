@@ -103,6 +103,11 @@ describe('resume', () => {
       assert.notEqual(c.session, old);
       assert.deepEqual(info.leases.map((l) => l.id), [lease.id]);
       assert.equal(lease.released, true);
+      assert.equal(lease.lost, true);
+      await assert.rejects(lease.renew(1000),
+        { errorName: 'SESSION_LOST', code: -9, method: 'lease.renew' });
+      await assert.rejects(lease.logs('a'), { errorName: 'SESSION_LOST' });
+      assert.equal(await lease.release(), false);
       assert.equal(re.resumed, false);
       assert.deepEqual(await c.list(), []);
       assert.equal(await c.release(lease.id), false);
