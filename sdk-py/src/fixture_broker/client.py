@@ -50,8 +50,10 @@ DEFAULT_DEAD_AFTER = 15.0
 
 FixtureSpec = Union[str, Mapping[str, Any]]
 
-# websockets 15 added a client-side keepalive to its sync client, on by default; sdk-js sends
-# no pings of its own, and neither does this client, whatever websockets version is installed.
+# websockets 15 added a client-side keepalive to its sync client, on by default, which would
+# ping on a schedule of its own and close with its own timeout; this client watches for the
+# broker's pings instead (and pings only when they stop coming), as sdk-js and libfxb do,
+# whatever websockets version is installed.
 _KEEPALIVE_OFF: Dict[str, Any] = (
     {"ping_interval": None} if "ping_interval" in inspect.signature(ws_connect).parameters else {}
 )
