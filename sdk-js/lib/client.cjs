@@ -392,10 +392,16 @@ class Client extends EventEmitter {
     if (!deadAfter || ws !== this._ws) return;
     const probeAfter = Math.max(1, Math.floor(deadAfter / 2));
     this._heard();
-    const check = () => {
+    const check = (confirmed) => {
       this._watchTimer = null;
       if (ws !== this._ws || ws.readyState !== WebSocket.OPEN) return;
       const silent = performance.now() - this._lastHeard;
+      if (silent >= deadAfter && !confirmed) {
+        /* Timers run before I/O: after an event loop that was blocked, what arrived
+         * meanwhile is read first, then the silence is judged again. */
+        setImmediate(check, true);
+        return;
+      }
       if (silent >= deadAfter) {
         this._silence = `nothing from the broker for ${Math.round(silent)} ms ` +
           `(deadAfterMs ${deadAfter})`;
@@ -411,10 +417,10 @@ class Client extends EventEmitter {
         }
       }
       this._watchTimer = setTimeout(check,
-        Math.max(1, (silent >= probeAfter ? deadAfter : probeAfter) - silent));
+        Math.max(1, (silent >= probeAfter ? deadAfter : probeAfter) - silent), false);
       this._watchTimer.unref();
     };
-    this._watchTimer = setTimeout(check, probeAfter);
+    this._watchTimer = setTimeout(check, probeAfter, false);
     this._watchTimer.unref();
   }
 

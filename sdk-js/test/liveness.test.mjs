@@ -91,6 +91,28 @@ describe('silence', () => {
     }
   });
 
+  test('an event loop blocked past deadAfterMs reads the pings that came before it judges', async () => {
+    /* Timers run before I/O: the broker's pings that arrived while the loop was blocked
+     * are in the socket, not yet heard, when the watch's timer fires. */
+    const broker = await startBroker(['--ports', '28044-28044', '--heartbeat-ms', '200',
+      '--dead-after-ms', '5000']);
+    const c = await connect({ url: broker.url, deadAfterMs: 1500 });
+    try {
+      let dropped = null;
+      c.on('disconnect', (e) => { dropped = e.reason; });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const end = Date.now() + 2000;
+      while (Date.now() < end) {
+        /* blocked, as a long synchronous test would be */
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(dropped, null);
+      assert.equal(c.connected, true);
+    } finally {
+      await c.close();
+    }
+  });
+
   test('deadAfterMs must be a non-negative number', async () => {
     await assert.rejects(connect({ url: 'ws://127.0.0.1:1', deadAfterMs: -1 }),
       { errorName: 'INVALID_ARGUMENT', code: -1 });
