@@ -6,8 +6,8 @@
  * a drop are seen while the caller is idle. The broker pings every heartbeat_ms: a
  * connection that has brought nothing for the dead_after_ms of the broker's hello (15 s
  * when it does not say) is dead whatever TCP thinks, and is dropped; halfway there the
- * thread sends a ping of its own, which any broker answers. The calls themselves write and read on
- * their own threads (wire.c). When the connection drops, whichever thread notices calls
+ * thread sends a ping of its own, which any broker answers. The calls themselves write
+ * and read on their own threads (wire.c). When the connection drops, whichever thread notices calls
  * conn_drop(): the socket is shut down at once (ending any read on it), the calls in flight
  * fail with FXB_ECONNECT (FXB_EPROTO through conn_fail() when the broker broke the
  * protocol), and the service thread closes the socket once nobody reads it and reconnects
