@@ -168,6 +168,8 @@ def test_a_long_cut_loses_the_session_and_the_sdk_says_so(broker_factory, sdk):
 
     before, after, freed_after = cut(b, sdk, hold)
     assert freed_after >= 1.0, "freed %.1f s after the cut: before dead_after_ms" % freed_after
+    print("%s: the lease was freed %.2f s after the cut (dead_after_ms + grace_ms = 2.0 s)"
+          % (sdk, freed_after))
     assert after["dropped_while_down" if sdk != "js" else "droppedWhileDown"], \
         "the client did not notice the silence: %s" % after
     assert after["session"] != before["session"]
