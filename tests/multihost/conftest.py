@@ -18,6 +18,9 @@ def net():
             sh("ip", "netns", "add", ns)
             made.append(ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # Tests take links down and up; IPv6 addresses would go with them.
+            sh("ip", "netns", "exec", ns, "sh", "-c",
+               "echo 1 >/proc/sys/net/ipv6/conf/all/keep_addr_on_down")
         for ns, (bside, wside, v4, v6) in LINKS.items():
             sh("ip", "link", "add", bside, "netns", NS_B, "type", "veth", "peer", "name", wside,
                "netns", ns)

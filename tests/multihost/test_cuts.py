@@ -30,7 +30,8 @@ import time
 
 import pytest
 
-from test_multihost import LINKS, NS_W1, broker_factory, broker_status, net, sh  # noqa: F401
+from test_multihost import broker_factory, broker_status  # noqa: F401 (a fixture)
+from topology import LINKS, NS_W1, sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHORT = ("--heartbeat-ms", "300", "--dead-after-ms", "1000", "--grace-ms", "4000")
