@@ -97,9 +97,11 @@ $(B)/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
 	@$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/libfxb.a: $(SDK_OBJ)
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libfxb.so.$(VERSION): $(SDK_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(SDK_LIBS)
 
 # The names the library is found by: the soname when a program starts, libfxb.so when
@@ -110,6 +112,7 @@ $(B)/$(SONAME) $(B)/libfxb.so: $(B)/libfxb.so.$(VERSION)
 # fxb.pc names PREFIX, so it is made again when PREFIX or VERSION is not the last build's
 # (pc-vars changes only then).
 $(B)/fxb.pc: sdk-c/fxb.pc.in $(B)/pc-vars
+	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(B)/pc-vars: FORCE
