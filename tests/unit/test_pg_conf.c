@@ -26,10 +26,37 @@ Test(pg_conf, takes_pool_defaults_from_the_cpu_count)
 	cr_assert_eq(c.min_ready, 4);
 	cr_assert_eq(c.max, 16);
 	cr_assert_eq(c.refill_parallelism, 2);
-	cr_assert_eq(c.workers, 4, "refills plus two for foreground work");
+	cr_assert_eq(c.max_refill_parallelism, 8, "two per CPU, at most 8");
+	cr_assert_eq(c.workers, 10, "the most refills plus two for foreground work");
+	cr_assert_eq(c.storage, PG_STORAGE_AUTO, "memory when it can be had");
+	cr_assert_eq(c.memory_max_bytes, 0, "half the memory filesystem");
+	cr_assert_eq(c.memory_reserve_bytes, 64LL << 20);
 	cr_assert_eq(c.strategy, PG_STRATEGY_FILE_COPY);
 	cr_assert_eq(c.connections, 10);
 	cr_assert_str_eq(c.embedded_user, "postgres");
+	pg_conf_clear(&c);
+}
+
+Test(pg_conf, reads_the_embedded_storage_and_the_refill_range)
+{
+	struct fxb_error err = { 0 };
+	struct pg_conf c;
+
+	cr_assert_eq(parse("{\"embedded\": {\"storage\": \"disk\"}, \"pool\": "
+	    "{\"refill_parallelism\": 3, \"max_refill_parallelism\": 5}}", &c, &err), 0, "%s",
+	    err.text);
+	cr_assert_eq(c.storage, PG_STORAGE_DISK);
+	cr_assert_eq(c.refill_parallelism, 3);
+	cr_assert_eq(c.max_refill_parallelism, 5);
+	cr_assert_eq(c.workers, 7);
+	pg_conf_clear(&c);
+	cr_assert_eq(parse("{\"embedded\": {\"storage\": \"memory\", \"memory_max_mb\": 256, "
+	    "\"memory_reserve_mb\": 0}, \"pool\": {\"refill_parallelism\": 12}}", &c, &err), 0, "%s",
+	    err.text);
+	cr_assert_eq(c.storage, PG_STORAGE_MEMORY);
+	cr_assert_eq(c.memory_max_bytes, 256LL << 20);
+	cr_assert_eq(c.memory_reserve_bytes, 0);
+	cr_assert_eq(c.max_refill_parallelism, 12, "never below refill_parallelism");
 	pg_conf_clear(&c);
 }
 
@@ -71,6 +98,11 @@ Test(pg_conf, names_the_key_of_every_bad_setting)
 		{ "{\"pool\": {\"min_ready\": 9, \"max\": 2}}", "postgres.pool.min_ready" },
 		{ "{\"clone_strategy\": \"fast\"}", "postgres.clone_strategy" },
 		{ "{\"embedded\": {\"user\": 7}}", "postgres.embedded.user" },
+		{ "{\"embedded\": {\"storage\": \"ram\"}}", "postgres.embedded.storage" },
+		{ "{\"embedded\": {\"memory_max_mb\": 1}}", "postgres.embedded.memory_max_mb" },
+		{ "{\"embedded\": {\"memory_reserve_mb\": -1}}", "postgres.embedded.memory_reserve_mb" },
+		{ "{\"pool\": {\"refill_parallelism\": 4, \"max_refill_parallelism\": 3}}",
+		    "postgres.pool.max_refill_parallelism" },
 		{ "{\"gc\": {\"max_age_ms\": 5}}", "postgres.gc.max_age_ms" },
 		{ "{\"tempaltes\": {}}", "postgres.tempaltes: unknown setting" },
 	};
