@@ -11,8 +11,10 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -89,6 +91,43 @@ static void test_name(char *buf, size_t len)
 		    criterion_current_test->name);
 	else
 		snprintf(buf, len, "harness");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void test_rm_pg_state(const char *state)
+{
+	char real[1024];
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+
+	if (!realpath(state, real))
+		snprintf(real, sizeof real, "%s", state);
+	while (d && (de = readdir(d))) {
+		char path[1100], owner[1100] = "";
+		FILE *f;
+		if (strncmp(de->d_name, "fxb-pg-", 7) != 0)
+			continue;
+		snprintf(path, sizeof path, "/dev/shm/%s/owner", de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (!fgets(owner, sizeof owner, f))
+			owner[0] = '\0';
+		fclose(f);
+		if (!strncmp(owner, real, strlen(real)) && owner[strlen(real)] == '/') {
+			snprintf(path, sizeof path, "/dev/shm/%s", de->d_name);
+			nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		}
+	}
+	if (d)
+		closedir(d);
+	nftw(state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int temp_file(char *path, size_t pathlen, const char *name, const char *text)

@@ -188,6 +188,11 @@ int children_run(int n, int (*fn)(int index, void *arg), void *arg, int timeout_
  * path in path. Returns 0 or -1. */
 int temp_file(char *path, size_t pathlen, const char *name, const char *text);
 
+/* Removes state, a broker's state directory, and the memory data directories of its
+ * embedded clusters (/dev/shm/fxb-pg-* whose owner file names a directory under state;
+ * see broker/fixtures/pg/pgembed.h). */
+void test_rm_pg_state(const char *state);
+
 uint64_t clock_ms(void);
 void sleep_ms(int ms);
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "fxb.h"
@@ -28,6 +29,7 @@
 
 #define WAIT_MS 30000
 #define SEED_ROWS 3
+#define TMPFS_MAGIC_ 0x01021994 /* linux/magic.h's TMPFS_MAGIC */
 
 /* The migration every build here runs: a table, seed rows, and a row per run. */
 static const char migration_sql[] =
@@ -43,6 +45,8 @@ struct pgb {
 	char instance[32];
 	char prefix[64];
 	char data_dir[1024];
+	char storage[16];
+	char memory_dir[1024];
 	int port;
 	int postmaster;
 	int initialised;
@@ -87,6 +91,13 @@ rm_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A state directory and the memory data of its clusters (harness.c). */
+static void
+rm_state(const char *state)
+{
+	test_rm_pg_state(state);
+}
+
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
 	char dir[512];
@@ -95,7 +106,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	/* In the runner: getpid() is what the tests saw as their parent. */
 	snprintf(dir, sizeof dir, "%s/pg-state-%d", log_dir(), (int)getpid());
 	if (!getenv("FXB_KEEP_PG_STATE"))
-		rm_tree(dir);
+		rm_state(dir);
 }
 
 /* Writes the migrate script and a config naming template "app" (migrate counts its runs
@@ -185,6 +196,11 @@ read_status(struct pgb *p)
 		p->port = (int)json_integer_value(json_object_get(emb, "port"));
 		p->postmaster = (int)json_integer_value(json_object_get(emb, "pid"));
 		p->initialised = json_is_true(json_object_get(emb, "initialised"));
+		snprintf(p->storage, sizeof p->storage, "%s",
+		    json_string_value(json_object_get(emb, "storage")));
+		snprintf(p->memory_dir, sizeof p->memory_dir, "%s",
+		    json_is_object(json_object_get(emb, "memory")) ? json_string_value(
+		    json_object_get(json_object_get(emb, "memory"), "dir")) : "");
 	}
 	json_decref(st);
 }
@@ -1012,7 +1028,7 @@ Test(pg, embedded_mode_starts_from_an_empty_state_directory_and_again_from_a_use
 	PGconn *c;
 
 	snprintf(dir, sizeof dir, "%s/pg-fresh-%d", log_dir(), (int)getpid());
-	rm_tree(dir);
+	rm_state(dir);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	for (int run = 0; run < 2; run++) {
 		pgb_start(&p, dir, NULL, NULL);
@@ -1030,7 +1046,7 @@ Test(pg, embedded_mode_starts_from_an_empty_state_directory_and_again_from_a_use
 		fxb_lease_release(p.c, l);
 		pgb_stop(&p);
 	}
-	rm_tree(dir);
+	rm_state(dir);
 }
 
 Test(pg, a_broker_on_pg_url_shares_a_server_and_its_clean_stop_leaves_only_templates)
@@ -1044,7 +1060,7 @@ Test(pg, a_broker_on_pg_url_shares_a_server_and_its_clean_stop_leaves_only_templ
 	pgb_start(&a, shared_state(), NULL, NULL);
 	ACQUIRE(a.c, NULL, &mine);
 	snprintf(dir, sizeof dir, "%s/pg-url-%d", log_dir(), (int)getpid());
-	rm_tree(dir);
+	rm_state(dir);
 	mkdir(dir, 0755);
 	snprintf(url, sizeof url, "host=%s port=%d user=postgres dbname=postgres", a.socket_dir, a.port);
 	{
@@ -1073,7 +1089,7 @@ Test(pg, a_broker_on_pg_url_shares_a_server_and_its_clean_stop_leaves_only_templ
 	PQfinish(admin);
 	fxb_lease_release(a.c, mine);
 	pgb_stop(&a);
-	rm_tree(dir);
+	rm_state(dir);
 }
 
 /* ---- Pools and GC ---- */
@@ -1206,4 +1222,342 @@ Test(pg, a_bad_postgres_setting_stops_the_broker_with_the_key_named)
 		cr_assert_not_null(strstr(out, bad[i].key), "%s: the message does not say %s: %s",
 		    bad[i].text, bad[i].key, out);
 	}
+}
+
+/* ---- Storage: the data directory in memory or on disk ---- */
+
+/* A fresh state directory of this test's own, named after what. */
+static void
+own_state(char *dir, size_t n, const char *what)
+{
+	snprintf(dir, n, "%s/pg-%s-%d", log_dir(), what, (int)getpid());
+	rm_state(dir);
+	cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
+}
+
+static long
+fs_type(const char *path)
+{
+	struct statfs sf;
+
+	cr_assert_eq(statfs(path, &sf), 0, "statfs %s: %s", path, strerror(errno));
+	return (long)sf.f_type;
+}
+
+/* A lease of the empty template that connects, writes and reads. */
+static void
+lease_works(struct pgb *p)
+{
+	struct fxb_lease *l;
+	PGconn *c;
+
+	ACQUIRE(p->c, NULL, &l);
+	c = connect_url(field(l, "url"));
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	cr_assert(exec_ok(c, "CREATE TABLE t (x int); INSERT INTO t VALUES (1)"), "%s", scratch);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM t", NULL), 1);
+	PQfinish(c);
+	fxb_lease_release(p->c, l);
+}
+
+/* Waits until p's pools are quiet (nothing leased, made or dropped) and checks that the
+ * clones and roles of p's instance are exactly its ready clones (a database and a role
+ * each; templates and their owners aside). */
+static void
+no_leftovers(struct pgb *p)
+{
+	PGconn *admin = connect_admin(p);
+	uint64_t end = clock_ms() + WAIT_MS;
+	long busy, ready, left;
+
+	do {
+		json_t *st = call(p->c, "pg.status", NULL), *t;
+		size_t i;
+		busy = ready = 0;
+		json_array_foreach(json_object_get(st, "templates"), i, t) {
+			json_t *dp = json_object_get(t, "database_pool");
+			json_t *sp = json_object_get(t, "schema_pool");
+			ready += 2 * json_integer_value(json_object_get(dp, "ready")) +
+			    json_integer_value(json_object_get(sp, "ready"));
+			busy += json_integer_value(json_object_get(dp, "leased")) +
+			    json_integer_value(json_object_get(dp, "cloning")) +
+			    json_integer_value(json_object_get(dp, "dropping"));
+		}
+		json_decref(st);
+		left = leftovers(admin, p->prefix);
+		if (!busy && left == ready)
+			break;
+		sleep_ms(50);
+	} while (clock_ms() < end);
+	cr_assert_eq(busy, 0, "clones still leased, made or dropped");
+	cr_assert_eq(left, ready, "%ld objects besides templates for %ld of ready clones:%s", left,
+	    ready, scratch);
+	PQfinish(admin);
+}
+
+Test(pg, storage_memory_puts_the_data_on_tmpfs_and_storage_disk_keeps_it_on_disk)
+{
+	char dir[512], cfg[1024], memdir[1024];
+	struct pgb p;
+
+	cr_assert_eq(fs_type("/dev/shm"), TMPFS_MAGIC_, "this machine's /dev/shm is not a tmpfs");
+	own_state(dir, sizeof dir, "storage");
+	/* The default: memory, since /dev/shm is there. */
+	pgb_start(&p, dir, NULL, NULL);
+	cr_assert_str_eq(p.storage, "memory");
+	cr_assert_eq(fs_type(p.data_dir), TMPFS_MAGIC_, "%s is not on tmpfs", p.data_dir);
+	cr_assert(p.memory_dir[0] && !strncmp(p.data_dir, p.memory_dir, strlen(p.memory_dir)),
+	    "data %s is not in the memory directory %s", p.data_dir, p.memory_dir);
+	snprintf(memdir, sizeof memdir, "%s", p.memory_dir);
+	lease_works(&p);
+	no_leftovers(&p);
+	pgb_stop(&p);
+
+	/* Disk: a data directory under the state directory, and the memory copy gone. */
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json",
+	    "{\"postgres\": {\"embedded\": {\"storage\": \"disk\"}}}"), 0);
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert_str_eq(p.storage, "disk");
+	cr_assert_neq(fs_type(p.data_dir), TMPFS_MAGIC_, "storage disk put %s on tmpfs", p.data_dir);
+	cr_assert(!strncmp(p.data_dir, dir, strlen(dir)), "%s is not under %s", p.data_dir, dir);
+	cr_assert_eq(access(memdir, F_OK), -1, "%s is still there with storage disk", memdir);
+	cr_assert(p.initialised, "the disk cluster was not a new one");
+	lease_works(&p);
+	no_leftovers(&p);
+	pgb_stop(&p);
+
+	/* Explicit memory again: a new memory cluster. */
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json",
+	    "{\"postgres\": {\"embedded\": {\"storage\": \"memory\"}}}"), 0);
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert_str_eq(p.storage, "memory");
+	cr_assert_eq(fs_type(p.data_dir), TMPFS_MAGIC_);
+	pgb_stop(&p);
+	rm_state(dir);
+	cr_assert_eq(access(memdir, F_OK), -1, "%s outlived its state directory", memdir);
+}
+
+Test(pg, a_full_memory_cap_fails_clones_clearly_and_the_broker_keeps_serving)
+{
+	static const char *const full[] = {
+		/* The cluster alone holds more than 16 MB: no clone fits under the cap. */
+		"{\"postgres\": {\"embedded\": {\"memory_max_mb\": 16}, \"pool\": {\"min_ready\": 1}}}",
+		/* A reserve larger than any tmpfs here: no clone leaves it free. */
+		"{\"postgres\": {\"embedded\": {\"memory_reserve_mb\": 1048576}, \"pool\": "
+		"{\"min_ready\": 1}}}",
+	};
+	char dir[512], cfg[1024];
+	struct fxb_lease *l;
+	struct pgb p;
+
+	own_state(dir, sizeof dir, "cap");
+	for (size_t i = 0; i < sizeof full / sizeof full[0]; i++) {
+		cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json", full[i]), 0);
+		pgb_start(&p, dir, cfg, NULL);
+		cr_assert_str_eq(p.storage, "memory");
+		cr_assert_neq(acquire(p.c, NULL, &l), 0, "%s: a clone passed the cap", full[i]);
+		cr_assert_str_eq(fxb_client_errname(p.c), "PG_STORAGE_FULL", "%s: %s", full[i],
+		    fxb_client_errmsg(p.c));
+		cr_assert_eq(fxb_client_errcode(p.c), 1208);
+		cr_assert_not_null(strstr(fxb_client_errmsg(p.c), "memory_max_mb"), "%s",
+		    fxb_client_errmsg(p.c));
+		/* The broker keeps serving: ports, pg.status, and the same error again. */
+		cr_assert_eq(test_acquire_ports(p.c, 1, 0, &l), 0, "%s", fxb_client_errmsg(p.c));
+		fxb_lease_release(p.c, l);
+		read_status(&p);
+		cr_assert_neq(acquire(p.c, NULL, &l), 0);
+		cr_assert_str_eq(fxb_client_errname(p.c), "PG_STORAGE_FULL");
+		no_leftovers(&p);
+		pgb_stop(&p);
+	}
+	/* Nothing was damaged: with room, the same cluster serves at once. */
+	pgb_start(&p, dir, NULL, NULL);
+	cr_assert(!p.initialised, "the cluster was made again");
+	lease_works(&p);
+	no_leftovers(&p);
+	pgb_stop(&p);
+	rm_state(dir);
+}
+
+Test(pg, templates_on_a_memory_cluster_are_rebuilt_after_a_reboot)
+{
+	const char *marker = marker_path("reboot");
+	const char *cfg = config(marker, "");
+	char dir[512], memdir[1024];
+	struct fxb_lease *l;
+	struct pgb p;
+	PGconn *c;
+
+	own_state(dir, sizeof dir, "reboot");
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert_str_eq(p.storage, "memory");
+	ACQUIRE(p.c, "{\"template\": \"app\"}", &l);
+	fxb_lease_release(p.c, l);
+	cr_assert_eq(count_lines(marker), 1);
+	pgb_stop(&p);
+
+	/* A restart keeps the memory cluster and its template. */
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert(!p.initialised);
+	ACQUIRE(p.c, "{\"template\": \"app\"}", &l);
+	fxb_lease_release(p.c, l);
+	cr_assert_eq(count_lines(marker), 1, "the template was built again after a restart");
+	snprintf(memdir, sizeof memdir, "%s", p.memory_dir);
+	pgb_stop(&p);
+
+	/* A reboot empties /dev/shm while the broker is down. */
+	rm_tree(memdir);
+	cr_assert_eq(access(memdir, F_OK), -1);
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert(p.initialised, "no new cluster after the memory was lost");
+	cr_assert_str_eq(p.memory_dir, memdir, "the cluster moved to another memory directory");
+	ACQUIRE(p.c, "{\"template\": \"app\"}", &l);
+	cr_assert_eq(count_lines(marker), 2, "migrate ran %d times in all", count_lines(marker));
+	c = connect_url(field(l, "url"));
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM items", NULL), SEED_ROWS);
+	PQfinish(c);
+	fxb_lease_release(p.c, l);
+	no_leftovers(&p);
+	pgb_stop(&p);
+	rm_state(dir);
+}
+
+/* ---- Pacing: the pool follows demand ---- */
+
+struct churn {
+	const char *url;
+	int secs;
+	int hold_ms; /* how long each lease is held, as a test file would */
+};
+
+static int
+churn_child(int index, void *arg)
+{
+	struct churn *ch = arg;
+	struct fxb_options o = { .url = ch->url, .timeout_ms = 60000 };
+	struct fxb_client *c = NULL;
+	uint64_t end = clock_ms() + (uint64_t)ch->secs * 1000;
+	int leases = 0;
+
+	(void)index;
+	if (fxb_client_new(&c, &o, NULL, 0) != 0)
+		return 2;
+	while (clock_ms() < end) {
+		struct fxb_lease *l;
+		if (acquire(c, "{\"template\": \"app\"}", &l) != 0) {
+			fxb_client_free(c);
+			return 3;
+		}
+		if (ch->hold_ms)
+			sleep_ms(ch->hold_ms);
+		fxb_lease_release(c, l);
+		leases++;
+	}
+	fxb_client_free(c);
+	return leases > 0 ? 0 : 4;
+}
+
+static json_t *
+app_pool(struct fxb_client *c)
+{
+	json_t *st = call(c, "pg.status", NULL), *t, *out = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "templates"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "template")), "app"))
+			out = json_incref(json_object_get(t, "database_pool"));
+	json_decref(st);
+	return out;
+}
+
+static long
+member(json_t *pool, const char *name)
+{
+	return (long)json_integer_value(json_object_get(pool, name));
+}
+
+/* Runs four clients for ch's time, sampling the pool; widens the maxima in seen. */
+struct seen {
+	long total, target, refill_lo, refill_hi;
+};
+
+static void
+churn_phase(struct pgb *p, struct churn *ch, struct seen *seen)
+{
+	pid_t kids[4];
+	json_t *pool, *st;
+
+	ch->url = p->tb.url;
+	for (int i = 0; i < 4; i++)
+		cr_assert_gt(kids[i] = child_spawn(churn_child, i, ch), 0);
+	for (uint64_t end = clock_ms() + (uint64_t)ch->secs * 1000; clock_ms() < end;) {
+		long total, r;
+		cr_assert_not_null(pool = app_pool(p->c));
+		total = member(pool, "ready") + member(pool, "leased") + member(pool, "cloning") +
+		    member(pool, "dropping");
+		seen->total = total > seen->total ? total : seen->total;
+		seen->target = member(pool, "target") > seen->target ? member(pool, "target")
+		    : seen->target;
+		json_decref(pool);
+		st = call(p->c, "pg.status", NULL);
+		r = (long)json_integer_value(json_object_get(json_object_get(st, "pool"), "refill_now"));
+		json_decref(st);
+		seen->refill_hi = r > seen->refill_hi ? r : seen->refill_hi;
+		seen->refill_lo = r < seen->refill_lo ? r : seen->refill_lo;
+		sleep_ms(50);
+	}
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(child_wait(kids[i], WAIT_MS), 0, "client %d failed", i);
+}
+
+Test(pg, a_pool_serving_cold_grows_with_demand_within_its_caps)
+{
+	const char *marker = marker_path("pace");
+	/* No pool to begin with: every acquire waits for its clone. */
+	const char *cfg = config_pool(marker, "{\"min_ready\": 0, \"max\": 8, "
+	    "\"refill_parallelism\": 1, \"max_refill_parallelism\": 2}", "");
+	struct churn flood = { .secs = 3 }, files = { .secs = 5, .hold_ms = 100 };
+	struct seen seen = { .refill_lo = 1000 };
+	long waited0, ready0;
+	struct fxb_lease *l;
+	struct pgb p;
+	json_t *pool;
+
+	pgb_start(&p, shared_state(), cfg, NULL);
+	ACQUIRE(p.c, "{\"template\": \"app\"}", &l);
+	fxb_lease_release(p.c, l);
+	pool = app_pool(p.c);
+	cr_assert_not_null(pool);
+	cr_assert_eq(member(pool, "served_ready"), 0, "min_ready 0 served a ready clone");
+	json_decref(pool);
+
+	/* Four clients taking leases back to back: more than the refills can keep up with, so
+	 * more refills run at once, up to their cap. */
+	churn_phase(&p, &flood, &seen);
+	cr_log_info("flood: target up to %ld, pool up to %ld of 8, refills at once %ld..%ld",
+	    seen.target, seen.total, seen.refill_lo, seen.refill_hi);
+	cr_assert_eq(seen.refill_hi, 2, "refills at once did not rise to max_refill_parallelism");
+
+	/* Four clients holding each lease 100 ms, as test files do: the pool, served cold at
+	 * first, keeps clones ready for them. */
+	cr_assert_not_null(pool = app_pool(p.c));
+	waited0 = member(pool, "served_waited");
+	ready0 = member(pool, "served_ready");
+	json_decref(pool);
+	churn_phase(&p, &files, &seen);
+	cr_assert_not_null(pool = app_pool(p.c));
+	cr_log_info("files: target up to %ld, pool up to %ld of 8, served ready %ld, waited %ld",
+	    seen.target, seen.total, member(pool, "served_ready") - ready0,
+	    member(pool, "served_waited") - waited0);
+	cr_assert_geq(seen.target, 1, "the pool's target never rose above min_ready 0");
+	cr_assert_gt(member(pool, "served_ready") - ready0, member(pool, "served_waited") - waited0,
+	    "most leases still waited for their clone");
+	json_decref(pool);
+	cr_assert_leq(seen.target, 8, "the target passed the pool's max");
+	cr_assert_leq(seen.total, 8, "the pool held %ld clones, past its max of 8", seen.total);
+	cr_assert_geq(seen.refill_lo, 1);
+	cr_assert_leq(seen.refill_hi, 2, "refills at once passed max_refill_parallelism");
+	no_leftovers(&p);
+	pgb_stop(&p);
 }
