@@ -9,7 +9,8 @@
 # environment; after the integration label the script looks for fixture-broker (and
 # postgres) processes carrying it, fails if any is left running, and kills them (by pid).
 # Broker logs go to $FXB_TEST_LOG_DIR (default: a fresh directory under /tmp), printed in
-# the summary.
+# the summary. After the integration label it also removes the memory data directories
+# (/dev/shm/fxb-pg-*) of embedded clusters whose state directory is under that directory.
 set -u
 
 label=${1:?usage: sh tests/run-suites.sh LABEL BINARY...}
@@ -93,6 +94,23 @@ if [ "$label" = integration ]; then
 		done
 	else
 		summary="${summary}PASS     no fixture-broker or postgres process left running
+"
+	fi
+	# Embedded clusters keep their data in /dev/shm/fxb-pg-*, with an "owner" file naming
+	# their cluster directory (broker/fixtures/pg/pgembed.h): those of this run's state
+	# directories go with the run (a suite that passes removes its own).
+	mem=""
+	for dir in /dev/shm/fxb-pg-*; do
+		[ -f "$dir/owner" ] || continue
+		case $(cat "$dir/owner") in
+		"$FXB_TEST_LOG_DIR"/* | "$(cd "$FXB_TEST_LOG_DIR" && pwd -P)"/*)
+			mem="$mem $dir"
+			rm -rf "$dir"
+			;;
+		esac
+	done
+	if [ -n "$mem" ]; then
+		summary="${summary}NOTE     removed the memory data of clusters left by this run:$mem
 "
 	fi
 fi
