@@ -49,6 +49,10 @@ Test(pg_conf, reads_the_embedded_storage_and_the_refill_range)
 	cr_assert_eq(c.refill_parallelism, 3);
 	cr_assert_eq(c.max_refill_parallelism, 5);
 	cr_assert_eq(c.workers, 7);
+	cr_assert_eq(c.fixed_pool, 0, "pools follow demand unless told not to");
+	pg_conf_clear(&c);
+	cr_assert_eq(parse("{\"pool\": {\"follow_demand\": false}}", &c, &err), 0, "%s", err.text);
+	cr_assert_eq(c.fixed_pool, 1);
 	pg_conf_clear(&c);
 	cr_assert_eq(parse("{\"embedded\": {\"storage\": \"memory\", \"memory_max_mb\": 256, "
 	    "\"memory_reserve_mb\": 0}, \"pool\": {\"refill_parallelism\": 12}}", &c, &err), 0, "%s",
@@ -99,6 +103,7 @@ Test(pg_conf, names_the_key_of_every_bad_setting)
 		{ "{\"clone_strategy\": \"fast\"}", "postgres.clone_strategy" },
 		{ "{\"embedded\": {\"user\": 7}}", "postgres.embedded.user" },
 		{ "{\"embedded\": {\"storage\": \"ram\"}}", "postgres.embedded.storage" },
+		{ "{\"pool\": {\"follow_demand\": 1}}", "postgres.pool.follow_demand" },
 		{ "{\"embedded\": {\"memory_max_mb\": 1}}", "postgres.embedded.memory_max_mb" },
 		{ "{\"embedded\": {\"memory_reserve_mb\": -1}}", "postgres.embedded.memory_reserve_mb" },
 		{ "{\"pool\": {\"refill_parallelism\": 4, \"max_refill_parallelism\": 3}}",
