@@ -11,12 +11,17 @@
  *      (a template of 20,000 rows; the warm and churn figures use a small one), and the
  *      two clone strategies against each other, taking turns, clone and drop;
  *   4. eight workers ensuring one template at once against one run of its migration;
- *   5. lease churn with 4 clients: leases per second, and how often a clone was ready.
+ *   5. the statements around each clone, one by one, before and after batching;
+ *   6. lease churn with 4 and 16 clients on a memory cluster and on a disk one, against the
+ *      raw CREATE DATABASE ... TEMPLATE + DROP DATABASE rate on the same cluster, as ratios;
+ *   7. a soak window: 16 clients each leasing a database per "test file" and holding it
+ *      (FXB_BENCH_HOLD_MS, default 250 ms): the share of leases served from a ready clone,
+ *      and acquire p50/p99, on memory and on disk.
  * Figures are printed, never asserted: the machine is shared and noisy. FXB_BENCH_SECS
- * sets the churn duration (default 5 s); the state directory is removed at the end.
+ * sets the churn and raw durations (default 5 s), FXB_BENCH_SOAK_SECS the soak window's
+ * (default 20 s); the state directories (and their memory data) are removed at the end.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,7 +40,6 @@
 #define COLD_COUNT 15
 #define LATER_RUNS 3
 #define BUILDERS 8
-#define CHURN_CLIENTS 4
 #define GOAL_WARM_P50_US 1000.0
 #define GOAL_COLD_RATIO 1.1
 
@@ -61,15 +65,7 @@ static const char small_sql[] =
     "  FROM generate_series(1, 50) g;";
 
 static char state_dir[512];
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+static const char *bench_dir = state_dir; /* where bstart() starts the next broker */
 
 static void
 quiet(void *arg, const char *msg)
@@ -110,7 +106,7 @@ static int
 bstart(struct bbroker *b, const char *config_text)
 {
 	char cfg[1024] = "", err[512];
-	const char *args[] = { "--state-dir", state_dir, "--log-level", "warn", "--grace-ms", "0",
+	const char *args[] = { "--state-dir", bench_dir, "--log-level", "warn", "--grace-ms", "0",
 		cfg[0] ? "--config" : NULL, cfg, NULL };
 	uint64_t t0 = now_ns();
 	json_t *st, *emb;
@@ -383,7 +379,7 @@ cold(const char *strategy, const char *hash, double *broker_p50, double *direct_
 	size_t n = 0;
 
 	snprintf(cfg, sizeof cfg, "{\"postgres\": {\"clone_strategy\": \"%s\", \"pool\": "
-	    "{\"min_ready\": 0}}}", strategy);
+	    "{\"min_ready\": 0, \"follow_demand\": false}}}", strategy);
 	if (bstart(&b, cfg) == -1)
 		return -1;
 	if (build(b.c, hash, migration_sql) == -1 || template_db(b.c, hash, tpl, sizeof tpl) == -1) {
@@ -568,12 +564,13 @@ bench_builders(struct bbroker *b)
 	return ok == BUILDERS && built == 1 ? 0 : -1;
 }
 
-/* ---- 5. Churn ---- */
+/* ---- 5. Churn and the soak window ---- */
 
 struct churner {
 	const char *url;
 	const char *hash;
 	double secs;
+	int hold_ms; /* how long each lease is held (a test file's work); 0: released at once */
 	long leases, errors;
 	uint64_t *lat;
 	size_t nlat, cap;
@@ -595,10 +592,13 @@ churn_thread(void *arg)
 		uint64_t t0 = now_ns();
 		if (acquire(c, w->hash, &l) != 0) {
 			w->errors++;
+			sleep_ms(10);
 			continue;
 		}
 		if (w->nlat < w->cap)
 			w->lat[w->nlat++] = now_ns() - t0;
+		if (w->hold_ms)
+			sleep_ms(w->hold_ms);
 		fxb_lease_release(c, l);
 		w->leases++;
 	}
@@ -617,42 +617,353 @@ warm_up(struct fxb_client *c, const char *hash, long n)
 		sleep_ms(10);
 }
 
+struct churn_result {
+	double per_s, p50_ms, p99_ms, warm_pct;
+	long leases, errors;
+};
+
+#define LAT_CAP 100000
+
+/* n clients acquire and release hash's database for secs, holding each lease hold_ms. */
 static int
-bench_churn(struct bbroker *b, const char *hash, double secs, const char *strategy)
+churn(struct bbroker *b, const char *hash, int n, double secs, int hold_ms,
+    struct churn_result *r)
 {
-	struct churner w[CHURN_CLIENTS];
-	pthread_t th[CHURN_CLIENTS];
-	long leases = 0, errors = 0, ready0 = pool_member(b->c, hash, "served_ready"),
-	    waited0 = pool_member(b->c, hash, "served_waited"), ready, waited;
-	uint64_t *all = calloc(CHURN_CLIENTS * 100000, sizeof *all);
+	struct churner *w = calloc((size_t)n, sizeof *w);
+	pthread_t *th = calloc((size_t)n, sizeof *th);
+	uint64_t *all = calloc((size_t)n * LAT_CAP, sizeof *all);
+	long ready0, waited0, ready, waited;
 	size_t nall = 0;
 
-	if (!all)
+	if (!w || !th || !all) {
+		free(w);
+		free(th);
+		free(all);
 		return -1;
+	}
+	memset(r, 0, sizeof *r);
 	warm_up(b->c, hash, 4);
 	ready0 = pool_member(b->c, hash, "served_ready");
 	waited0 = pool_member(b->c, hash, "served_waited");
-	for (int i = 0; i < CHURN_CLIENTS; i++) {
+	for (int i = 0; i < n; i++) {
 		w[i] = (struct churner){ .url = b->tb.url, .hash = hash, .secs = secs,
-			.lat = all + (size_t)i * 100000, .cap = 100000 };
+			.hold_ms = hold_ms, .lat = all + (size_t)i * LAT_CAP, .cap = LAT_CAP };
 		pthread_create(&th[i], NULL, churn_thread, &w[i]);
 	}
-	for (int i = 0; i < CHURN_CLIENTS; i++) {
+	for (int i = 0; i < n; i++) {
 		pthread_join(th[i], NULL);
-		leases += w[i].leases;
-		errors += w[i].errors;
+		r->leases += w[i].leases;
+		r->errors += w[i].errors;
 	}
-	for (int i = 0; i < CHURN_CLIENTS; i++) {
+	for (int i = 0; i < n; i++) {
 		memmove(all + nall, w[i].lat, w[i].nlat * sizeof *all);
 		nall += w[i].nlat;
 	}
 	ready = pool_member(b->c, hash, "served_ready") - ready0;
 	waited = pool_member(b->c, hash, "served_waited") - waited0;
-	printf("  %-9s %9.1f %12.1f %12.1f %14.0f%% %8ld\n", strategy, (double)leases / secs,
-	    percentile_us(all, nall, 50) / 1000.0, percentile_us(all, nall, 99) / 1000.0,
-	    ready + waited ? 100.0 * (double)ready / (double)(ready + waited) : 0, errors);
+	r->per_s = (double)r->leases / secs;
+	r->p50_ms = percentile_us(all, nall, 50) / 1000.0;
+	r->p99_ms = percentile_us(all, nall, 99) / 1000.0;
+	r->warm_pct = ready + waited ? 100.0 * (double)ready / (double)(ready + waited) : 0;
+	free(w);
+	free(th);
 	free(all);
 	return 0;
+}
+
+/* ---- 6. Raw clone + drop on the same cluster ---- */
+
+struct raw_worker {
+	const char *conninfo, *tpl;
+	int id;
+	double secs;
+	long pairs, errors;
+};
+
+static void *
+raw_thread(void *arg)
+{
+	struct raw_worker *w = arg;
+	PGconn *c = PQconnectdb(w->conninfo);
+	uint64_t end = now_ns() + (uint64_t)(w->secs * 1e9);
+	char sql[512];
+
+	PQsetNoticeProcessor(c, quiet, NULL);
+	for (long i = 0; now_ns() < end; i++) {
+		PGresult *r;
+		snprintf(sql, sizeof sql, "CREATE DATABASE bench_raw_%d_%ld TEMPLATE \"%s\" "
+		    "STRATEGY FILE_COPY", w->id, i, w->tpl);
+		r = PQexec(c, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			w->errors++;
+			PQclear(r);
+			continue;
+		}
+		PQclear(r);
+		snprintf(sql, sizeof sql, "DROP DATABASE bench_raw_%d_%ld", w->id, i);
+		r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			w->pairs++;
+		else
+			w->errors++;
+		PQclear(r);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Clone + drop pairs per second, n connections at once, issued directly. */
+static double
+raw_rate(struct bbroker *b, const char *hash, int n, double secs)
+{
+	struct raw_worker w[16];
+	pthread_t th[16];
+	char tpl[128];
+	long pairs = 0;
+
+	if (template_db(b->c, hash, tpl, sizeof tpl) == -1)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct raw_worker){ .conninfo = b->conninfo, .tpl = tpl, .id = i, .secs = secs };
+		pthread_create(&th[i], NULL, raw_thread, &w[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(th[i], NULL);
+		pairs += w[i].pairs;
+	}
+	return (double)pairs / secs;
+}
+
+/* ---- 7. What each statement around a clone costs, before and after batching ---- */
+
+#define STMT_ROUNDS 30
+
+struct stmt {
+	const char *what;
+	double ms[STMT_ROUNDS];
+};
+
+/* Runs sql (any number of statements) on c, timing it into st[k]; 0 or -1. */
+static int
+timed(PGconn *c, struct stmt *st, int k, int round, const char *sql)
+{
+	uint64_t t0 = now_ns();
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	st[k].ms[round] = ms_since(t0);
+	if (!ok)
+		fprintf(stderr, "bench_pg: %.60s...: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static void
+print_stmts(const char *title, struct stmt *st, int n)
+{
+	double total = 0;
+
+	printf("  %s\n", title);
+	for (int k = 0; k < n; k++) {
+		double m = median(st[k].ms, STMT_ROUNDS);
+		total += m;
+		printf("    %-58s %8.2f ms\n", st[k].what, m);
+	}
+	printf("    %-58s %8.2f ms\n", "sum of medians", total);
+}
+
+/* The broker's clone and drop, statement by statement, as they were (one round trip per
+ * statement, the existence checks, libpq asking for password_encryption) and as they are
+ * (pg_sql.c: two round trips to clone, three to drop). */
+static int
+bench_statements(struct bbroker *b, const char *hash)
+{
+	struct stmt before[] = { { .what = "password verifier (libpq asks the server)" },
+		{ .what = "CREATE ROLE ... IN ROLE owner" }, { .what = "CREATE DATABASE ... TEMPLATE" },
+		{ .what = "BEGIN; REVOKE; GRANT; ALTER DATABASE ...; COMMIT" },
+		{ .what = "drop: SELECT 1 FROM pg_roles (exists?)" }, { .what = "drop: ALTER ROLE NOLOGIN" },
+		{ .what = "drop: pg_terminate_backend(role's sessions)" },
+		{ .what = "drop: SELECT 1 FROM pg_database (a template?)" },
+		{ .what = "drop: DROP DATABASE WITH (FORCE)" }, { .what = "drop: DROP ROLE" } };
+	struct stmt after[] = { { .what = "password verifier (scram-sha-256 named, no query)" },
+		{ .what = "CREATE DATABASE ... TEMPLATE" },
+		{ .what = "BEGIN; CREATE ROLE; REVOKE; GRANT; ALTER DATABASE; COMMIT" },
+		{ .what = "drop: ALTER ROLE NOLOGIN" }, { .what = "drop: DROP DATABASE WITH (FORCE)" },
+		{ .what = "drop: terminate the role's sessions; DROP ROLE" } };
+	char tpl[128], owner[128], sql[2048], role[64], db[64];
+	PGconn *c = PQconnectdb(b->conninfo);
+	int rc = 0;
+
+	PQsetNoticeProcessor(c, quiet, NULL);
+	if (template_db(b->c, hash, tpl, sizeof tpl) == -1)
+		return -1;
+	/* The template's owner role: its name with _o_ for _t_ (pg_conf.h's naming). */
+	snprintf(owner, sizeof owner, "%s", tpl);
+	if (strstr(owner, "_t_"))
+		strstr(owner, "_t_")[1] = 'o';
+	for (int i = 0; i < STMT_ROUNDS && !rc; i++) {
+		for (int v = 0; v < 2 && !rc; v++) {
+			struct stmt *st = v ? after : before;
+			char *enc, *lit;
+			uint64_t t0;
+			int k = 0;
+			snprintf(role, sizeof role, "bench_stmt_u_%d_%d", v, i);
+			snprintf(db, sizeof db, "bench_stmt_d_%d_%d", v, i);
+			t0 = now_ns();
+			enc = PQencryptPasswordConn(c, "0123456789abcdef0123456789abcdef", role,
+			    v ? "scram-sha-256" : NULL);
+			st[k++].ms[i] = ms_since(t0);
+			lit = enc ? PQescapeLiteral(c, enc, strlen(enc)) : NULL;
+			if (!lit) {
+				rc = -1;
+				PQfreemem(enc);
+				break;
+			}
+			if (!v) {
+				snprintf(sql, sizeof sql, "CREATE ROLE %s LOGIN PASSWORD %s CONNECTION LIMIT 10 "
+				    "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT IN ROLE "
+				    "\"%s\"", role, lit, owner);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE \"%s\" STRATEGY FILE_COPY "
+				    "ALLOW_CONNECTIONS false", db, tpl);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "BEGIN; SET LOCAL synchronous_commit = on; REVOKE ALL ON "
+				    "DATABASE %s FROM PUBLIC; GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %s TO %s; "
+				    "ALTER DATABASE %s ALLOW_CONNECTIONS true; COMMIT", db, db, role, db);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "SELECT 1 FROM pg_roles WHERE rolname = '%s'", role);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "ALTER ROLE %s NOLOGIN", role);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+				    "WHERE usename = '%s'", role);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "SELECT 1 FROM pg_database WHERE datname = '%s' AND "
+				    "datistemplate", db);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "DROP ROLE IF EXISTS %s", role);
+				rc |= timed(c, st, k++, i, sql);
+			} else {
+				snprintf(sql, sizeof sql, "CREATE DATABASE %s TEMPLATE \"%s\" STRATEGY FILE_COPY "
+				    "ALLOW_CONNECTIONS false", db, tpl);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "BEGIN; SET LOCAL synchronous_commit = on; CREATE ROLE %s "
+				    "LOGIN PASSWORD %s CONNECTION LIMIT 10 NOSUPERUSER NOCREATEDB NOCREATEROLE "
+				    "NOREPLICATION NOBYPASSRLS INHERIT IN ROLE \"%s\"; REVOKE ALL ON DATABASE %s FROM "
+				    "PUBLIC; GRANT CONNECT, CREATE, TEMPORARY ON DATABASE %s TO %s; ALTER DATABASE %s "
+				    "ALLOW_CONNECTIONS true; COMMIT", role, lit, owner, db, db, role, db);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "ALTER ROLE %s NOLOGIN", role);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+				rc |= timed(c, st, k++, i, sql);
+				snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+				    "WHERE usename = '%s'; DROP ROLE IF EXISTS %s", role, role);
+				rc |= timed(c, st, k++, i, sql);
+			}
+			PQfreemem(enc);
+			PQfreemem(lit);
+		}
+	}
+	PQfinish(c);
+	if (rc)
+		return -1;
+	printf("\nstatements around each clone on the memory cluster, median of %d rounds, before and "
+	    "after batching (the two taking turns):\n", STMT_ROUNDS);
+	print_stmts("before: 4 round trips to clone (plus the verifier's query), 6 to drop",
+	    before, (int)(sizeof before / sizeof before[0]));
+	print_stmts("after: 2 round trips to clone, 3 to drop", after,
+	    (int)(sizeof after / sizeof after[0]));
+	return 0;
+}
+
+/* ---- 8. Storage: memory against disk, against the raw rate ---- */
+
+#define GOAL_CHURN_PER_S 100.0
+#define GOAL_RAW_RATIO 1.5
+#define GOAL_WARM_PCT 90.0
+
+static const char *const pool_cfg[] = {
+	"{\"postgres\": {\"embedded\": {\"storage\": \"memory\"}, \"pool\": {\"min_ready\": 4, "
+	"\"max\": 48}}}",
+	"{\"postgres\": {\"embedded\": {\"storage\": \"disk\"}, \"pool\": {\"min_ready\": 4, "
+	"\"max\": 48}}}",
+};
+
+static int
+bench_storage(double secs, double soak_secs, int hold_ms)
+{
+	static const char *const names[] = { "memory", "disk" };
+	static const int clients[] = { 4, 16 };
+	struct churn_result r[2][2], soak[2];
+	double raw[2] = { 0, 0 };
+	char dirs[2][600];
+	int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN), ok[2] = { 0, 0 };
+
+	if (ncpu < 1)
+		ncpu = 1;
+	for (int s = 0; s < 2; s++) {
+		struct bbroker b;
+		snprintf(dirs[s], sizeof dirs[s], "%s-%s", state_dir, names[s]);
+		mkdir(dirs[s], 0755);
+		bench_dir = dirs[s];
+		if (bstart(&b, pool_cfg[s]) == -1)
+			continue;
+		if (build(b.c, "bench-small", small_sql) == -1) {
+			bstop(&b);
+			continue;
+		}
+		if (s == 0 && bench_statements(&b, "bench-small") == -1)
+			fprintf(stderr, "bench_pg: the statement costs could not be measured\n");
+		raw[s] = raw_rate(&b, "bench-small", ncpu, secs);
+		ok[s] = 1;
+		for (int c = 0; c < 2 && ok[s]; c++)
+			ok[s] = churn(&b, "bench-small", clients[c], secs, 0, &r[s][c]) == 0;
+		if (ok[s])
+			ok[s] = churn(&b, "bench-small", 16, soak_secs, hold_ms, &soak[s]) == 0;
+		bstop(&b);
+	}
+	bench_dir = state_dir;
+	printf("\nlease churn by storage: clients acquire a database and release it at once for %.0f s "
+	    "(template: 2 tables, 50 rows; pool min_ready 4, max 48, paced by demand); raw: %d "
+	    "connections issuing CREATE DATABASE ... TEMPLATE + DROP DATABASE directly on the same "
+	    "cluster:\n", secs, ncpu);
+	printf("  %-7s %7s %10s %12s %11s %10s %10s %8s %6s\n", "storage", "clients", "leases/s",
+	    "raw pairs/s", "raw/leases", "p50 ms", "p99 ms", "warm", "errors");
+	for (int s = 0; s < 2; s++) {
+		if (!ok[s]) {
+			printf("  %-7s (could not run)\n", names[s]);
+			continue;
+		}
+		for (int c = 0; c < 2; c++)
+			printf("  %-7s %7d %10.1f %12.1f %10.2fx %10.1f %10.1f %7.0f%% %6ld\n", names[s],
+			    clients[c], r[s][c].per_s, raw[s], r[s][c].per_s > 0 ? raw[s] / r[s][c].per_s : 0,
+			    r[s][c].p50_ms, r[s][c].p99_ms, r[s][c].warm_pct, r[s][c].errors);
+	}
+	if (ok[0] && ok[1])
+		printf("  memory against disk: %.2fx leases/s with 4 clients, %.2fx with 16; raw %.2fx\n",
+		    r[0][0].per_s / r[1][0].per_s, r[0][1].per_s / r[1][1].per_s, raw[0] / raw[1]);
+	if (ok[0])
+		printf("  goal: >= %.0f leases/s with 4 clients on memory, within %.1fx of raw: %.1f/s, "
+		    "%.2fx: %s\n", GOAL_CHURN_PER_S, GOAL_RAW_RATIO, r[0][0].per_s, raw[0] / r[0][0].per_s,
+		    r[0][0].per_s >= GOAL_CHURN_PER_S && raw[0] / r[0][0].per_s <= GOAL_RAW_RATIO ? "met"
+		    : "MISSED");
+	printf("\nsoak window: 16 clients, each leasing a database per test file and holding it %d ms, "
+	    "for %.0f s:\n", hold_ms, soak_secs);
+	printf("  %-7s %10s %10s %16s %12s %12s %6s\n", "storage", "leases", "leases/s",
+	    "served warm", "acquire p50", "p99 (ms)", "errors");
+	for (int s = 0; s < 2; s++)
+		if (ok[s])
+			printf("  %-7s %10ld %10.1f %15.1f%% %12.2f %12.2f %6ld\n", names[s], soak[s].leases,
+			    soak[s].per_s, soak[s].warm_pct, soak[s].p50_ms, soak[s].p99_ms, soak[s].errors);
+	if (ok[0])
+		printf("  goal: >= %.0f%% served warm at 16 clients on memory: %.1f%%: %s\n",
+		    GOAL_WARM_PCT, soak[0].warm_pct, soak[0].warm_pct >= GOAL_WARM_PCT ? "met" : "MISSED");
+	for (int s = 0; s < 2; s++)
+		test_rm_pg_state(dirs[s]);
+	return ok[0] && ok[1] ? 0 : -1;
 }
 
 int
@@ -660,6 +971,9 @@ main(void)
 {
 	const char *env = getenv("FXB_BENCH_SECS");
 	double secs = env && atof(env) > 0 ? atof(env) : 5;
+	const char *soak_env = getenv("FXB_BENCH_SOAK_SECS"), *hold_env = getenv("FXB_BENCH_HOLD_MS");
+	double soak_secs = soak_env && atof(soak_env) > 0 ? atof(soak_env) : 20;
+	int hold_ms = hold_env && atoi(hold_env) > 0 ? atoi(hold_env) : 250;
 	const char *d = getenv("FXB_TEST_LOG_DIR");
 	struct bbroker b;
 	int failed = 0;
@@ -688,21 +1002,15 @@ main(void)
 	if (!failed && (build(b.c, "bench-small", small_sql) == -1 ||
 	    bench_warm(&b, "bench-small") == -1))
 		failed = 1;
-	if (!failed) {
-		printf("\nlease churn, %d clients acquiring and releasing for %.0f s (template: 2 tables, "
-		    "50 rows; pool min_ready 4 and warm at the start, refill parallelism 2; every "
-		    "release drops a database, which forces a checkpoint):\n", CHURN_CLIENTS, secs);
-		printf("  %-9s %9s %12s %12s %15s %8s\n", "strategy", "leases/s", "acquire p50",
-		    "p99 (ms)", "served ready", "errors");
-		if (bench_churn(&b, "bench-small", secs, "FILE_COPY") == -1)
-			failed = 1;
-	}
 	bstop(&b);
+	if (!failed && bench_storage(secs, soak_secs, hold_ms) == -1)
+		failed = 1;
 	if (!failed && bench_cold() == -1)
 		failed = 1;
 	/* Without a pool, so that no refill runs beside the measurement. */
 	if (!failed) {
-		if (bstart(&b, "{\"postgres\": {\"pool\": {\"min_ready\": 0}}}") == -1)
+		if (bstart(&b, "{\"postgres\": {\"pool\": {\"min_ready\": 0, \"follow_demand\": false}}}")
+		    == -1)
 			failed = 1;
 		else {
 			failed = bench_strategies(&b) == -1;
@@ -711,6 +1019,6 @@ main(void)
 	}
 out:
 	if (!getenv("FXB_KEEP_PG_STATE"))
-		nftw(state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		test_rm_pg_state(state_dir);
 	return failed;
 }
