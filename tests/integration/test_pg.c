@@ -1337,6 +1337,45 @@ Test(pg, storage_memory_puts_the_data_on_tmpfs_and_storage_disk_keeps_it_on_disk
 	cr_assert_eq(access(memdir, F_OK), -1, "%s outlived its state directory", memdir);
 }
 
+Test(pg, with_no_room_in_memory_for_a_new_cluster_unset_storage_is_disk_and_memory_says_why)
+{
+	char dir[512], cfg[1024], errbuf[512];
+	const char *args[] = { "--state-dir", dir, "--grace-ms", "300", "--config", cfg, NULL };
+	struct pgb p;
+	json_t *st;
+
+	/* A reserve larger than /dev/shm: no new cluster fits beside it. */
+	own_state(dir, sizeof dir, "noroom");
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json",
+	    "{\"postgres\": {\"embedded\": {\"memory_reserve_mb\": 1048576}}}"), 0);
+	pgb_start(&p, dir, cfg, NULL);
+	cr_assert_str_eq(p.storage, "disk", "a new cluster went to a tmpfs without room");
+	cr_assert_neq(fs_type(p.data_dir), TMPFS_MAGIC_);
+	lease_works(&p);
+	pgb_stop(&p);
+	rm_state(dir);
+
+	own_state(dir, sizeof dir, "noroom");
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json", "{\"postgres\": {\"embedded\": "
+	    "{\"storage\": \"memory\", \"memory_reserve_mb\": 1048576}}}"), 0);
+	memset(&p, 0, sizeof p);
+	cr_assert_eq(test_broker_start(&p.tb, args, errbuf, sizeof errbuf), 0, "%s", errbuf);
+	CLIENT_NEW(p.c, &p.tb, NULL, NULL);
+	st = call(p.c, "pg.status", NULL);
+	cr_assert_null(st, "PostgreSQL started with no room for its memory cluster");
+	cr_assert_str_eq(fxb_client_errname(p.c), "PG_UNAVAILABLE", "%s", fxb_client_errmsg(p.c));
+	cr_assert_not_null(strstr(fxb_client_errmsg(p.c), "storage is \"memory\""), "%s",
+	    fxb_client_errmsg(p.c));
+	/* The broker goes on serving what does not need PostgreSQL. */
+	{
+		struct fxb_lease *l;
+		cr_assert_eq(test_acquire_ports(p.c, 1, 0, &l), 0, "%s", fxb_client_errmsg(p.c));
+		fxb_lease_release(p.c, l);
+	}
+	pgb_stop(&p);
+	rm_state(dir);
+}
+
 Test(pg, a_full_memory_cap_fails_clones_clearly_and_the_broker_keeps_serving)
 {
 	static const char *const full[] = {
