@@ -872,7 +872,7 @@ bench_statements(struct bbroker *b, const char *hash)
 		return -1;
 	printf("\nstatements around each clone on the memory cluster, median of %d rounds, before and "
 	    "after batching (the two taking turns):\n", STMT_ROUNDS);
-	print_stmts("before: 4 round trips to clone (plus the verifier's query), 6 to drop",
+	print_stmts("before: 3 round trips to clone and the verifier's query, 6 to drop",
 	    before, (int)(sizeof before / sizeof before[0]));
 	print_stmts("after: 2 round trips to clone, 3 to drop", after,
 	    (int)(sizeof after / sizeof after[0]));
