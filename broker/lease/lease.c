@@ -31,7 +31,6 @@
 #include "lease/session.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
-#include "util/addr.h"
 #include "util/histogram.h"
 #include "util/idmap.h"
 
@@ -1000,11 +999,5 @@ lease_renew(struct broker *b, struct lease *l, int64_t ttl_ms)
 const char *
 lease_host(const struct lease *l)
 {
-	const struct config *cfg = &l->broker->cfg;
-
-	if (cfg->advertise[0])
-		return cfg->advertise;
-	if (l->session && l->session->host[0])
-		return l->session->host;
-	return addr_dial_host(cfg->listen_host);
+	return session_host(l->broker, l->session);
 }

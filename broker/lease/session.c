@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "util/addr.h"
 #include "util/idmap.h"
 
 struct sessions {
@@ -74,6 +75,24 @@ struct session *
 sessions_first(const struct sessions *ss)
 {
 	return ss->head;
+}
+
+struct session *
+session_by_id(struct broker *b, uint64_t id)
+{
+	return idmap_get(b->sessions->by_id, id);
+}
+
+const char *
+session_host(const struct broker *b, const struct session *s)
+{
+	const struct config *cfg = &b->cfg;
+
+	if (cfg->advertise[0])
+		return cfg->advertise;
+	if (s && s->host[0])
+		return s->host;
+	return addr_dial_host(cfg->listen_host);
 }
 
 /* Sends text (taken) to the session's connection, or drops it while detached. */

@@ -65,6 +65,12 @@ struct session *session_new(struct broker *b, void *conn, const struct session_i
 void session_detach(struct broker *b, struct session *s);
 /* Ends s: releases every lease, frees s. reason is for the log. */
 void session_close(struct broker *b, struct session *s, const char *reason);
+/* The session with this id, or NULL. */
+struct session *session_by_id(struct broker *b, uint64_t id);
+/* The host fixtures report to s: the broker's advertise setting, else the address s's
+ * client dialled, else the broker's listen address (loopback for a wildcard). s may be
+ * NULL. */
+const char *session_host(const struct broker *b, const struct session *s);
 /* Finds the session with this resume token, or NULL. */
 struct session *session_by_resume(struct broker *b, const char *token);
 /* Moves conn from fresh (which must hold nothing and is closed) to old, which leaves its

@@ -179,13 +179,44 @@ Test(pg_conf, builds_urls_with_every_part_encoded)
 {
 	char url[512];
 
-	cr_assert_eq(pg_url(url, sizeof url, "127.0.0.1", 5432, "u", "p@ss:w/rd", "db", "fxb:l-1"), 0);
+	cr_assert_eq(pg_url(url, sizeof url, "127.0.0.1", 5432, "u", "p@ss:w/rd", "db", "fxb:l-1",
+	    NULL), 0);
 	cr_assert_str_eq(url, "postgresql://u:p%40ss%3Aw%2Frd@127.0.0.1:5432/db?application_name=fxb%3Al-1");
-	cr_assert_eq(pg_url(url, sizeof url, "/run/pg", 5433, "u", "p", "db", NULL), 0);
-	cr_assert_str_eq(url, "postgresql://u:p@:5433/db?host=%2Frun%2Fpg");
-	cr_assert_eq(pg_url(url, sizeof url, "::1", 5432, "u", "p", "db", NULL), 0);
+	/* A socket directory: the query says where, the authority still names a host (an empty
+	 * one is refused by node-postgres). */
+	cr_assert_eq(pg_url(url, sizeof url, "/run/pg", 5433, "u", "p", "db", NULL, NULL), 0);
+	cr_assert_str_eq(url, "postgresql://u:p@localhost:5433/db?host=%2Frun%2Fpg");
+	cr_assert_eq(pg_url(url, sizeof url, "/run/pg", 5433, "u", "p", "db", "a", "require"), 0);
+	cr_assert_str_eq(url,
+	    "postgresql://u:p@localhost:5433/db?host=%2Frun%2Fpg&application_name=a&sslmode=require");
+	cr_assert_eq(pg_url(url, sizeof url, "::1", 5432, "u", "p", "db", NULL, NULL), 0);
 	cr_assert_str_eq(url, "postgresql://u:p@[::1]:5432/db");
-	cr_assert_eq(pg_url(url, 20, "127.0.0.1", 5432, "u", "p", "db", NULL), -1, "too small");
+	cr_assert_eq(pg_url(url, sizeof url, "10.0.0.5", 5432, "u", "p", "db", NULL, "require"), 0);
+	cr_assert_str_eq(url, "postgresql://u:p@10.0.0.5:5432/db?sslmode=require");
+	cr_assert_eq(pg_url(url, 20, "127.0.0.1", 5432, "u", "p", "db", NULL, NULL), -1, "too small");
+}
+
+Test(pg_conf, takes_the_host_and_port_lease_urls_name)
+{
+	struct fxb_error err = { 0 };
+	struct pg_conf c;
+	json_t *j = json_pack("{s:s, s:i}", "client_host", "db.ci.example", "client_port", 6432);
+
+	cr_assert_eq(pg_conf_parse(j, 1, &c, &err), 0, "%s", err.text);
+	cr_assert_str_eq(c.client_host, "db.ci.example");
+	cr_assert_eq(c.client_port, 6432);
+	pg_conf_clear(&c);
+	json_decref(j);
+	j = json_pack("{s:s}", "client_host", "/run/postgresql");
+	cr_assert_eq(pg_conf_parse(j, 1, &c, &err), -1);
+	cr_assert(strstr(err.text, "postgres.client_host"), "%s", err.text);
+	error_clear(&err);
+	json_decref(j);
+	j = json_pack("{s:i}", "client_port", 0);
+	cr_assert_eq(pg_conf_parse(j, 1, &c, &err), -1);
+	cr_assert(strstr(err.text, "postgres.client_port"), "%s", err.text);
+	error_clear(&err);
+	json_decref(j);
 }
 
 Test(pg_conf, replaces_placeholders_and_leaves_the_rest)
