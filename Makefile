@@ -13,7 +13,7 @@ VERSION := 0.1.0
 # libfxb.so.$(VERSION) is the library; programs linked with -lfxb load it by its soname.
 SONAME  := libfxb.so.$(firstword $(subst ., ,$(VERSION)))
 PKGS    := libwebsockets jansson libpq
-SDK_PKGS := jansson
+SDK_PKGS := jansson openssl
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 WERROR  ?= -Werror

@@ -72,7 +72,7 @@ struct fxb_client;
 struct fxb_lease;
 
 struct fxb_options {
-	const char *url;    /* ws:// only; NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
+	const char *url;    /* ws:// or wss://; NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
 	const char *token;  /* NULL: $FIXTURE_BROKER_TOKEN, else none */
 	const char *client; /* a name for the broker's logs; NULL: "fxb-c" */
 	const char *resume; /* a resume token from an earlier client (another process), or NULL */
@@ -99,6 +99,31 @@ struct fxb_acquire_options {
  * negative code is returned and, if errbuf is not NULL, a message is copied there. */
 int fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *errbuf,
     size_t errlen);
+
+/* fxb_client_new_ex is fxb_client_new with settings beyond struct fxb_options: settings is
+ * NULL or an array of name, value strings ended by a NULL name, for example
+ *
+ *     const char *tls[] = {"tls.ca", "/etc/fxb/ca.pem", NULL};
+ *     fxb_client_new_ex(&c, &opts, tls, err, sizeof err);
+ *
+ * An unknown name (or a NULL value) is FXB_EINVAL. The names, each falling back to its
+ * environment variable when not given (an empty value means none):
+ *
+ *   "tls.ca"    $FIXTURE_BROKER_CA    PEM file of the CAs that may sign the broker's
+ *                                     certificate (a private CA); none: the system's
+ *                                     trust store (OpenSSL's default paths)
+ *   "tls.cert"  $FIXTURE_BROKER_CERT  PEM client certificate (chain) for a broker that
+ *                                     asks for one (mutual TLS, its tls.client_ca)
+ *   "tls.key"   $FIXTURE_BROKER_KEY   PEM private key of tls.cert (both or neither)
+ *
+ * They apply to wss:// URLs only. Over wss:// the broker's certificate must chain to a
+ * trusted CA and name the URL's host (an IP address in an IP subjectAltName, a name in a
+ * DNS one); TLS 1.2 at least. A file that cannot be read or a key that does not match is
+ * FXB_EINVAL from here; a certificate that is not accepted is FXB_ECONNECT with OpenSSL's
+ * reason ("cannot connect to wss://...: the broker's TLS certificate was not accepted:
+ * unable to get local issuer certificate (trusting ca.pem)"). */
+int fxb_client_new_ex(struct fxb_client **out, const struct fxb_options *opts,
+    const char *const *settings, char *errbuf, size_t errlen);
 
 /* fxb_client_free closes the connection (the broker releases every lease of the session
  * after its grace period; release them first for an immediate return), stops the service

@@ -240,10 +240,10 @@ session_unref(struct session *s)
 		free(s);
 }
 
-/* Splits ws://host[:port][/path] (or [v6]:port) into the client's fields. Returns 0, or
- * -1 with why set to a static reason. */
+/* Splits ws://host[:port][/path] or wss://... (host may be [v6]) into the client's fields,
+ * *tls set for wss://. Returns 0, or -1 with why set to a static reason. */
 static int
-parse_url(struct fxb_client *c, const char *url, const char **why)
+parse_url(struct fxb_client *c, const char *url, int *tls, const char **why)
 {
 	const char *p, *host, *hend;
 	char *end;
@@ -251,14 +251,16 @@ parse_url(struct fxb_client *c, const char *url, const char **why)
 	size_t hlen;
 	int v6 = 0;
 
+	*tls = 0;
 	if (!strncmp(url, "ws://", 5)) {
 		p = url + 5;
 		c->port = 80;
 	} else if (!strncmp(url, "wss://", 6)) {
-		*why = "wss:// (TLS) is not supported; the broker serves plain ws://";
-		return -1;
+		p = url + 6;
+		c->port = 443;
+		*tls = 1;
 	} else {
-		*why = "the scheme must be ws://";
+		*why = "the scheme must be ws:// or wss://";
 		return -1;
 	}
 	if (*p == '[') {
@@ -344,11 +346,14 @@ client_destroy(struct fxb_client *c)
 	free(c->path);
 	free(c->token);
 	free(c->name);
+	free(c->tls_ca_name);
+	SSL_CTX_free(c->tls_ctx);
 	pthread_cond_destroy(&c->cv);
 	pthread_condattr_destroy(&c->cattr);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->wmu);
 	pthread_mutex_destroy(&c->err_mu);
+	pthread_mutex_destroy(&c->tls_mu);
 	free(c);
 }
 
@@ -389,11 +394,15 @@ client_alloc(void)
 		goto fail_mu;
 	if (pthread_mutex_init(&c->err_mu, NULL))
 		goto fail_wmu;
+	if (pthread_mutex_init(&c->tls_mu, NULL))
+		goto fail_err_mu;
 	c->next_id = 1;
 	c->dead_after_ms = DEAD_AFTER_MS;
 	c->state = CONN_CONNECTING;
 	c->sock = c->wsock = c->wake_fd = -1;
 	return c;
+fail_err_mu:
+	pthread_mutex_destroy(&c->err_mu);
 fail_wmu:
 	pthread_mutex_destroy(&c->wmu);
 fail_mu:
@@ -406,14 +415,42 @@ fail_cattr:
 	return NULL;
 }
 
+/* A setting's value: from settings (name/value pairs ended by a NULL name), else from the
+ * environment variable env; NULL when neither gives a non-empty one. */
+static const char *
+setting(const char *const *settings, const char *name, const char *env)
+{
+	const char *v = NULL;
+	size_t i;
+
+	for (i = 0; settings && settings[i]; i += 2)
+		if (!strcmp(settings[i], name))
+			v = settings[i + 1];
+	if (!v)
+		v = getenv(env);
+	return v && *v ? v : NULL;
+}
+
+/* The setting names fxb_client_new_ex knows. */
+static const char *const known_settings[] = {"tls.ca", "tls.cert", "tls.key", NULL};
+
 int
 fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *errbuf, size_t errlen)
+{
+	return fxb_client_new_ex(out, opts, NULL, errbuf, errlen);
+}
+
+int
+fxb_client_new_ex(struct fxb_client **out, const struct fxb_options *opts,
+    const char *const *settings, char *errbuf, size_t errlen)
 {
 	static const struct fxb_options none;
 	struct fxb_client *c;
 	struct timespec deadline;
-	const char *url, *token, *why = NULL;
-	int rc;
+	const char *url, *token, *why = NULL, *ca, *cert, *key;
+	char twhy[384];
+	size_t i, k;
+	int rc, tls;
 
 	if (errbuf && errlen)
 		errbuf[0] = '\0';
@@ -422,6 +459,17 @@ fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *er
 	*out = NULL;
 	if (!opts)
 		opts = &none;
+	for (i = 0; settings && settings[i]; i += 2) {
+		for (k = 0; known_settings[k] && strcmp(known_settings[k], settings[i]); k++)
+			;
+		if (!known_settings[k])
+			return report(errbuf, errlen, FXB_EINVAL,
+			    "fxb_client_new: unknown setting \"%s\" (known: tls.ca, tls.cert, tls.key)",
+			    settings[i]);
+		if (!settings[i + 1])
+			return report(errbuf, errlen, FXB_EINVAL,
+			    "fxb_client_new: the setting \"%s\" has no value", settings[i]);
+	}
 	if (opts->timeout_ms < 0)
 		return report(errbuf, errlen, FXB_EINVAL, "fxb_client_new: timeout_ms is negative");
 	url = opts->url ? opts->url : getenv("FIXTURE_BROKER_URL");
@@ -446,12 +494,25 @@ fxb_client_new(struct fxb_client **out, const struct fxb_options *opts, char *er
 		client_destroy(c);
 		return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
 	}
-	if (parse_url(c, url, &why)) {
+	if (parse_url(c, url, &tls, &why)) {
 		client_destroy(c);
 		if (!why)
 			return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
 		return report(
 		    errbuf, errlen, FXB_EINVAL, "fxb_client_new: bad URL \"%s\": %s", url, why);
+	}
+	if (tls) {
+		ca = setting(settings, "tls.ca", TLS_ENV_CA);
+		cert = setting(settings, "tls.cert", TLS_ENV_CERT);
+		key = setting(settings, "tls.key", TLS_ENV_KEY);
+		if (!(c->tls_ctx = tls_context(ca, cert, key, twhy, sizeof twhy))) {
+			client_destroy(c);
+			return report(errbuf, errlen, FXB_EINVAL, "fxb_client_new: %s", twhy);
+		}
+		if (!(c->tls_ca_name = strdup(ca ? ca : "the system's trust store"))) {
+			client_destroy(c);
+			return report(errbuf, errlen, FXB_ENOMEM, "fxb_client_new: out of memory");
+		}
 	}
 
 	if ((rc = conn_start(c))) {

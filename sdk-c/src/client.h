@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "fxb.h"
+#include "tls.h"
 #include "ws.h"
 
 /* The silence that means a dead connection when the broker's hello does not say. */
@@ -80,6 +81,8 @@ struct fxb_client {
 	char *name;
 	int port;
 	int timeout_ms;
+	SSL_CTX *tls_ctx;  /* wss://: the TLS context of every connection; NULL: ws:// */
+	char *tls_ca_name; /* which CAs it trusts, for errors: the file, or the system's */
 	int wake_fd;              /* an eventfd that wakes the service thread */
 	int debug;                /* FXB_DEBUG: trace the connection on stderr */
 	pthread_condattr_t cattr; /* CLOCK_MONOTONIC, for every condition variable here */
@@ -94,6 +97,7 @@ struct fxb_client {
 	int ever_open; /* a hello has succeeded once: drops now mean reconnecting */
 	int stop;      /* fxb_client_free is closing the client */
 	int sock;      /* the connection's socket, -1: none; closed by the service thread only */
+	SSL *ssl;      /* its TLS (wss://), or NULL; freed with sock; read by the reader role */
 	unsigned gen;  /* counts connections */
 	int dead;      /* sock failed or was shut down: nobody may read or write it any more */
 	int reading;   /* a thread holds the reader role for sock */
@@ -134,10 +138,14 @@ struct fxb_client {
 	 * never held across a call that blocks. */
 	pthread_mutex_t wmu;
 	int wsock;     /* sock, for writing */
+	SSL *wssl;     /* ssl, for writing */
 	unsigned wgen; /* gen, for writing */
 	uint64_t mask_rng;
 	unsigned char *wbuf; /* bytes the socket did not take yet, written before any other */
 	size_t wbuf_len, wbuf_cap;
+
+	/* Around every call into ssl (tls.h): innermost, taken under wmu or alone. */
+	pthread_mutex_t tls_mu;
 
 	/* The reader role's holder only (and the service thread while there is no socket). */
 	unsigned char *rx; /* bytes read; frames are parsed from rx_off */
@@ -232,8 +240,8 @@ INTERNAL void wire_promote(struct fxb_client *c);
 
 /* wire.c: the socket, for the service thread */
 
-/* Makes fd, connection gen, the one writes go to (under mu). */
-INTERNAL void wire_open(struct fxb_client *c, int fd, unsigned gen);
+/* Makes fd (with ssl, NULL for ws://), connection gen, the one writes go to (under mu). */
+INTERNAL void wire_open(struct fxb_client *c, int fd, SSL *ssl, unsigned gen);
 /* Stops writes to the socket about to be closed and forgets what was queued or read for
  * it (under mu, nobody holding the reader role). */
 INTERNAL void wire_close(struct fxb_client *c);

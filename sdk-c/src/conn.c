@@ -187,6 +187,8 @@ static void
 close_locked(struct fxb_client *c, long long now)
 {
 	wire_close(c);
+	tls_free(c->ssl);
+	c->ssl = NULL;
 	close(c->sock);
 	c->sock = -1;
 	c->dead = 0;
@@ -223,23 +225,26 @@ wait_fd(struct fxb_client *c, int fd, short events, long long deadline_ms)
 	}
 }
 
-/* Connects and upgrades to WebSocket within the connect timeout (1 to 10 s, within the
- * client's timeout). Returns the socket (non-blocking, Nagle off), with any bytes that
- * followed the upgrade answer handed to wire_reset(); or -1 with the reason in why and
- * the HTTP status of a refused upgrade, if any, in *status. */
+/* Connects, makes the TLS handshake for wss:// and upgrades to WebSocket within the
+ * connect timeout (1 to 10 s, within the client's timeout). Returns the socket
+ * (non-blocking, Nagle off) and its TLS in *sslp (NULL for ws://), with any bytes that
+ * followed the upgrade answer handed to wire_reset(); or -1 with the reason in why and the
+ * HTTP status of a refused upgrade, if any, in *status. */
 static int
-ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
+ws_connect(struct fxb_client *c, SSL **sslp, int *status, char *why, size_t whylen)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	char port[16], key[25], accept[29], *buf = NULL, ebuf[128];
+	char port[16], key[25], accept[29], *buf = NULL, ebuf[128], *nbuf;
 	long long limit = c->timeout_ms, deadline;
 	size_t cap, len, off = 0, head_len;
 	char *end;
 	socklen_t elen;
 	ssize_t n;
-	int fd = -1, one = 1, err = ECONNREFUSED, rc;
+	SSL *ssl = NULL;
+	int fd = -1, one = 1, err = ECONNREFUSED, rc, more = 0;
 
 	*status = 0;
+	*sslp = NULL;
 	if (limit < 1000)
 		limit = 1000;
 	if (limit > 10000)
@@ -295,6 +300,21 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
+	if (c->tls_ctx) {
+		if (!(ssl = tls_start(c->tls_ctx, fd, c->address, why, whylen)))
+			goto fail;
+		while ((rc = tls_handshake(ssl, c->tls_ca_name, why, whylen))) {
+			if (rc < 0)
+				goto fail;
+			if ((rc = wait_fd(c, fd, (short)rc, deadline)) <= 0) {
+				snprintf(why, whylen, "%s",
+				    rc ? "the client is closing"
+				       : "the TLS handshake did not finish in time");
+				goto fail;
+			}
+		}
+	}
+
 	/* One buffer for the request, then for the answer. */
 	ws_key_new(key, accept);
 	cap = strlen(c->host_header) + strlen(c->path) + (c->token ? strlen(c->token) : 0) + 512;
@@ -306,11 +326,9 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 		goto fail;
 	}
 	while (off < len) {
-		n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+		n = io_send(&c->tls_mu, ssl, fd, buf + off, len - off, why, whylen);
 		if (n > 0) {
 			off += (size_t)n;
-		} else if (n == -1 && errno == EINTR) {
-			continue;
 		} else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if ((rc = wait_fd(c, fd, POLLOUT, deadline)) <= 0) {
 				snprintf(why, whylen, "%s",
@@ -319,7 +337,6 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 				goto fail;
 			}
 		} else {
-			snprintf(why, whylen, "%s", strerror_r(errno, ebuf, sizeof ebuf));
 			goto fail;
 		}
 	}
@@ -330,7 +347,8 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 			snprintf(why, whylen, "the answer to the WebSocket upgrade is too long");
 			goto fail;
 		}
-		n = recv(fd, buf + len, UPGRADE_MAX_BYTES - len, 0);
+		n = io_recv(&c->tls_mu, ssl, fd, buf + len, UPGRADE_MAX_BYTES - len, &more, why,
+		    whylen);
 		if (n > 0) {
 			len += (size_t)n;
 		} else if (n == 0) {
@@ -347,12 +365,29 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 					    limit);
 				goto fail;
 			}
-		} else if (errno != EINTR) {
-			snprintf(why, whylen, "%s", strerror_r(errno, ebuf, sizeof ebuf));
+		} else {
+			/* A broker that wants a client certificate (TLS 1.3) checks it only
+			 * after the handshake, and then drops the connection. */
+			if (ssl && !SSL_CTX_get0_certificate(c->tls_ctx))
+				snprintf(why + strlen(why), whylen - strlen(why),
+				    " (if the broker asks for a client certificate, give one with "
+				    "tls.cert and tls.key)");
 			goto fail;
 		}
 	}
+	/* What TLS holds beyond the answer would not wake poll(): take it now. */
 	head_len = (size_t)(end - buf) + 4;
+	while (more) {
+		if (!(nbuf = realloc(buf, len + UPGRADE_MAX_BYTES))) {
+			snprintf(why, whylen, "out of memory");
+			goto fail;
+		}
+		buf = nbuf;
+		n = io_recv(&c->tls_mu, ssl, fd, buf + len, UPGRADE_MAX_BYTES, &more, why, whylen);
+		if (n <= 0)
+			break; /* the next read on the connection sees it again */
+		len += (size_t)n;
+	}
 	if (ws_upgrade_check(buf, head_len, accept, SUBPROTOCOL, status, why, whylen))
 		goto fail;
 	if (wire_reset(c, (unsigned char *)buf + head_len, len - head_len)) {
@@ -360,9 +395,11 @@ ws_connect(struct fxb_client *c, int *status, char *why, size_t whylen)
 		goto fail;
 	}
 	free(buf);
+	*sslp = ssl;
 	return fd;
 fail:
 	free(buf);
+	tls_free(ssl);
 	close(fd);
 	return -1;
 }
@@ -371,14 +408,16 @@ fail:
 static void
 connect_once(struct fxb_client *c)
 {
-	char why[256];
+	char why[384];
 	unsigned gen;
+	SSL *ssl;
 	int fd, status, with_resume, hint;
 
 	conn_debug(c, "connecting");
-	fd = ws_connect(c, &status, why, sizeof why);
+	fd = ws_connect(c, &ssl, &status, why, sizeof why);
 	pthread_mutex_lock(&c->mu);
 	if (fd >= 0 && c->stop) {
+		tls_free(ssl);
 		close(fd);
 		fd = -1;
 	}
@@ -399,6 +438,7 @@ connect_once(struct fxb_client *c)
 		return;
 	}
 	c->sock = fd;
+	c->ssl = ssl;
 	gen = ++c->gen;
 	c->dead = 0;
 	c->close_sent = 0;
@@ -408,7 +448,7 @@ connect_once(struct fxb_client *c)
 	c->connects++;
 	with_resume = !c->taken_over;
 	c->taken_over = 0;
-	wire_open(c, fd, gen);
+	wire_open(c, fd, ssl, gen);
 	pthread_mutex_unlock(&c->mu);
 	conn_debug(c, "connected");
 	wire_hello(c, gen, with_resume);

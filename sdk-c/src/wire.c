@@ -223,7 +223,7 @@ frame_send(struct fxb_client *c, unsigned gen, int opcode, unsigned char *payloa
 	size_t total, sent = 0;
 	ssize_t n = 0;
 	int err = 0, queued = 0;
-	char buf[128];
+	char why[256] = "";
 
 	pthread_mutex_lock(&c->wmu);
 	if (c->wgen != gen || c->wsock < 0) {
@@ -234,13 +234,11 @@ frame_send(struct fxb_client *c, unsigned gen, int opcode, unsigned char *payloa
 	f = payload - total;
 	total += len;
 	if (!c->wbuf_len) {
-		while ((n = send(c->wsock, f, total, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1 &&
-		       errno == EINTR)
-			;
+		n = io_send(&c->tls_mu, c->wssl, c->wsock, f, total, why, sizeof why);
 		if (n >= 0)
 			sent = (size_t)n;
 		else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			err = errno;
+			err = errno ? errno : EPIPE;
 	}
 	if (!err && sent < total) {
 		if (!wbuf_append(c, f + sent, total - sent))
@@ -248,7 +246,7 @@ frame_send(struct fxb_client *c, unsigned gen, int opcode, unsigned char *payloa
 		else if (!sent)
 			err = -1;
 		else
-			err = ENOMEM;
+			snprintf(why, sizeof why, "out of memory"), err = ENOMEM;
 	}
 	pthread_mutex_unlock(&c->wmu);
 	if (queued)
@@ -256,7 +254,7 @@ frame_send(struct fxb_client *c, unsigned gen, int opcode, unsigned char *payloa
 	if (err == -1)
 		return FXB_ENOMEM;
 	if (err) {
-		conn_drop(c, gen, "lost the connection to", strerror_r(err, buf, sizeof buf));
+		conn_drop(c, gen, "lost the connection to", why);
 		return err == ENOMEM ? FXB_ENOMEM : FXB_ECONNECT;
 	}
 	return 0;
@@ -284,10 +282,11 @@ wire_send_close(struct fxb_client *c, unsigned gen, unsigned code)
 }
 
 void
-wire_open(struct fxb_client *c, int fd, unsigned gen)
+wire_open(struct fxb_client *c, int fd, SSL *ssl, unsigned gen)
 {
 	pthread_mutex_lock(&c->wmu);
 	c->wsock = fd;
+	c->wssl = ssl;
 	c->wgen = gen;
 	c->wbuf_len = 0;
 	pthread_mutex_unlock(&c->wmu);
@@ -298,6 +297,7 @@ wire_close(struct fxb_client *c)
 {
 	pthread_mutex_lock(&c->wmu);
 	c->wsock = -1;
+	c->wssl = NULL;
 	c->wbuf_len = 0;
 	if (c->wbuf_cap > BUF_KEEP_BYTES) {
 		free(c->wbuf);
@@ -325,24 +325,23 @@ wire_flush(struct fxb_client *c, unsigned gen)
 {
 	ssize_t n;
 	int err = 0;
-	char buf[128];
+	char why[256] = "";
 
 	pthread_mutex_lock(&c->wmu);
 	if (c->wgen == gen && c->wsock >= 0 && c->wbuf_len) {
-		while (
-		    (n = send(c->wsock, c->wbuf, c->wbuf_len, MSG_NOSIGNAL | MSG_DONTWAIT)) == -1 &&
-		    errno == EINTR)
-			;
+		/* With TLS this repeats the write that could not finish, as OpenSSL asks: the
+		 * same bytes first, possibly more after them, possibly moved. */
+		n = io_send(&c->tls_mu, c->wssl, c->wsock, c->wbuf, c->wbuf_len, why, sizeof why);
 		if (n > 0) {
 			memmove(c->wbuf, c->wbuf + n, c->wbuf_len - (size_t)n);
 			c->wbuf_len -= (size_t)n;
 		} else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			err = errno;
+			err = 1;
 		}
 	}
 	pthread_mutex_unlock(&c->wmu);
 	if (err)
-		conn_drop(c, gen, "lost the connection to", strerror_r(err, buf, sizeof buf));
+		conn_drop(c, gen, "lost the connection to", why);
 }
 
 /* ---- session.hello ---- */
@@ -786,23 +785,27 @@ rx_frames(struct fxb_client *c, unsigned gen, struct request *me)
 static int
 rx_pump(struct fxb_client *c, int fd, unsigned gen, struct request *me)
 {
-	char buf[128];
+	char why[256];
 	ssize_t n;
+	int more;
 
-	if (rx_room(c, RX_MIN_ROOM)) {
-		conn_drop(c, gen, "lost the connection to", "out of memory");
-		return -1;
-	}
-	while ((n = recv(fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, 0)) == -1 && errno == EINTR)
-		;
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return 0;
-	if (n <= 0) {
-		conn_drop(c, gen, "lost the connection to",
-		    n ? strerror_r(errno, buf, sizeof buf) : "the broker closed it");
-		return -1;
-	}
-	c->rx_len += (size_t)n;
+	/* TLS may hold more than one read takes, which poll() would not report: read on
+	 * until it holds nothing. */
+	do {
+		if (rx_room(c, RX_MIN_ROOM)) {
+			conn_drop(c, gen, "lost the connection to", "out of memory");
+			return -1;
+		}
+		n = io_recv(&c->tls_mu, c->ssl, fd, c->rx + c->rx_len, c->rx_cap - c->rx_len,
+		    &more, why, sizeof why);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			conn_drop(c, gen, "lost the connection to", n ? why : "the broker closed it");
+			return -1;
+		}
+		c->rx_len += (size_t)n;
+	} while (more);
 	return rx_frames(c, gen, me);
 }
 
