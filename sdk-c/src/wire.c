@@ -382,11 +382,12 @@ wire_hello(struct fxb_client *c, unsigned gen, int with_resume)
 	size_t len;
 	int rc = FXB_ENOMEM;
 
+	/* The bearer token went in the upgrade request's Authorization header, which the
+	 * broker checks before it upgrades: it is not sent again here. */
 	pthread_mutex_lock(&c->mu);
 	params = json_pack("{s:s}", "client", c->name);
-	if (params && ((c->token && json_object_set_new(params, "token", json_string(c->token))) ||
-	                  (with_resume && c->resume &&
-	                      json_object_set_new(params, "resume", json_string(c->resume))))) {
+	if (params && with_resume && c->resume &&
+	    json_object_set_new(params, "resume", json_string(c->resume))) {
 		json_decref(params);
 		params = NULL;
 	}
