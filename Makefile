@@ -12,7 +12,7 @@ PREFIX  ?= /usr/local
 VERSION := 0.1.0
 # libfxb.so.$(VERSION) is the library; programs linked with -lfxb load it by its soname.
 SONAME  := libfxb.so.$(firstword $(subst ., ,$(VERSION)))
-PKGS    := libwebsockets jansson libpq
+PKGS    := libwebsockets jansson libpq openssl
 SDK_PKGS := jansson openssl
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -23,7 +23,7 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) $(CPPFLAGS) $(CFLAGS) -fP
 # Each object also writes a .d file naming the headers it includes (read below).
 DEPFLAGS := -MMD -MP
 # The broker and the unit suites (which may also test the SDK's internals); libfxb sees
-# only its own headers and jansson.
+# only its own headers, jansson and OpenSSL (which the programs linked with it need too).
 ALL_CFLAGS = $(BASE_CFLAGS) -Ibroker -Isdk-c/include $(shell pkg-config --cflags $(PKGS))
 SDK_CFLAGS = $(BASE_CFLAGS) -Isdk-c/include $(shell pkg-config --cflags $(SDK_PKGS))
 # Programs linked against libfxb: the examples and the integration suites and benchmarks.
