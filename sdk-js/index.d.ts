@@ -49,6 +49,21 @@ export interface ConnectOptions {
    * `limits.dead_after_ms`, else 15000; 0: never.
    */
   deadAfterMs?: number;
+  /**
+   * wss:// only, as tls.connect takes them: the CAs that may sign the broker's
+   * certificate (PEM); default: the contents of $FIXTURE_BROKER_CA, else Node's CAs.
+   */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** A client certificate (PEM) for mutual TLS; default: the file $FIXTURE_BROKER_CERT. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** The client certificate's key (PEM); default: the file $FIXTURE_BROKER_KEY. */
+  key?: string | Buffer | Array<string | Buffer>;
+  /** The key's passphrase, if it has one. */
+  passphrase?: string;
+  /** Verify the broker's certificate; default true. */
+  rejectUnauthorized?: boolean;
+  /** The name to send as SNI and check the certificate against; default: the URL's host. */
+  servername?: string;
 }
 
 export interface AcquireOptions {

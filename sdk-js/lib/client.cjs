@@ -22,6 +22,7 @@
 'use strict';
 
 const { EventEmitter } = require('node:events');
+const fs = require('node:fs');
 const net = require('node:net');
 const tls = require('node:tls');
 const WebSocket = require('ws');
@@ -62,6 +63,40 @@ function normalizeFixtures(fixtures) {
     out[name] = typeof spec === 'string' ? { kind: spec } : spec;
   }
   return out;
+}
+
+/* The TLS options a wss:// connection passes to tls.connect, with the PEM files that
+ * $FIXTURE_BROKER_CA, $FIXTURE_BROKER_CERT and $FIXTURE_BROKER_KEY name (as libfxb's
+ * tls.ca, tls.cert, tls.key) for those the options do not give. */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'passphrase', 'rejectUnauthorized', 'servername'];
+const TLS_ENV = { ca: 'FIXTURE_BROKER_CA', cert: 'FIXTURE_BROKER_CERT', key: 'FIXTURE_BROKER_KEY' };
+
+function tlsOptions(options) {
+  const out = {};
+  for (const name of TLS_OPTIONS) {
+    if (options[name] !== undefined) out[name] = options[name];
+  }
+  for (const [name, env] of Object.entries(TLS_ENV)) {
+    const file = process.env[env];
+    if (out[name] !== undefined || !file) continue;
+    try {
+      out[name] = fs.readFileSync(file);
+    } catch (err) {
+      throw FixtureBrokerError.client('INVALID_ARGUMENT',
+        `cannot read the file $${env} names (${file}): ${err.message}`, { cause: err });
+    }
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw FixtureBrokerError.client('INVALID_ARGUMENT',
+      'a client certificate needs its key and the other way round (cert and key)');
+  }
+  return out;
+}
+
+/* Node's codes for a broker certificate that was not accepted. */
+function certificateRefused(err) {
+  return Boolean(err && typeof err.code === 'string' && !/^ERR_SSL_/.test(err.code) &&
+    /CERT|ISSUER|ALTNAME|HOSTNAME|SELF_SIGNED|LEAF|VERIFY/.test(err.code));
 }
 
 /* ws's own connectors, kept so that the client holds the socket it must ref and unref. */
@@ -197,6 +232,7 @@ class Client extends EventEmitter {
         `deadAfterMs must be a number of milliseconds (0: never), not ${options.deadAfterMs}`);
     }
     this._deadAfterOption = options.deadAfterMs === null ? undefined : options.deadAfterMs;
+    this._tls = /^wss:/i.test(this.url) ? tlsOptions(options) : {};
 
     this._ws = null;
     this._sock = null;
@@ -274,6 +310,9 @@ class Client extends EventEmitter {
       let ws;
       try {
         ws = new WebSocket(this.url, SUBPROTOCOL, {
+          ...this._tls,
+          /* The token goes once, here: the broker checks it before it upgrades. */
+          headers: this._token ? { Authorization: `Bearer ${this._token}` } : {},
           handshakeTimeout: this._connectTimeoutMs,
           perMessageDeflate: false,
           createConnection: (options) => {
@@ -293,8 +332,13 @@ class Client extends EventEmitter {
       this._ws = ws;
       let lastError = null;
       let opened = false;
+      let refused = 0;
       ws.on('error', (err) => {
         lastError = err;
+      });
+      ws.on('unexpected-response', (req, res) => {
+        refused = res.statusCode;
+        ws.terminate();
       });
       ws.on('open', () => {
         opened = true;
@@ -313,8 +357,17 @@ class Client extends EventEmitter {
         if (ws === this._ws) this._heard();
       });
       ws.on('close', (code, reason) => {
-        if (!opened) {
-          const why = lastError ? lastError.message : `closed with ${code}`;
+        if (!opened && refused === 401) {
+          /* As the broker's own UNAUTHENTICATED: a wrong token will not mend itself. */
+          reject(new FixtureBrokerError(
+            `cannot connect to ${this.url}: the broker refused the bearer token (HTTP 401)`,
+            { code: 1001, errorName: 'UNAUTHENTICATED' }));
+        } else if (!opened) {
+          let why = refused ? `the broker answered the upgrade with HTTP ${refused}`
+            : lastError ? lastError.message : `closed with ${code}`;
+          if (certificateRefused(lastError)) {
+            why = `the broker's TLS certificate was not accepted: ${why} (${lastError.code})`;
+          }
           reject(FixtureBrokerError.client('CONNECT_FAILED', `cannot connect to ${this.url}: ${why}`,
             { cause: lastError || undefined }));
         }
@@ -330,7 +383,6 @@ class Client extends EventEmitter {
   async _establish(reconnecting) {
     const ws = await this._openSocket();
     const params = { client: this._clientName, labels: this._labels };
-    if (this._token) params.token = this._token;
     if (this._resume) params.resume = this._resume;
     let hello;
     try {
@@ -802,7 +854,10 @@ class Client extends EventEmitter {
  * `client` (a name for the broker's logs), `labels`, `timeoutMs` (per call, default 60 s),
  * `connectTimeoutMs` (default 10 s), `resume` (a resume token to take a session over),
  * `deadAfterMs` (how long a silent connection may last before the client takes it for dead
- * and reconnects; default: the broker's `dead_after_ms`, else 15 s; 0: never).
+ * and reconnects; default: the broker's `dead_after_ms`, else 15 s; 0: never). For wss://,
+ * `ca`, `cert`, `key`, `passphrase`, `rejectUnauthorized` (default true) and `servername`
+ * go to tls.connect as Node documents them; `ca`, `cert` and `key` default to the contents
+ * of the PEM files $FIXTURE_BROKER_CA, $FIXTURE_BROKER_CERT and $FIXTURE_BROKER_KEY name.
  */
 async function connect(options = {}) {
   const client = new Client(options);
