@@ -26,11 +26,12 @@ import inspect
 import json
 import os
 import socket
+import ssl as _ssl
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Union, cast
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
@@ -49,6 +50,41 @@ CLOSE_TAKEN_OVER = 4001
 DEFAULT_DEAD_AFTER = 15.0
 
 FixtureSpec = Union[str, Mapping[str, Any]]
+
+# websockets 14 renamed the sync client's ssl_context to ssl.
+_SSL_PARAM = "ssl" if "ssl" in inspect.signature(ws_connect).parameters else "ssl_context"
+# The PEM files a wss:// connection uses when not given, as libfxb's tls.ca/cert/key.
+TLS_ENV = {"ca": "FIXTURE_BROKER_CA", "cert": "FIXTURE_BROKER_CERT", "key": "FIXTURE_BROKER_KEY"}
+
+
+def _tls_context(
+    ssl: Optional[_ssl.SSLContext], ca: Optional[str], cert: Optional[str], key: Optional[str]
+) -> _ssl.SSLContext:
+    """The context of a wss:// connection: ``ssl`` as given, or one that verifies the broker
+    against ``ca`` (else $FIXTURE_BROKER_CA, else the system's CAs) and presents ``cert``
+    with ``key`` (else $FIXTURE_BROKER_CERT/_KEY), if any."""
+    if ssl is not None:
+        if ca or cert or key:
+            raise FixtureBrokerError.client(
+                "INVALID_ARGUMENT", "give either ssl (a context) or ca/cert/key, not both")
+        if not isinstance(ssl, _ssl.SSLContext):
+            raise FixtureBrokerError.client(
+                "INVALID_ARGUMENT", f"ssl must be an ssl.SSLContext, not {type(ssl).__name__}")
+        return ssl
+    ca = ca or os.environ.get(TLS_ENV["ca"]) or None
+    cert = cert or os.environ.get(TLS_ENV["cert"]) or None
+    key = key or os.environ.get(TLS_ENV["key"]) or None
+    if (cert is None) != (key is None):
+        raise FixtureBrokerError.client(
+            "INVALID_ARGUMENT", "a client certificate needs its key and the other way round (cert and key)")
+    try:
+        ctx = _ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, _ssl.SSLError) as err:
+        raise FixtureBrokerError.client(
+            "INVALID_ARGUMENT", f"cannot load the TLS files (ca={ca}, cert={cert}, key={key}): {err}") from err
+    return ctx
 
 # websockets 15 added a client-side keepalive to its sync client, on by default, which would
 # ping on a schedule of its own and close with its own timeout; this client watches for the
@@ -189,6 +225,10 @@ class Client:
         resume: Optional[str] = None,
         dead_after: Optional[float] = None,
         on_session_lost: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        ssl: Optional[_ssl.SSLContext] = None,
+        ca: Optional[str] = None,
+        cert: Optional[str] = None,
+        key: Optional[str] = None,
     ) -> None:
         if dead_after is not None and (
             isinstance(dead_after, bool) or not isinstance(dead_after, (int, float)) or dead_after < 0
@@ -197,6 +237,7 @@ class Client:
                 "INVALID_ARGUMENT", f"dead_after must be a number of seconds (0: never), not {dead_after!r}")
         self.url: str = url or os.environ.get("FIXTURE_BROKER_URL") or DEFAULT_URL
         self._token = token if token is not None else os.environ.get("FIXTURE_BROKER_TOKEN")
+        self._ssl = _tls_context(ssl, ca, cert, key) if self.url.lower().startswith("wss:") else None
         self._client_name = client or "fixture-broker-py"
         self._labels = _string_labels({"pid": os.getpid(), **(labels or {})})
         self._timeout = timeout
@@ -278,12 +319,29 @@ class Client:
             return ws_connect(
                 self.url,
                 subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                # The token goes once, here: the broker checks it before it upgrades.
+                additional_headers={"Authorization": f"Bearer {self._token}"} if self._token else None,
+                **({_SSL_PARAM: self._ssl} if self._ssl else {}),
                 open_timeout=self._timeout,
                 compression=None,
                 max_size=None,
                 **_KEEPALIVE_OFF,
                 **({"create_connection": _WatchedConnection} if _CAN_WATCH else {}),
             ).__enter__()
+        except InvalidStatus as err:
+            if err.response.status_code == 401:
+                # As the broker's own UNAUTHENTICATED: a wrong token will not mend itself.
+                raise FixtureBrokerError(
+                    1001, "UNAUTHENTICATED",
+                    f"cannot connect to {self.url}: the broker refused the bearer token (HTTP 401)",
+                ) from err
+            raise FixtureBrokerError.client("CONNECT_FAILED", f"cannot connect to {self.url}: {err}") from err
+        except _ssl.SSLCertVerificationError as err:
+            raise FixtureBrokerError.client(
+                "CONNECT_FAILED",
+                f"cannot connect to {self.url}: the broker's TLS certificate was not accepted: "
+                f"{err.verify_message}",
+            ) from err
         except Exception as err:
             raise FixtureBrokerError.client("CONNECT_FAILED", f"cannot connect to {self.url}: {err}") from err
 
@@ -330,8 +388,6 @@ class Client:
         is gone for good, begins a fresh one and marks the old leases released)."""
         ws = self._open_socket()
         params: Dict[str, Any] = {"client": self._client_name, "labels": self._labels}
-        if self._token:
-            params["token"] = self._token
         if self._resume:
             params["resume"] = self._resume
         try:
@@ -739,6 +795,10 @@ def connect(
     resume: Optional[str] = None,
     dead_after: Optional[float] = None,
     on_session_lost: Optional[Callable[[Dict[str, Any]], Any]] = None,
+    ssl: Optional[_ssl.SSLContext] = None,
+    ca: Optional[str] = None,
+    cert: Optional[str] = None,
+    key: Optional[str] = None,
 ) -> Client:
     """Connects to the broker and opens a session (``session.hello``).
 
@@ -751,7 +811,15 @@ def connect(
     (default: the broker's ``dead_after_ms``, else 15; 0: never). ``on_session_lost`` is called
     (on the client's reading thread, with ``{"previous", "session", "leases"}``) when the
     session could not be resumed and a fresh one began.
+
+    For a ``wss://`` URL the broker's certificate is verified: against ``ssl`` (an
+    ``ssl.SSLContext`` of your own), or a default context trusting the CAs of the PEM file
+    ``ca`` (default $FIXTURE_BROKER_CA, else the system's CAs) that presents the client
+    certificate ``cert`` with its key ``key`` (PEM files; default $FIXTURE_BROKER_CERT and
+    $FIXTURE_BROKER_KEY) to a broker that asks for one. The token is sent once, in the
+    upgrade request's Authorization header; a wrong one is ``UNAUTHENTICATED``.
     """
-    c = Client(url, token, client, labels, timeout, call_timeout, resume, dead_after, on_session_lost)
+    c = Client(url, token, client, labels, timeout, call_timeout, resume, dead_after, on_session_lost,
+               ssl, ca, cert, key)
     c._open()
     return c
