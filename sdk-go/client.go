@@ -19,11 +19,15 @@ package fixturebroker
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +53,8 @@ var backoff = []time.Duration{100 * time.Millisecond, 250 * time.Millisecond,
 
 // Options configure Dial. The zero value (or nil) is fine.
 type Options struct {
-	// Token is the bearer token sent in session.hello (default $FIXTURE_BROKER_TOKEN).
+	// Token is the bearer token (default $FIXTURE_BROKER_TOKEN), sent once per connection
+	// in the upgrade request's Authorization header; a wrong one is UNAUTHENTICATED.
 	Token string
 	// Client names the client in the broker's logs (default "fixture-broker-go").
 	Client string
@@ -62,8 +67,14 @@ type Options struct {
 	CallTimeout time.Duration
 	// Resume takes over a session by its resume token.
 	Resume string
-	// HTTPClient makes the WebSocket handshakes (default http.DefaultClient).
+	// HTTPClient makes the WebSocket handshakes (default http.DefaultClient, or for wss://
+	// a client with TLSConfig). Give either HTTPClient or TLSConfig.
 	HTTPClient *http.Client
+	// TLSConfig verifies a wss:// broker (and may present a client certificate). Default:
+	// the system's CAs, or those of the PEM file $FIXTURE_BROKER_CA, with the client
+	// certificate and key of the PEM files $FIXTURE_BROKER_CERT and $FIXTURE_BROKER_KEY, if
+	// set (as libfxb's tls.ca, tls.cert, tls.key).
+	TLSConfig *tls.Config
 	// OnNotification receives the broker's notifications (server.exited), in order, on a
 	// goroutine of the client's; it may call the client.
 	OnNotification func(Notification)
@@ -181,6 +192,11 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 		c.opts.CallTimeout = defaultCallTimeout
 	}
 	c.resume = c.opts.Resume
+	if len(url) >= 6 && strings.EqualFold(url[:6], "wss://") {
+		if err := c.tlsClient(); err != nil {
+			return nil, err
+		}
+	}
 	c.stop, c.stopNow = context.WithCancel(context.Background())
 
 	conn, hello, err := c.establish(ctx, false)
@@ -194,6 +210,55 @@ func Dial(ctx context.Context, url string, opts *Options) (*Client, error) {
 	c.events = newEventQueue()
 	go c.run(conn)
 	return c, nil
+}
+
+// The environment variables that name the PEM files of a wss:// connection.
+const (
+	envCA   = "FIXTURE_BROKER_CA"
+	envCert = "FIXTURE_BROKER_CERT"
+	envKey  = "FIXTURE_BROKER_KEY"
+)
+
+// tlsClient makes the HTTP client of a wss:// connection from TLSConfig or the
+// environment, unless the caller gave an HTTPClient of its own.
+func (c *Client) tlsClient() error {
+	if c.opts.HTTPClient != nil {
+		if c.opts.TLSConfig != nil {
+			return clientError(InvalidArgument, "", nil,
+				"give either HTTPClient or TLSConfig, not both (set the TLS config on the client's transport)")
+		}
+		return nil
+	}
+	cfg := c.opts.TLSConfig
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		if ca := os.Getenv(envCA); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return clientError(InvalidArgument, "", err, "cannot read $%s: %v", envCA, err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return clientError(InvalidArgument, "", nil, "$%s (%s) holds no PEM certificate", envCA, ca)
+			}
+		}
+		cert, key := os.Getenv(envCert), os.Getenv(envKey)
+		if (cert == "") != (key == "") {
+			return clientError(InvalidArgument, "", nil,
+				"a client certificate needs its key and the other way round ($%s and $%s)", envCert, envKey)
+		}
+		if cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				return clientError(InvalidArgument, "", err, "cannot load $%s and $%s: %v", envCert, envKey, err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = cfg
+	c.opts.HTTPClient = &http.Client{Transport: t}
+	return nil
 }
 
 // URL is the broker's address.
@@ -236,19 +301,32 @@ func (c *Client) signal() {
 func (c *Client) establish(ctx context.Context, reconnecting bool) (*websocket.Conn, *Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{
+	// The token goes once, here: the broker checks it before it upgrades.
+	var header http.Header
+	if c.opts.Token != "" {
+		header = http.Header{"Authorization": {"Bearer " + c.opts.Token}}
+	}
+	conn, resp, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{
 		HTTPClient:   c.opts.HTTPClient,
+		HTTPHeader:   header,
 		Subprotocols: []string{SubProtocol},
 	})
 	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			// As the broker's own UNAUTHENTICATED: a wrong token will not mend itself.
+			return nil, nil, &Error{Code: 1001, Name: "UNAUTHENTICATED", cause: err,
+				Message: fmt.Sprintf("cannot connect to %s: the broker refused the bearer token (HTTP 401)", c.url)}
+		}
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			return nil, nil, clientError(ConnectFailed, "", err,
+				"cannot connect to %s: the broker's TLS certificate was not accepted: %v", c.url, verr.Err)
+		}
 		return nil, nil, clientError(ConnectFailed, "", err, "cannot connect to %s: %v", c.url, err)
 	}
 	conn.SetReadLimit(-1)
 	c.mu.Lock()
 	params := map[string]any{"client": c.opts.Client, "labels": c.opts.Labels}
-	if c.opts.Token != "" {
-		params["token"] = c.opts.Token
-	}
 	if c.resume != "" {
 		params["resume"] = c.resume
 	}
