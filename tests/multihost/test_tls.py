@@ -2,11 +2,15 @@
 
 Certificates are made per run with the openssl command line: a CA, a server certificate
 for 127.0.0.1 (and the broker namespace's addresses) signed by it, a second CA that signed
-nothing the broker holds, and a client certificate for mutual TLS. Clients are third-party:
-the websockets package (what the Python SDK is built on) and urllib.
+nothing the broker holds, and a client certificate for mutual TLS. Clients are third-party
+(the websockets package, what the Python SDK is built on, and urllib) and the four SDKs
+from this checkout: libfxb (fxb_tls_worker.c), sdk-js (js_tls_worker.mjs), sdk-py (in a
+child process, PY_WORKER below) and sdk-go (its internal/tlsworker), each one leasing a
+port over wss:// with the settings of the environment ($FIXTURE_BROKER_CA, _CERT, _KEY).
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -51,14 +55,16 @@ def pki(tmp_path_factory):
     make_cert(d, "server", "ca", SAN)
     make_cert(d, "client", "ca")
     make_cert(d, "stranger", "other-ca")
+    # Signed by the trusted CA, but for another name than the address clients dial.
+    make_cert(d, "elsewhere", "ca", "DNS:elsewhere.test")
     return d
 
 
 class Broker:
-    def __init__(self, tmp_path, pki, *args, netns=None, listen="127.0.0.1:0"):
+    def __init__(self, tmp_path, pki, *args, netns=None, listen="127.0.0.1:0", cert="server"):
         argv = [os.environ["FXB_BROKER"], "--listen", listen, "--ports", "27800-27809",
                 "--port-lock-file", "none", "--state-dir", str(tmp_path / "state"),
-                "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
+                "--tls-cert", str(pki / (cert + ".pem")), "--tls-key", str(pki / (cert + ".key")),
                 *args]
         if netns:
             argv = ["ip", "netns", "exec", netns, *argv]
@@ -242,3 +248,164 @@ def test_no_token_crosses_the_network_in_clear_text(net, tmp_path, pki):
     finally:
         b.stop()
 
+
+
+# ---- the SDKs over wss:// ----
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SDKS = ["libfxb", "sdk-js", "sdk-py", "sdk-go"]
+
+PY_WORKER = r"""
+import json, sys
+import fixture_broker
+try:
+    with fixture_broker.connect(client="py-tls-worker") as c:
+        with c.acquire({"p": "port"}) as lease:
+            port = lease.fixtures["p"]["port"]
+        print(json.dumps({"session": c.session, "port": port}))
+except fixture_broker.FixtureBrokerError as e:
+    print(json.dumps({"name": e.name, "code": e.code, "error": str(e)}))
+    sys.exit(1)
+"""
+
+
+def worker_argv(sdk, *settings):
+    """The command of sdk's worker; settings (name, value, ...) go to libfxb's
+    fxb_client_new_ex as arguments."""
+    bins = os.environ["FXB_MULTIHOST_BIN"]
+    if sdk == "libfxb":
+        return [os.path.join(bins, "fxb_tls_worker"), *settings]
+    assert not settings
+    if sdk == "sdk-js":
+        node = shutil.which("node")
+        if not node:
+            pytest.skip("needs node for the sdk-js worker")
+        return [node, os.path.join(HERE, "js_tls_worker.mjs")]
+    if sdk == "sdk-py":
+        return [sys.executable, "-c", PY_WORKER]
+    return [os.path.join(bins, "go_tls_worker")]
+
+
+def run_worker(sdk, url, *settings, netns=None, **env):
+    """Runs sdk's worker against url with env (CA, CERT, KEY, TOKEN: the FIXTURE_BROKER_
+    variables, None: unset); returns (exit status, what it printed, as JSON)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("FIXTURE_BROKER_")}
+    e["FIXTURE_BROKER_URL"] = url
+    for name, value in env.items():
+        if value is not None:
+            e["FIXTURE_BROKER_" + name] = str(value)
+    argv = worker_argv(sdk, *settings)
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=e)
+    lines = r.stdout.strip().splitlines()
+    assert lines, "%s printed nothing (exit %d): %s" % (sdk, r.returncode, r.stderr)
+    return r.returncode, json.loads(lines[-1])
+
+
+def leased(sdk, rc, out):
+    assert rc == 0, "%s: %s" % (sdk, out)
+    assert out["session"].startswith("s-") and 27800 <= out["port"] <= 27809, out
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_each_sdk_leases_over_wss_verifying_the_test_ca(broker, pki, sdk):
+    b = broker()
+    leased(sdk, *run_worker(sdk, "wss://127.0.0.1:%d" % b.port, CA=pki / "ca.pem"))
+    # By name too: the certificate's DNS name, and SNI.
+    leased(sdk, *run_worker(sdk, "wss://localhost:%d" % b.port, CA=pki / "ca.pem"))
+
+
+def test_libfxb_takes_its_tls_settings_as_arguments_too(broker, pki):
+    b = broker()
+    url = "wss://127.0.0.1:%d" % b.port
+    leased("libfxb", *run_worker("libfxb", url, "tls.ca", str(pki / "ca.pem")))
+    # A setting given wins over its environment variable.
+    rc, out = run_worker("libfxb", url, "tls.ca", str(pki / "other-ca.pem"), CA=pki / "ca.pem")
+    assert rc == 1 and "certificate was not accepted" in out["error"], out
+    rc, out = run_worker("libfxb", url, "tls.ca", str(pki / "missing.pem"))
+    assert out["code"] == -1 and "cannot read the CA file" in out["error"], out  # FXB_EINVAL
+    rc, out = run_worker("libfxb", url, "tls.cert", str(pki / "client.pem"))
+    assert out["code"] == -1 and "needs its key" in out["error"], out
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_each_sdk_refuses_a_broker_its_ca_did_not_sign(broker, pki, sdk):
+    b = broker()
+    url = "wss://127.0.0.1:%d" % b.port
+    rc, out = run_worker(sdk, url, CA=pki / "other-ca.pem")
+    assert rc == 1, "%s trusted a broker another CA signed: %s" % (sdk, out)
+    assert "the broker's TLS certificate was not accepted" in out["error"], out
+    # Without a CA: the system's trust store, which does not hold the test CA either.
+    rc, out = run_worker(sdk, url)
+    assert rc == 1 and "certificate was not accepted" in out["error"], out
+    assert out["code"] == -3, out  # FXB_ECONNECT, CONNECT_FAILED
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_each_sdk_refuses_a_certificate_for_another_host(broker, pki, sdk):
+    b = broker(cert="elsewhere")
+    rc, out = run_worker(sdk, "wss://127.0.0.1:%d" % b.port, CA=pki / "ca.pem")
+    assert rc == 1, "%s took a certificate for elsewhere.test from 127.0.0.1: %s" % (sdk, out)
+    assert "certificate was not accepted" in out["error"], out
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_each_sdk_presents_its_client_certificate_for_mutual_tls(broker, pki, sdk):
+    b = broker("--tls-client-ca", str(pki / "ca.pem"))
+    url = "wss://127.0.0.1:%d" % b.port
+    leased(sdk, *run_worker(sdk, url, CA=pki / "ca.pem", CERT=pki / "client.pem",
+                            KEY=pki / "client.key"))
+    # The control: without a certificate, or with one the broker's CA did not sign, no lease.
+    for cert in (None, "stranger"):
+        rc, out = run_worker(sdk, url, CA=pki / "ca.pem",
+                             CERT=cert and pki / (cert + ".pem"),
+                             KEY=cert and pki / (cert + ".key"))
+        assert rc == 1 and out["code"] == -3, "%s got in with %s: %s" % (sdk, cert, out)
+
+
+def sniff_while(netns_run):
+    """Captures the broker side of NS_W1's link while netns_run() runs a worker there;
+    returns (its result, the bytes seen)."""
+    bside = LINKS[NS_W1][0]
+    sniffer = subprocess.Popen(["ip", "netns", "exec", NS_B, sys.executable, "-c", SNIFFER,
+                                bside, "5"], stdout=subprocess.PIPE)
+    assert sniffer.stdout.readline().strip() == b"up"
+    got = netns_run()
+    return got, sniffer.communicate(timeout=30)[0]
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_each_sdk_sends_its_token_once_and_never_in_clear_over_wss(net, tmp_path, pki, sdk):
+    token = "sdk-wire-%s-4e1d8b" % sdk
+    tokens = tmp_path / "tokens"
+    tokens.write_text(token + "\n")
+    # Over ws:// the sniffer sees the token: once per connection, not twice (the upgrade's
+    # Authorization header, not session.hello's params too).
+    plain = subprocess.Popen(["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"],
+                              "--listen", "0.0.0.0:0", "--token-file", str(tokens),
+                              "--port-lock-file", "none", "--ports", "27800-27809",
+                              "--state-dir", str(tmp_path / "plain")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(plain.stdout.readline().strip().rsplit(":", 1)[1])
+        (rc, out), wire = sniff_while(lambda: run_worker(
+            sdk, "ws://10.213.1.1:%d" % port, netns=NS_W1, TOKEN=token))
+        leased(sdk, rc, out)
+        assert wire.count(token.encode()) == 1, \
+            "%s sent its token %d times in one connection" % (sdk, wire.count(token.encode()))
+        # A wrong token is refused with a clear, stable error.
+        rc, out = run_worker(sdk, "ws://10.213.1.1:%d" % port, netns=NS_W1, TOKEN="wrong")
+        assert rc == 1 and "bearer token" in out["error"], out
+    finally:
+        plain.send_signal(signal.SIGTERM)
+        plain.wait(timeout=15)
+    b = Broker(tmp_path, pki, "--token-file", str(tokens), netns=NS_B, listen="0.0.0.0:0")
+    try:
+        (rc, out), wire = sniff_while(lambda: run_worker(
+            sdk, "wss://10.213.1.1:%d" % b.port, netns=NS_W1, TOKEN=token, CA=pki / "ca.pem"))
+        leased(sdk, rc, out)
+        assert len(wire) > 1000, "the sniffer saw almost nothing: %d bytes" % len(wire)
+        assert token.encode() not in wire, "%s's token crossed the network in clear" % sdk
+    finally:
+        b.stop()
