@@ -54,7 +54,7 @@ def start_broker(state_dir: Path, ports: str, *args: str) -> Broker:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
-    if not line.startswith("listening ws://"):
+    if not line.startswith(("listening ws://", "listening wss://")):
         proc.kill()
         proc.wait()
         proc.stdout.close()
