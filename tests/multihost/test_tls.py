@@ -364,15 +364,44 @@ def test_each_sdk_presents_its_client_certificate_for_mutual_tls(broker, pki, sd
         assert rc == 1 and out["code"] == -3, "%s got in with %s: %s" % (sdk, cert, out)
 
 
+# As SNIFFER, but until told to stop (a line on stdin), however slow the worker is.
+SNIFF_UNTIL_TOLD = r"""
+import select, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
+s.bind((sys.argv[1], 0))
+print("up", flush=True)
+got = bytearray()
+while True:
+    ready = select.select([s, sys.stdin], [], [], 60)[0]
+    if s in ready:
+        got += s.recv(65536)
+    elif ready:
+        s.setblocking(False)
+        try:
+            while True:
+                got += s.recv(65536)
+        except BlockingIOError:
+            pass
+        break
+    else:
+        break
+sys.stdout.buffer.write(bytes(got))
+"""
+
+
 def sniff_while(netns_run):
     """Captures the broker side of NS_W1's link while netns_run() runs a worker there;
     returns (its result, the bytes seen)."""
     bside = LINKS[NS_W1][0]
-    sniffer = subprocess.Popen(["ip", "netns", "exec", NS_B, sys.executable, "-c", SNIFFER,
-                                bside, "5"], stdout=subprocess.PIPE)
+    sniffer = subprocess.Popen(["ip", "netns", "exec", NS_B, sys.executable, "-c",
+                                SNIFF_UNTIL_TOLD, bside], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
     assert sniffer.stdout.readline().strip() == b"up"
-    got = netns_run()
-    return got, sniffer.communicate(timeout=30)[0]
+    try:
+        got = netns_run()
+    finally:
+        wire = sniffer.communicate(b"stop\n", timeout=30)[0]
+    return got, wire
 
 
 @pytest.mark.parametrize("sdk", SDKS)
