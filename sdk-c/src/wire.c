@@ -234,10 +234,12 @@ frame_send(struct fxb_client *c, unsigned gen, int opcode, unsigned char *payloa
 	f = payload - total;
 	total += len;
 	if (!c->wbuf_len) {
-		n = io_send(&c->tls_mu, c->wssl, c->wsock, f, total, why, sizeof why);
-		if (n >= 0)
-			sent = (size_t)n;
-		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+		/* TLS takes a record at a time: go on until the socket is full. */
+		while (sent < total &&
+		       (n = io_send(&c->tls_mu, c->wssl, c->wsock, f + sent, total - sent, why,
+		            sizeof why)) > 0)
+			sent += (size_t)n;
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			err = errno ? errno : EPIPE;
 	}
 	if (!err && sent < total) {
@@ -323,21 +325,24 @@ wire_backlog(struct fxb_client *c)
 void
 wire_flush(struct fxb_client *c, unsigned gen)
 {
-	ssize_t n;
+	ssize_t n = 0;
+	size_t off = 0;
 	int err = 0;
 	char why[256] = "";
 
 	pthread_mutex_lock(&c->wmu);
 	if (c->wgen == gen && c->wsock >= 0 && c->wbuf_len) {
 		/* With TLS this repeats the write that could not finish, as OpenSSL asks: the
-		 * same bytes first, possibly more after them, possibly moved. */
-		n = io_send(&c->tls_mu, c->wssl, c->wsock, c->wbuf, c->wbuf_len, why, sizeof why);
-		if (n > 0) {
-			memmove(c->wbuf, c->wbuf + n, c->wbuf_len - (size_t)n);
-			c->wbuf_len -= (size_t)n;
-		} else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		 * same bytes first, possibly more after them, possibly moved. TLS takes a
+		 * record at a time: go on until the socket is full. */
+		while (off < c->wbuf_len &&
+		       (n = io_send(&c->tls_mu, c->wssl, c->wsock, c->wbuf + off, c->wbuf_len - off,
+		            why, sizeof why)) > 0)
+			off += (size_t)n;
+		if (off < c->wbuf_len && n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
 			err = 1;
-		}
+		memmove(c->wbuf, c->wbuf + off, c->wbuf_len - off);
+		c->wbuf_len -= off;
 	}
 	pthread_mutex_unlock(&c->wmu);
 	if (err)
