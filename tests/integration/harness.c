@@ -228,7 +228,7 @@ int test_broker_start(struct test_broker *tb, const char *const *args, char *err
 	char tn[160], line[256];
 	size_t linelen = 0;
 	uint64_t deadline;
-	int out[2], logfd;
+	int out[2], logfd, tls;
 	pid_t parent = getpid();
 	char **argv;
 
@@ -303,7 +303,9 @@ int test_broker_start(struct test_broker *tb, const char *const *args, char *err
 		char host[128];
 		int port = 0;
 
-		if (sscanf(line, "listening ws://%127[^\n]", host) == 1) {
+		tls = !strncmp(line, "listening wss://", 16);
+		if (sscanf(line, tls ? "listening wss://%127[^\n]" : "listening ws://%127[^\n]",
+		        host) == 1) {
 			char *colon = strrchr(host, ':');
 
 			if (colon != NULL)
@@ -317,7 +319,7 @@ int test_broker_start(struct test_broker *tb, const char *const *args, char *err
 		}
 		tb->port = port;
 	}
-	snprintf(tb->url, sizeof(tb->url), "ws://127.0.0.1:%d", tb->port);
+	snprintf(tb->url, sizeof(tb->url), "%s://127.0.0.1:%d", tls ? "wss" : "ws", tb->port);
 	return 0;
 }
 

@@ -25,8 +25,8 @@
 
 struct test_broker {
 	pid_t pid;     /* 0 once stopped or reaped */
-	int port;      /* from its "listening ws://HOST:PORT" line */
-	char url[64];  /* "ws://127.0.0.1:PORT" */
+	int port;      /* from its "listening ws[s]://HOST:PORT" line */
+	char url[64];  /* "ws://127.0.0.1:PORT" (wss:// with --tls-cert) */
 	char log[256]; /* its stderr */
 	int out_fd;    /* its stdout, after the listening line; -1 once drained */
 	size_t stdout_extra; /* bytes it wrote to stdout after that line (counted on exit) */
