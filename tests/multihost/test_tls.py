@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 
@@ -364,22 +365,25 @@ def test_each_sdk_presents_its_client_certificate_for_mutual_tls(broker, pki, sd
         assert rc == 1 and out["code"] == -3, "%s got in with %s: %s" % (sdk, cert, out)
 
 
-# As SNIFFER, but until told to stop (a line on stdin), however slow the worker is.
+# As SNIFFER, but until told to stop (a line on stdin), however slow the worker is, and each
+# packet with its length before it (4 bytes, big-endian).
 SNIFF_UNTIL_TOLD = r"""
-import select, socket, sys
+import select, socket, struct, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(3))
 s.bind((sys.argv[1], 0))
 print("up", flush=True)
 got = bytearray()
+def take(p):
+    got.extend(struct.pack(">I", len(p)) + p)
 while True:
     ready = select.select([s, sys.stdin], [], [], 60)[0]
     if s in ready:
-        got += s.recv(65536)
+        take(s.recv(65536))
     elif ready:
         s.setblocking(False)
         try:
             while True:
-                got += s.recv(65536)
+                take(s.recv(65536))
         except BlockingIOError:
             pass
         break
@@ -391,7 +395,7 @@ sys.stdout.buffer.write(bytes(got))
 
 def sniff_while(netns_run):
     """Captures the broker side of NS_W1's link while netns_run() runs a worker there;
-    returns (its result, the bytes seen)."""
+    returns (its result, the packets seen)."""
     bside = LINKS[NS_W1][0]
     sniffer = subprocess.Popen(["ip", "netns", "exec", NS_B, sys.executable, "-c",
                                 SNIFF_UNTIL_TOLD, bside], stdin=subprocess.PIPE,
@@ -400,8 +404,45 @@ def sniff_while(netns_run):
     try:
         got = netns_run()
     finally:
-        wire = sniffer.communicate(b"stop\n", timeout=30)[0]
-    return got, wire
+        raw = sniffer.communicate(b"stop\n", timeout=30)[0]
+    packets, i = [], 0
+    while i < len(raw):
+        n = struct.unpack(">I", raw[i:i + 4])[0]
+        packets.append(raw[i + 4:i + 4 + n])
+        i += 4 + n
+    return got, packets
+
+
+def client_streams(packets, port):
+    """What the clients sent to TCP port (IPv4 over Ethernet), per connection, in order."""
+    segments = {}
+    for p in packets:
+        if len(p) < 34 or p[12:14] != b"\x08\x00" or p[23] != 6:
+            continue
+        ip = p[14:]
+        tcp = ip[(ip[0] & 15) * 4:struct.unpack(">H", ip[2:4])[0]]
+        src, dst, seq = struct.unpack(">HHI", tcp[:8])
+        data = tcp[(tcp[12] >> 4) * 4:]
+        if dst == port and data:
+            segments.setdefault(src, {})[seq] = data
+    return [b"".join(d for _, d in sorted(segs.items())) for segs in segments.values()]
+
+
+def unmasked(stream):
+    """A client's stream with its WebSocket frames after the upgrade request unmasked
+    (RFC 6455 5.3), so that what they carry can be searched."""
+    head, sep, rest = stream.partition(b"\r\n\r\n")
+    out, i = bytearray(head + sep), 0
+    while i + 2 <= len(rest):
+        n, i = rest[i + 1] & 127, i + 2
+        if n == 126:
+            n, i = struct.unpack(">H", rest[i:i + 2])[0], i + 2
+        elif n == 127:
+            n, i = struct.unpack(">Q", rest[i:i + 8])[0], i + 8
+        mask, i = rest[i:i + 4], i + 4
+        out += bytes(b ^ mask[k % 4] for k, b in enumerate(rest[i:i + n]))
+        i += n
+    return bytes(out)
 
 
 @pytest.mark.parametrize("sdk", SDKS)
@@ -418,11 +459,15 @@ def test_each_sdk_sends_its_token_once_and_never_in_clear_over_wss(net, tmp_path
                              stdout=subprocess.PIPE, text=True)
     try:
         port = int(plain.stdout.readline().strip().rsplit(":", 1)[1])
-        (rc, out), wire = sniff_while(lambda: run_worker(
+        (rc, out), packets = sniff_while(lambda: run_worker(
             sdk, "ws://10.213.1.1:%d" % port, netns=NS_W1, TOKEN=token))
         leased(sdk, rc, out)
-        assert wire.count(token.encode()) == 1, \
-            "%s sent its token %d times in one connection" % (sdk, wire.count(token.encode()))
+        streams = client_streams(packets, port)
+        assert len(streams) == 1, "%d connections seen" % len(streams)
+        sent = unmasked(streams[0])
+        assert b"session.hello" in sent, "the unmasking went wrong: %r" % sent[:400]
+        assert sent.count(token.encode()) == 1, \
+            "%s sent its token %d times in one connection" % (sdk, sent.count(token.encode()))
         # A wrong token is refused with a clear, stable error.
         rc, out = run_worker(sdk, "ws://10.213.1.1:%d" % port, netns=NS_W1, TOKEN="wrong")
         assert rc == 1 and "bearer token" in out["error"], out
@@ -431,9 +476,10 @@ def test_each_sdk_sends_its_token_once_and_never_in_clear_over_wss(net, tmp_path
         plain.wait(timeout=15)
     b = Broker(tmp_path, pki, "--token-file", str(tokens), netns=NS_B, listen="0.0.0.0:0")
     try:
-        (rc, out), wire = sniff_while(lambda: run_worker(
+        (rc, out), packets = sniff_while(lambda: run_worker(
             sdk, "wss://10.213.1.1:%d" % b.port, netns=NS_W1, TOKEN=token, CA=pki / "ca.pem"))
         leased(sdk, rc, out)
+        wire = b"".join(packets)
         assert len(wire) > 1000, "the sniffer saw almost nothing: %d bytes" % len(wire)
         assert token.encode() not in wire, "%s's token crossed the network in clear" % sdk
     finally:
