@@ -73,7 +73,8 @@ struct fxb_lease;
 
 struct fxb_options {
 	const char *url;    /* ws:// or wss://; NULL: $FIXTURE_BROKER_URL, else FXB_DEFAULT_URL */
-	const char *token;  /* NULL: $FIXTURE_BROKER_TOKEN, else none */
+	const char *token;  /* bearer token, sent once per connection in the upgrade request's
+	                     * Authorization header; NULL: $FIXTURE_BROKER_TOKEN, else none */
 	const char *client; /* a name for the broker's logs; NULL: "fxb-c" */
 	const char *resume; /* a resume token from an earlier client (another process), or NULL */
 	int timeout_ms;     /* per call, and for connecting; 0: 10000 */

@@ -1,7 +1,7 @@
 /* conn.c: a client's service thread and the life of its connection.
  *
- * The service thread connects (TCP, then the WebSocket upgrade with the subprotocol
- * fixture-broker.v1 and the bearer token), says session.hello (with the resume token once
+ * The service thread connects (TCP, the TLS handshake for wss:// (tls.c), then the
+ * WebSocket upgrade with the subprotocol fixture-broker.v1 and the bearer token), says session.hello (with the resume token once
  * it has one), and reads the socket while no call is in flight, so that pings, a close or
  * a drop are seen while the caller is idle. The broker pings every heartbeat_ms: a
  * connection that has brought nothing for the dead_after_ms of the broker's hello (15 s
