@@ -1,19 +1,20 @@
 /* conn.c: a client's service thread and the life of its connection.
  *
  * The service thread connects (TCP, the TLS handshake for wss:// (tls.c), then the
- * WebSocket upgrade with the subprotocol fixture-broker.v1 and the bearer token), says session.hello (with the resume token once
- * it has one), and reads the socket while no call is in flight, so that pings, a close or
- * a drop are seen while the caller is idle. The broker pings every heartbeat_ms: a
- * connection that has brought nothing for the dead_after_ms of the broker's hello (15 s
- * when it does not say) is dead whatever TCP thinks, and is dropped; halfway there the
- * thread sends a ping of its own, which any broker answers. The calls themselves write
- * and read on their own threads (wire.c). When the connection drops, whichever thread notices calls
- * conn_drop(): the socket is shut down at once (ending any read on it), the calls in flight
- * fail with FXB_ECONNECT (FXB_EPROTO through conn_fail() when the broker broke the
- * protocol), and the service thread closes the socket once nobody reads it and reconnects
- * with backoff; the hello on the new connection resumes the session (or starts afresh after
- * a 4001 takeover close), so leases survive a drop shorter than the broker's grace period.
- * fxb_client_free ends the thread after a closing handshake.
+ * WebSocket upgrade with the subprotocol fixture-broker.v1 and the bearer token), says
+ * session.hello (with the resume token once it has one), and reads the socket while no call
+ * is in flight, so that pings, a close or a drop are seen while the caller is idle. The
+ * broker pings every heartbeat_ms: a connection that has brought nothing for the
+ * dead_after_ms of the broker's hello (15 s when it does not say) is dead whatever TCP
+ * thinks, and is dropped; halfway there the thread sends a ping of its own, which any
+ * broker answers. The calls themselves write and read on their own threads (wire.c). When
+ * the connection drops, whichever thread notices calls conn_drop(): the socket is shut down
+ * at once (ending any read on it), the calls in flight fail with FXB_ECONNECT (FXB_EPROTO
+ * through conn_fail() when the broker broke the protocol), and the service thread closes
+ * the socket once nobody reads it and reconnects with backoff; the hello on the new
+ * connection resumes the session (or starts afresh after a 4001 takeover close), so leases
+ * survive a drop shorter than the broker's grace period. fxb_client_free ends the thread
+ * after a closing handshake.
  */
 #include "client.h"
 
