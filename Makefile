@@ -400,3 +400,4 @@ include mk/go.mk
 include mk/multihost.mk
 include mk/clients-bench.mk
 include mk/integresql.mk
+include mk/tls-bench.mk
