@@ -288,6 +288,23 @@ bearer(struct broker *b, struct lws *wsi)
 	return auth_check(b->auth, hdr + 7) ? 1 : -1;
 }
 
+/* Answers a refused upgrade request. lws_return_http_status() says "HTTP/1.0" at this
+ * point (the request's version is not known to it yet), which WebSocket clients such as
+ * Python's websockets refuse to parse; the status line here is HTTP/1.1's, as the
+ * client asked. The caller then returns 1 and lws closes the connection. */
+static void
+refuse_upgrade(struct lws *wsi, int status, const char *phrase, const char *body)
+{
+	unsigned char buf[LWS_PRE + 512];
+	char *p = (char *)buf + LWS_PRE;
+	int n = snprintf(p, sizeof buf - LWS_PRE, "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+	    "content-length: %zu\r\nconnection: close\r\n\r\n%s\n", status, phrase,
+	    strlen(body) + 1, body);
+
+	if (lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS) < n)
+		log_warnx("could not answer a refused upgrade with %d", status);
+}
+
 static int
 cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -299,12 +316,12 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
 		 * the TCP connection. */
 		if (leases_draining(b->leases)) {
-			lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+			refuse_upgrade(wsi, 503, "Service Unavailable", "shutting down");
 			return 1;
 		}
 		if (b->auth && bearer(b, wsi) == -1) {
 			log_warnx("refused a connection: wrong bearer token");
-			lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, "wrong bearer token");
+			refuse_upgrade(wsi, 401, "Unauthorized", "wrong bearer token");
 			return 1;
 		}
 		break;

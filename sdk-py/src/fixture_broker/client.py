@@ -25,14 +25,13 @@ released and lost (their calls raise SESSION_LOST) and calls ``on_session_lost``
 import inspect
 import json
 import os
-import re
 import socket
 import ssl as _ssl
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Union, cast
 
-from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
@@ -56,15 +55,6 @@ FixtureSpec = Union[str, Mapping[str, Any]]
 _SSL_PARAM = "ssl" if "ssl" in inspect.signature(ws_connect).parameters else "ssl_context"
 # The PEM files a wss:// connection uses when not given, as libfxb's tls.ca/cert/key.
 TLS_ENV = {"ca": "FIXTURE_BROKER_CA", "cert": "FIXTURE_BROKER_CERT", "key": "FIXTURE_BROKER_KEY"}
-
-
-def _refused_status(err: Exception) -> Optional[int]:
-    """The HTTP status of a refused upgrade. The broker (libwebsockets) answers a refusal in
-    HTTP/1.0, which websockets does not parse but names in the error's cause."""
-    if isinstance(err, InvalidStatus):
-        return err.response.status_code
-    m = re.search(r"\bHTTP/1\.[01] (\d{3}) ", str(err.__cause__ or ""))
-    return int(m.group(1)) if m else None
 
 
 def _tls_context(
@@ -338,8 +328,8 @@ class Client:
                 **_KEEPALIVE_OFF,
                 **({"create_connection": _WatchedConnection} if _CAN_WATCH else {}),
             ).__enter__()
-        except (InvalidStatus, InvalidMessage) as err:
-            if _refused_status(err) == 401:
+        except InvalidStatus as err:
+            if err.response.status_code == 401:
                 # As the broker's own UNAUTHENTICATED: a wrong token will not mend itself.
                 raise FixtureBrokerError(
                     1001, "UNAUTHENTICATED",
