@@ -527,13 +527,6 @@ on_reply(struct integresql *is, const char *text, size_t len)
 		}
 		break;
 	case C_DISCARD:
-		if (r) {
-			if (error)
-				respond_error(r, 500, "%s", emsg);
-			else
-				respond_empty(r, 204);
-		}
-		break;
 	case C_RETURN:
 		if (r) {
 			if (error)
