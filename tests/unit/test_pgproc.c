@@ -92,7 +92,7 @@ Test(pgproc, finds_postgresql_on_path_first_then_the_newest_version_and_names_wh
 	snprintf(pathdir, sizeof pathdir, "%s/path", root);
 	mkdir(root, 0755);
 	mkdir(pathdir, 0755);
-	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, 0, out, sizeof out, &err), -1);
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, NULL, 0, out, sizeof out, &err), -1);
 	cr_assert_not_null(strstr(err.text, "initdb"), "%s", err.text);
 	error_clear(&err);
 	for (int v = 13; v <= 16; v += 3) {
@@ -103,18 +103,50 @@ Test(pgproc, finds_postgresql_on_path_first_then_the_newest_version_and_names_wh
 		fake_bin(d, "initdb");
 		fake_bin(d, "postgres");
 	}
-	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, 0, out, sizeof out, &err), 0);
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, NULL, 0, out, sizeof out, &err), 0);
 	snprintf(d, sizeof d, "%s/16/bin", root);
 	cr_assert_str_eq(out, d, "the newest version");
-	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, 13, out, sizeof out, &err), 0);
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", root, NULL, 13, out, sizeof out, &err), 0);
 	snprintf(d, sizeof d, "%s/13/bin", root);
 	cr_assert_str_eq(out, d, "the version a data directory asks for");
 	fake_bin(pathdir, "initdb");
-	cr_assert_eq(pgembed_find_bindir(pathdir, root, 0, out, sizeof out, &err), 0);
+	cr_assert_eq(pgembed_find_bindir(pathdir, root, NULL, 0, out, sizeof out, &err), 0);
 	cr_assert_str_neq(out, pathdir, "initdb alone on PATH is not enough");
 	fake_bin(pathdir, "postgres");
-	cr_assert_eq(pgembed_find_bindir(pathdir, root, 0, out, sizeof out, &err), 0);
+	cr_assert_eq(pgembed_find_bindir(pathdir, root, NULL, 0, out, sizeof out, &err), 0);
 	cr_assert_str_eq(out, pathdir, "PATH first");
+	snprintf(d, sizeof d, "rm -rf %s", root);
+	cr_assert_eq(system(d), 0);
+}
+
+Test(pgproc, takes_the_fallback_directory_only_when_no_postgresql_is_installed)
+{
+	char root[64], fb[128], d[512], out[512];
+	struct fxb_error err = { 0 };
+
+	snprintf(root, sizeof root, "/tmp/fxb-unit-pgfb-%d", (int)getpid());
+	snprintf(fb, sizeof fb, "%s/npm/native/bin", root);
+	snprintf(d, sizeof d, "mkdir -p %s %s/lib", fb, root);
+	cr_assert_eq(system(d), 0);
+	snprintf(d, sizeof d, "%s/lib", root);
+	fake_bin(fb, "initdb");
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", d, fb, 0, out, sizeof out, &err), -1,
+	    "initdb alone is not enough");
+	cr_assert_not_null(strstr(err.text, fb), "%s", err.text);
+	cr_assert_not_null(strstr(err.text, PGEMBED_BINDIR_ENV), "%s", err.text);
+	error_clear(&err);
+	fake_bin(fb, "postgres");
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", d, fb, 0, out, sizeof out, &err), 0);
+	cr_assert_str_eq(out, fb, "the fallback when nothing is installed");
+	snprintf(d, sizeof d, "mkdir -p %s/lib/15/bin", root);
+	cr_assert_eq(system(d), 0);
+	snprintf(d, sizeof d, "%s/lib/15/bin", root);
+	fake_bin(d, "initdb");
+	fake_bin(d, "postgres");
+	snprintf(d, sizeof d, "%s/lib", root);
+	cr_assert_eq(pgembed_find_bindir("/nonexistent", d, fb, 0, out, sizeof out, &err), 0);
+	snprintf(d, sizeof d, "%s/lib/15/bin", root);
+	cr_assert_str_eq(out, d, "an installed PostgreSQL wins over the fallback");
 	snprintf(d, sizeof d, "rm -rf %s", root);
 	cr_assert_eq(system(d), 0);
 }
