@@ -272,7 +272,8 @@ export declare function parseFixturesPragma(
 export declare const DEFAULT_URL: string;
 export declare const SUBPROTOCOL: string;
 
-declare const fixtureBroker: {
+/** The CommonJS module object (also index.mjs's default export). */
+export interface FixtureBrokerModule {
   connect: typeof connect;
   Client: typeof Client;
   Lease: typeof Lease;
@@ -283,5 +284,8 @@ declare const fixtureBroker: {
   parseFixturesPragma: typeof parseFixturesPragma;
   DEFAULT_URL: string;
   SUBPROTOCOL: string;
-};
+  default: FixtureBrokerModule;
+}
+
+declare const fixtureBroker: FixtureBrokerModule;
 export default fixtureBroker;

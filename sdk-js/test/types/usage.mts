@@ -39,3 +39,11 @@ import vitestSetup from 'fixture-broker/vitest/global-setup';
 export async function wrappedVitestSetup(project: { provide(key: string, value: unknown): void }): Promise<() => Promise<void>> {
   return vitestSetup(project);
 }
+
+/* The ES-module entry's default export is the module object (index.d.mts). */
+export function defaultExport(): void {
+  const c: typeof connect = fixtureBroker.connect;
+  const d: typeof fixtureBroker = fixtureBroker.default;
+  const e: typeof FixtureBrokerError = fixtureBroker.FixtureBrokerError;
+  void [c, d, e];
+}
