@@ -284,7 +284,8 @@ clean:
 # (index.d.ts compiles), js-jest (the Jest suite with workers, then in band), js-vitest and
 # js-example (the express-pg example suite, below).
 # js-deps runs `npm ci` only when sdk-js/node_modules is missing or older than the lock file.
-JS_ENV := FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker)
+# The suites start private brokers (FIXTURE_BROKER_WARM=0): a warm one would outlive make test.
+JS_ENV := FIXTURE_BROKER_BIN=$(abspath $(B)/fixture-broker) FIXTURE_BROKER_WARM=0
 JS_BIN := node_modules/.bin
 
 .PHONY: js js-deps js-unit js-types js-jest js-vitest
