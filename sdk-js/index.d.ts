@@ -75,10 +75,14 @@ export interface AcquireOptions {
   labels?: Record<string, string | number | undefined>;
   /** Default: the client's timeout plus waitMs. */
   timeoutMs?: number;
+  /** Gives up on the acquire (ABORTED); a grant that comes later is released. */
+  signal?: AbortSignal;
 }
 
 export interface CallOptions {
   timeoutMs?: number;
+  /** Gives up on the call (ABORTED, with the signal's reason as `cause`). */
+  signal?: AbortSignal;
 }
 
 export interface Limits {
@@ -216,7 +220,7 @@ export declare function connect(options?: ConnectOptions): Promise<Client>;
 /**
  * The broker's error names (protocol/openrpc.json), and the client's own:
  * INVALID_ARGUMENT (-1), CONNECT_FAILED and CONNECTION_LOST (-3), TIMEOUT (-4),
- * PROTOCOL_ERROR (-6), CLIENT_CLOSED (-7), SESSION_LOST (-9).
+ * PROTOCOL_ERROR (-6), CLIENT_CLOSED (-7), SESSION_LOST (-9), ABORTED (-10).
  */
 export type ErrorName =
   | 'PARSE_ERROR' | 'INVALID_REQUEST' | 'METHOD_NOT_FOUND' | 'INVALID_PARAMS' | 'INTERNAL_ERROR'
@@ -224,7 +228,7 @@ export type ErrorName =
   | 'UNKNOWN_FIXTURE_KIND' | 'TOO_MANY_FIXTURES' | 'SHUTTING_DOWN' | 'ACQUIRE_CANCELLED'
   | 'PORTS_EXHAUSTED'
   | 'INVALID_ARGUMENT' | 'CONNECT_FAILED' | 'CONNECTION_LOST' | 'TIMEOUT' | 'PROTOCOL_ERROR'
-  | 'CLIENT_CLOSED' | 'SESSION_LOST'
+  | 'CLIENT_CLOSED' | 'SESSION_LOST' | 'ABORTED'
   | (string & {});
 
 export declare class FixtureBrokerError extends Error {
@@ -247,7 +251,7 @@ export declare class FixtureBrokerError extends Error {
 
 export declare const CLIENT_ERRORS: Readonly<Record<
   'INVALID_ARGUMENT' | 'CONNECT_FAILED' | 'CONNECTION_LOST' | 'TIMEOUT' | 'PROTOCOL_ERROR' | 'CLIENT_CLOSED'
-  | 'SESSION_LOST',
+  | 'SESSION_LOST' | 'ABORTED',
   number
 >>;
 

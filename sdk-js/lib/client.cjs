@@ -99,6 +99,14 @@ function certificateRefused(err) {
     /CERT|ISSUER|ALTNAME|HOSTNAME|SELF_SIGNED|LEAF|VERIFY/.test(err.code));
 }
 
+/* The rejection of a call its AbortSignal gave up on. */
+function abortedError(method, signal) {
+  const err = FixtureBrokerError.client('ABORTED', `${method}: aborted` +
+    (signal.reason && signal.reason.message ? ` (${signal.reason.message})` : ''), { method });
+  err.cause = signal.reason;
+  return err;
+}
+
 /* ws's own connectors, kept so that the client holds the socket it must ref and unref. */
 function netConnect(options) {
   options.path = options.socketPath;
@@ -488,7 +496,10 @@ class Client extends EventEmitter {
 
   /**
    * Calls any broker method; resolves to its result or rejects with a FixtureBrokerError.
-   * `options.timeoutMs` bounds the wait for the reply (default: the client's timeout).
+   * `options.timeoutMs` bounds the wait for the reply (default: the client's timeout);
+   * `options.signal`, an AbortSignal, gives up on it (ABORTED, with the signal's reason as
+   * `cause`). Giving up does not undo what the broker may have done; an acquire granted
+   * after its caller gave up is released when the grant arrives.
    */
   call(method, params, options = {}) {
     return new Promise((resolve, reject) => {
@@ -497,7 +508,22 @@ class Client extends EventEmitter {
           { method }));
         return;
       }
-      const entry = { method, params, resolve, reject, timer: null, id: null };
+      const { signal } = options;
+      if (signal && signal.aborted) {
+        reject(abortedError(method, signal));
+        return;
+      }
+      let onAbort = null;
+      const settle = (fn) => (value) => {
+        if (onAbort) signal.removeEventListener('abort', onAbort);
+        fn(value);
+      };
+      const entry = { method, params, resolve: settle(resolve), reject: settle(reject), timer: null,
+        id: null };
+      if (signal) {
+        onAbort = () => this._giveUp(entry, abortedError(method, signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       const timeoutMs = options.timeoutMs || this._timeoutMs;
       entry.timer = setTimeout(() => this._onTimeout(entry), timeoutMs);
       entry.timer.unref();
@@ -552,7 +578,8 @@ class Client extends EventEmitter {
     this._updateRef();
   }
 
-  _onTimeout(entry) {
+  /* Stops waiting for entry's reply and rejects it with err; nothing if it was settled. */
+  _giveUp(entry, err) {
     if (entry.id !== null && this._inflight.get(entry.id) === entry) {
       this._inflight.delete(entry.id);
       /* A grant that arrives after its caller gave up would hold fixtures nobody knows
@@ -563,13 +590,18 @@ class Client extends EventEmitter {
       if (i < 0) return;
       this._waiting.splice(i, 1);
     }
+    clearTimeout(entry.timer);
+    entry.reject(err);
+    this._updateRef();
+  }
+
+  _onTimeout(entry) {
     const ms = entry.timeoutMs;
     const why = this._state === 'open' ? `no reply from ${this.url}` :
       `not connected to ${this.url}${this._lastError ? ` (${this._lastError.message})` : ''}`;
-    entry.reject(FixtureBrokerError.client('TIMEOUT',
+    this._giveUp(entry, FixtureBrokerError.client('TIMEOUT',
       `${entry.method}: ${why} within ${ms === undefined ? this._connectTimeoutMs : ms} ms`,
       { method: entry.method }));
-    this._updateRef();
   }
 
   _onMessage(data, isBinary) {
@@ -723,13 +755,13 @@ class Client extends EventEmitter {
    * (`{kind: 'port'}`, or just `'port'`). With `waitMs` the broker queues the request that
    * long when a pool is short; the call's timeout grows by as much.
    */
-  async acquire({ fixtures, waitMs, ttlMs, labels, timeoutMs } = {}) {
+  async acquire({ fixtures, waitMs, ttlMs, labels, timeoutMs, signal } = {}) {
     const params = { fixtures: normalizeFixtures(fixtures) };
     if (waitMs !== undefined) params.wait_ms = waitMs;
     if (ttlMs !== undefined) params.ttl_ms = ttlMs;
     if (labels !== undefined) params.labels = stringLabels(labels);
     const result = await this.call('lease.acquire', params,
-      { timeoutMs: timeoutMs || this._timeoutMs + (waitMs || 0) });
+      { timeoutMs: timeoutMs || this._timeoutMs + (waitMs || 0), signal });
     if (!result || typeof result.lease !== 'string' || !result.fixtures ||
         typeof result.fixtures !== 'object') {
       throw FixtureBrokerError.client('PROTOCOL_ERROR',

@@ -16,6 +16,7 @@ const CLIENT_ERRORS = Object.freeze({
   PROTOCOL_ERROR: -6,
   CLIENT_CLOSED: -7,
   SESSION_LOST: -9,
+  ABORTED: -10,
 });
 
 /**

@@ -20,7 +20,8 @@ export async function example(): Promise<number> {
   const hash = await hashFiles(['migrations/**/*.sql'], { cwd: '.' });
   const built = await client.ensureTemplate(hash, async (dbUrl: string) => { void dbUrl; }, { waitMs: 60000 });
   const b: boolean = built.built;
-  const any = await client.call<{ leases: unknown[] }>('lease.list', {});
+  const any = await client.call<{ leases: unknown[] }>('lease.list', {}, { signal: AbortSignal.timeout(1000) });
+  await client.acquire({ fixtures: { p: 'port' }, signal: new AbortController().signal });
   try {
     await client.acquire({ fixtures: { p: 'port' } });
   } catch (err) {
