@@ -11,6 +11,12 @@
 // testEnvironmentOptions.globalName); teardown() releases the file's lease. Postgres fixtures
 // are leased once per worker and reset for each file instead (lib/fixture-scope.cjs).
 // JEST_WORKER_ID is only a label: every name and port comes from the broker.
+//
+// testEnvironmentOptions.env maps environment variables to fixture fields (lib/env-map.cjs):
+// setup() sets them in the file's own process.env, before the test file (and
+// setupFilesAfterEnv) runs, so an app configured by the environment can be required at the
+// top of the file. Jest runs setupFiles before setup(): reading the fixtures' global there
+// throws an error that says so, instead of giving undefined fields.
 'use strict';
 
 const path = require('node:path');
@@ -18,6 +24,7 @@ const { TestEnvironment } = require('jest-environment-node');
 const { connect } = require('../lib/client.cjs');
 const { formatLogTail } = require('../lib/errors.cjs');
 const { leaseFixtures, parseFixturesPragma } = require('../lib/fixture-scope.cjs');
+const { resolveEnv, envFixtureNames } = require('../lib/env-map.cjs');
 
 const DEFAULT_WAIT_MS = 60000;
 
@@ -71,14 +78,32 @@ class FixtureBrokerEnvironment extends TestEnvironment {
       client: null,
       onExit: null,
     };
+    envFixtureNames(options.env);
+    const globalName = options.globalName || 'fixtures';
+    const file = rel;
+    /* Replaced by the values in setup(); until then (setupFiles), reading it is an error. */
+    Object.defineProperty(this.global, globalName, {
+      configurable: true,
+      enumerable: false,
+      get() {
+        throw new Error(`fixture-broker: \`${globalName}\` was read in ${file} before the test ` +
+          'environment leased the fixtures: Jest runs `setupFiles` before that; read it in ' +
+          '`setupFilesAfterEnv`, the test file or its hooks (and for an app configured by ' +
+          'environment variables, use testEnvironmentOptions.env)');
+      },
+    });
   }
 
   async setup() {
     await super.setup();
     const fb = this.fixtureBroker;
     const globalName = fb.options.globalName || 'fixtures';
+    const setGlobal = (value) => Object.defineProperty(this.global, globalName, {
+      configurable: true, enumerable: true, writable: true, value,
+    });
     if (!Object.keys(fb.specs).length) {
-      this.global[globalName] = this.global.JSON.parse('{}');
+      setGlobal(this.global.JSON.parse('{}'));
+      resolveEnv(fb.options.env, {});
       return;
     }
     const client = await workerClient();
@@ -92,7 +117,8 @@ class FixtureBrokerEnvironment extends TestEnvironment {
     });
     const lease = fb.scope.lease;
     /* Built in the test's realm, so they are its own plain objects. */
-    this.global[globalName] = this.global.JSON.parse(JSON.stringify(fb.scope.fixtures));
+    setGlobal(this.global.JSON.parse(JSON.stringify(fb.scope.fixtures)));
+    Object.assign(this.global.process.env, resolveEnv(fb.options.env, fb.scope.fixtures));
     this.global.fixtureBroker = {
       url: client.url,
       session: client.session,

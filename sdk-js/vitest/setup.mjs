@@ -6,13 +6,17 @@
 // of the file, which Vitest runs before any hook. One connection per worker (kept on
 // globalThis, so files share it when Vitest does not isolate them); the socket is unref'd while
 // idle. Postgres fixtures are leased once per worker and reset per file. VITEST_POOL_ID is only
-// a label.
+// a label. `provide.fixtureBroker.env` sets environment variables from the fixtures' fields
+// (lib/env-map.cjs) in beforeAll, after the file's top level has run: an app that reads them
+// when it is imported must be imported in beforeAll (`await import('../app.js')`).
 import { beforeAll, afterAll, expect, inject } from 'vitest';
 import cjs from '../index.cjs';
 import scope from '../lib/fixture-scope.cjs';
+import envMap from '../lib/env-map.cjs';
 
 const { connect } = cjs;
 const { leaseFixtures, parseFixturesPragma, readFilePragmas } = scope;
+const { resolveEnv, envFixtureNames } = envMap;
 
 const CLIENT = Symbol.for('fixture-broker.vitest.client');
 const DEFAULT_WAIT_MS = 60000;
@@ -38,8 +42,11 @@ function workerClient(url) {
 }
 
 const provided = inject('fixtureBroker') || {};
+envFixtureNames(provided.env);
 const waitMs = provided.waitMs === undefined ? DEFAULT_WAIT_MS : provided.waitMs;
 let current = null;
+/* The variables `env` set for this file, and what they were before. */
+let savedEnv = null;
 
 /* The file being run: Vitest 4 passes its suite as the hook's second argument, Vitest 3 as
  * the first; expect's state has it too. */
@@ -70,6 +77,9 @@ beforeAll(async function leaseFileFixtures() {
   });
   const lease = current.lease;
   globalThis.fixtures = current.fixtures;
+  const vars = resolveEnv(provided.env, current.fixtures);
+  savedEnv = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
   globalThis.fixtureBroker = {
     url: client.url,
     session: client.session,
@@ -82,5 +92,10 @@ beforeAll(async function leaseFileFixtures() {
 afterAll(async () => {
   const held = current;
   current = null;
+  for (const [k, v] of Object.entries(savedEnv || {})) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  savedEnv = null;
   if (held) await held.release();
 });
