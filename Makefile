@@ -402,3 +402,5 @@ include mk/multihost.mk
 include mk/clients-bench.mk
 include mk/integresql.mk
 include mk/tls-bench.mk
+include mk/dist.mk
+include mk/js-npm.mk
