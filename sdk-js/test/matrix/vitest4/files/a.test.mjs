@@ -1,0 +1,7 @@
+// a.test.mjs: the setup file's per-file fixtures.
+import { expect, test } from 'vitest';
+import checkFixtures from '../../shared/check.cjs';
+
+test('a: its fixtures', async () => {
+  expect(await checkFixtures(globalThis.fixtures, 'a')).toEqual(['a']);
+});
