@@ -314,7 +314,9 @@ js-vitest: $(B)/fixture-broker js-deps
 # ---- end of sdk-js -------------------------------------------------------------------------
 
 # ---- sdk-js example: examples/express-pg, an Express + PostgreSQL API and its Jest suite ------
-# js-example runs the suite against build/fixture-broker with 4 workers, then in band. It runs
+# The example is a project of its own with Jest 30 (its package.json and lock file), into which
+# mk/js-npm.mk installs the packed package. js-example runs the suite against
+# build/fixture-broker with 4 workers, then in band. It runs
 # from the example's directory, as a user would: the preset's global setup starts a broker
 # there with the example's fixture-broker.json, whose relative paths are the broker's working
 # directory's. The workers run gets an empty Jest cache, or Jest would run the files in band
@@ -325,7 +327,7 @@ js-vitest: $(B)/fixture-broker js-deps
 JS_EXAMPLE_DIR := sdk-js/examples/express-pg
 JS_EXAMPLE_ENV := $(JS_ENV) \
 	FIXTURE_BROKER_ARGS="--state-dir $(abspath $(B))/js-example-state --ports 28300-28699"
-JS_EXAMPLE_JEST := node ../../$(JS_BIN)/jest
+JS_EXAMPLE_JEST := node node_modules/.bin/jest
 
 .PHONY: js-example js-example-bench
 

@@ -39,4 +39,16 @@ js-matrix: $(B)/fixture-broker js-deps $(JS_MATRIX_TGZ) \
 	cd sdk-js && $(JS_ENV) timeout 600 node --test test/matrix/matrix.test.mjs
 
 js: js-matrix
+
+# The express-pg example: its locked dependencies (Jest 30), then the packed package.
+JS_EXAMPLE_PKG := sdk-js/examples/express-pg/node_modules/fixture-broker/package.json
+
+sdk-js/examples/express-pg/node_modules/.package-lock.json: sdk-js/examples/express-pg/package-lock.json
+	$(JS_NPM_CI)
+
+$(JS_EXAMPLE_PKG): $(JS_MATRIX_TGZ) sdk-js/examples/express-pg/node_modules/.package-lock.json
+	cd sdk-js/examples/express-pg && npm i --no-save --no-audit --no-fund --silent $(abspath $(JS_MATRIX_TGZ))
+	@touch $@
+
+js-example js-example-bench: $(JS_EXAMPLE_PKG)
 # ---- end of the recipes and the runner matrix ----------------------------------------------

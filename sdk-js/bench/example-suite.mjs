@@ -31,7 +31,8 @@ const { startBroker } = require('../lib/broker-process.cjs');
 
 const SDK = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLE = path.join(SDK, 'examples', 'express-pg');
-const JEST = path.join(SDK, 'node_modules', 'jest', 'bin', 'jest.js');
+/* The example's own Jest (30), from its lock file. */
+const JEST = path.join(EXAMPLE, 'node_modules', 'jest', 'bin', 'jest.js');
 const ROUNDS = Number(process.env.EXAMPLE_BENCH_ROUNDS) || 3;
 const CPUS = typeof os.availableParallelism === 'function' ? os.availableParallelism()
   : os.cpus().length;
