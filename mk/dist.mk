@@ -37,7 +37,7 @@ dist-test: dist
 	timeout 900 sh sdk-js/test/dist/run.sh $(abspath $(DIST))
 
 dist-bench: dist
-	sh sdk-js/test/dist/run.sh --bench $(abspath $(DIST))
+	sh sdk-js/test/dist/bench.sh $(abspath $(DIST))
 
 test: dist-test
 bench: dist-bench

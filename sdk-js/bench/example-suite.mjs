@@ -14,7 +14,13 @@
 //   - with Jest's default workers (availableParallelism - 1; Jest may still decide to run in
 //     band when cached timings say every file is fast);
 //   - with --maxWorkers=4, the timing cache removed first so that Jest really starts workers;
-//   - the "before" suite with --runInBand.
+//   - the "before" suite with --runInBand;
+//   - as a user runs it, with no broker given (FIXTURE_BROKER_URL unset), through the
+//     project's warm broker (lib/warm.cjs): "cold", a first run in a fresh warm directory
+//     that starts the broker and its PostgreSQL cluster (initdb) and builds the template,
+//     in band and with 4 workers; and "warm", a later run that reuses the broker, its
+//     cluster and template, in band and with 4 workers. The warm broker is started by an
+//     untimed run in round 0 and stopped at the end; each cold one is stopped after its run.
 // Every run must pass; a failing run is reported and makes the exit status non-zero.
 // EXAMPLE_BENCH_ROUNDS (default 3) sets the number of rounds.
 
@@ -28,6 +34,7 @@ import { connect } from '../index.mjs';
 
 const require = createRequire(import.meta.url);
 const { startBroker } = require('../lib/broker-process.cjs');
+const warmBrokers = require('../lib/warm.cjs');
 
 const SDK = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLE = path.join(SDK, 'examples', 'express-pg');
@@ -72,6 +79,10 @@ function runJest(args, env) {
 
 async function main() {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fxb-example-bench-'));
+  /* As root the broker runs PostgreSQL as another user, who must reach the warm directories. */
+  fs.chmodSync(workDir, 0o755);
+  let coldCount = 0;
+  const warmDir = path.join(workDir, 'warm');
   const caches = {};
   const cacheFor = (mode) => {
     if (!caches[mode]) caches[mode] = path.join(workDir, `jest-cache-${mode}`);
@@ -106,7 +117,28 @@ async function main() {
       API_PORT_BASE: String(shared.fixtures.beforeApi.port - 1),
     };
 
+    /* The runs that find their broker as a user's do: no URL, the project's warm broker, a
+     * port range clear of the benchmark's own broker, no --state-dir (the warm one's). */
+    const userEnv = (dir) => {
+      const e = { ...env, FIXTURE_BROKER_WARM: '1', FIXTURE_BROKER_WARM_DIR: dir,
+        FIXTURE_BROKER_ARGS: '--ports 28700-28999' };
+      delete e.FIXTURE_BROKER_URL;
+      return e;
+    };
+    const coldEnv = () => userEnv(path.join(workDir, `cold-${++coldCount}`));
+    const afterCold = async (e) => {
+      await warmBrokers.stop(warmBrokers.warmDir(EXAMPLE, e));
+      fs.rmSync(e.FIXTURE_BROKER_WARM_DIR, { recursive: true, force: true });
+    };
     const modes = [
+      { key: 'cold', suite: 'npx jest, cold', label: '--runInBand', workers: '1', env: coldEnv,
+        after: afterCold, args: ['--config', 'jest.config.js', '--runInBand'] },
+      { key: 'cold4', suite: 'npx jest, cold', label: '--maxWorkers=4', workers: '4', fresh: true,
+        env: coldEnv, after: afterCold, args: ['--config', 'jest.config.js', '--maxWorkers=4'] },
+      { key: 'warm', suite: 'npx jest, warm', label: '--runInBand', workers: '1',
+        env: () => userEnv(warmDir), args: ['--config', 'jest.config.js', '--runInBand'] },
+      { key: 'warm4', suite: 'npx jest, warm', label: '--maxWorkers=4', workers: '4', fresh: true,
+        env: () => userEnv(warmDir), args: ['--config', 'jest.config.js', '--maxWorkers=4'] },
       { key: 'inband', suite: 'with the broker', label: '--runInBand', workers: '1',
         args: ['--config', 'jest.config.js', '--runInBand'] },
       { key: 'default', suite: 'with the broker', label: `Jest's default (${DEFAULT_WORKERS})`,
@@ -124,7 +156,9 @@ async function main() {
       for (const mode of modes) {
         const cache = cacheFor(mode.key);
         if (mode.fresh) forgetTimings(cache);
-        const r = await runJest([...mode.args, '--cacheDirectory', cache], env);
+        const runEnv = mode.env ? mode.env() : env;
+        const r = await runJest([...mode.args, '--cacheDirectory', cache], runEnv);
+        if (mode.after) await mode.after(runEnv);
         if (!r.ok) {
           failed = true;
           const log = path.join(os.tmpdir(), `example-suite-${mode.key}-${process.pid}-${round}.log`);
@@ -145,7 +179,9 @@ async function main() {
     console.log(`  ${files.length} test files (${summaries.inband || 'no summary'}); ` +
       `median of ${ROUNDS} round(s) after one untimed round; ${CPUS} CPU(s)`);
     console.log(`  warm-up lease (template build and one server, untimed): ${warmSeconds.toFixed(2)} s`);
-    console.log(`  one broker for all runs; the "before" suite runs on one shared leased database`);
+    console.log('  "with the broker": one broker, started here, for all those runs; "npx jest": no broker');
+    console.log('  given, the run finds the warm one (warm) or starts it and its PostgreSQL (cold);');
+    console.log('  the "before" suite runs on one shared leased database');
     console.log('');
     const header = ['suite', 'mode', 'workers', 'wall s', 'min s', 'max s', 'vs before'];
     const rows = modes.map((m) => {
@@ -164,6 +200,7 @@ async function main() {
     }
   } finally {
     if (client) await client.close();
+    await warmBrokers.stop(warmBrokers.warmDir(EXAMPLE, { FIXTURE_BROKER_WARM_DIR: warmDir })).catch(() => {});
     await broker.stop();
     fs.rmSync(workDir, { recursive: true, force: true });
   }

