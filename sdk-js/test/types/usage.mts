@@ -48,3 +48,13 @@ export function defaultExport(): void {
   const e: typeof FixtureBrokerError = fixtureBroker.FixtureBrokerError;
   void [c, d, e];
 }
+
+/* fixture-broker/vitest/fixtures: worker-scoped fixtures for test.extend. */
+import { brokerFixtures } from 'fixture-broker/vitest/fixtures';
+
+export function workerFixtures(): void {
+  const f = brokerFixtures({ db: { kind: 'postgres' }, http: 'port' }, { waitMs: 1000 });
+  const scope: 'worker' = f.db[1].scope;
+  const lease: typeof f.fixtureLease = f.fixtureLease;
+  void [scope, lease];
+}
