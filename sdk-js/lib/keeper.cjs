@@ -3,7 +3,8 @@
 //   node keeper.cjs '{"dir": ..., "bin": ..., "args": [...], "idleExitMs": ..., ...}'
 //
 // Starts the broker (lib/broker-process.cjs: under its watchdog, so the broker stops if this
-// process dies) with --state-dir <dir>/state and the run's flags, writes <dir>/broker.json
+// process dies) with --state-dir <dir>/state and the run's flags, its log in <dir>/broker.log
+// (emptied at each start), writes <dir>/broker.json
 // once it listens, and keeps a session of its own to poll `broker.status` every second. When
 // the broker has had no other session (connected or in its grace period), no lease and no
 // waiter for idleExitMs, it removes broker.json, looks once more (a run that read the file
@@ -44,10 +45,13 @@ const idle = (st) => st.sessions <= 1 && !st.sessions_in_grace && !st.leases && 
 async function main() {
   /* The run's flags are in config.args already. */
   delete process.env.FIXTURE_BROKER_ARGS;
+  /* The log of this start only (startBroker appends), so it does not grow across starts. */
+  const logFile = path.join(config.dir, 'broker.log');
+  fs.writeFileSync(logFile, '');
   const broker = await startBroker({
     bin: config.bin,
     args: ['--state-dir', path.join(config.dir, 'state'), ...config.args],
-    logFile: path.join(config.dir, 'broker.log'),
+    logFile,
   });
   broker.child.ref();
   const info = {

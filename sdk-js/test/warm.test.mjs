@@ -102,6 +102,9 @@ test('a warm broker stops by itself after idleExitMs without sessions', async ()
   await until(() => !alive(info.keeper) && !alive(info.broker), 100);
   assert.ok(!fs.existsSync(path.join(dir, 'broker.json')));
   assert.equal(fs.readdirSync(path.join(dir, 'state', 'pg')).length, 1, 'the same cluster again');
+  /* The log is this start's alone: it does not grow across starts. */
+  const starts = fs.readFileSync(path.join(dir, 'broker.log'), 'utf8').match(/fixture-broker \S+ \(instance/g);
+  assert.equal(starts.length, 1);
 });
 
 test('two runs that start at once share one warm broker and one PostgreSQL', async () => {
