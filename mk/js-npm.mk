@@ -51,4 +51,6 @@ $(JS_EXAMPLE_PKG): $(JS_MATRIX_TGZ) sdk-js/examples/express-pg/node_modules/.pac
 	@touch $@
 
 js-example js-example-bench: $(JS_EXAMPLE_PKG)
+# tests/multihost/test_postgres.py runs the example from a worker namespace.
+multihost-test: $(JS_EXAMPLE_PKG)
 # ---- end of the recipes and the runner matrix ----------------------------------------------

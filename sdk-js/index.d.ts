@@ -236,7 +236,7 @@ export declare class FixtureBrokerError extends Error {
     code?: number; errorName?: string; data?: unknown; method?: string; cause?: unknown;
   });
   name: 'FixtureBrokerError';
-  /** The numeric code: the broker's JSON-RPC code, or a client code (-1 to -9). */
+  /** The numeric code: the broker's JSON-RPC code, or a client code (-1 to -10). */
   code: number;
   /** The stable symbolic name ("PORTS_EXHAUSTED"). */
   errorName: ErrorName;

@@ -25,7 +25,7 @@ test('an aborted signal rejects at once with ABORTED and sends nothing', async (
   try {
     const reason = new Error('test over');
     await assert.rejects(c.acquire({ fixtures: { p: 'port' }, signal: AbortSignal.abort(reason) }),
-      (err) => err.errorName === 'ABORTED' && err.code === -9 && err.cause === reason &&
+      (err) => err.errorName === 'ABORTED' && err.code === -10 && err.cause === reason &&
         /lease\.acquire: aborted \(test over\)/.test(err.message));
     assert.equal(await brokerLeases(), 0);
   } finally {

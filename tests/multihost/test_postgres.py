@@ -127,7 +127,7 @@ def test_with_tls_database_urls_require_it_and_clear_text_is_refused(broker, tmp
 
 
 def test_the_express_pg_example_passes_from_a_worker_host(broker, tmp_path):
-    jest = os.path.join(ROOT, "sdk-js", "node_modules", "jest", "bin", "jest.js")
+    jest = os.path.join(EXAMPLE, "node_modules", ".bin", "jest")
     b = broker(config=os.path.join(EXAMPLE, "fixture-broker.json"), ports="27830-27899")
     r = subprocess.run(["ip", "netns", "exec", NS_W1, "node", jest, "--maxWorkers=2", "--ci",
                         "--cacheDirectory", str(tmp_path / "jest-cache")],
