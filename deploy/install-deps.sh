@@ -11,7 +11,7 @@
 # certificates its TLS tests make.
 set -eu
 
-PKGS="libwebsockets-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl"
+PKGS="libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl"
 PG_SERVER="postgresql-15"
 
 # After the packages (postgresql-common makes the user when it installs).

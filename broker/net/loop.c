@@ -1,5 +1,12 @@
 /* loop.c: the event loop's life: the lws context, the signalfd, and the shutdown.
  *
+ * A listening broker runs lws on a libev loop with the epoll backend, which this file owns
+ * and hands to lws as a foreign loop, so a wake-up costs the same beside 10,000 idle
+ * sessions as beside none (poll() walks every descriptor on each one). Why libev and not
+ * libuv, and what epoll asks of adopted descriptors: broker/README.md, "The event loop".
+ * A broker without a listener (the unit suites, which call lws_service() themselves) keeps
+ * lws's own poll() loop.
+ *
  * One lws context, one vhost, four protocols: "http" (http.c; protocols[0], where
  * requests that are not upgrades land), the WebSocket protocol fixture-broker.v1 (ws.c;
  * also the default for clients that name none), "ctl" here for the signalfd adopted as a
@@ -15,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <ev.h>
 
 #include "broker.h"
 #include "core/log.h"
@@ -40,6 +48,7 @@ struct loop {
 	int exit_status;
 	lws_sorted_usec_list_t shutdown_timer;
 	struct broker *b;
+	struct ev_loop *ev; /* lws runs on it; NULL: lws's own poll() loop */
 };
 
 static int
@@ -91,6 +100,12 @@ lws_log(int level, const char *line)
 {
 	size_t n = strlen(line);
 
+	/* lws 4.1.6's libev glue logs a notice on every watcher change and adoption: noise
+	 * at the rate of messages, with nothing in it a broker's log needs. */
+	if (level == LLL_NOTICE && (!strncmp(line, "elops_io_ev:", 12) ||
+	    !strncmp(line, "elops_accept_ev", 15)))
+		return;
+
 	while (n && line[n - 1] == '\n')
 		n--;
 	log_at(level & LLL_ERR ? LOG_LEVEL_ERROR : level & LLL_WARN ? LOG_LEVEL_WARN
@@ -111,6 +126,15 @@ raise_fd_limit(void)
 			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	return rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
+}
+
+/* lws watches signals itself only on a loop of its own; a foreign loop gets none, and
+ * signals come through the signalfd. Set anyway, so lws never stops the loop on its own. */
+static void
+evlib_signal(void *handle, int signum)
+{
+	(void)handle;
+	(void)signum;
 }
 
 static int
@@ -143,6 +167,8 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 {
 	struct lws_context_creation_info info;
 	struct loop *l = calloc(1, sizeof *l);
+	const char *evlib = getenv("FXB_EVENT_LOOP"); /* "poll": lws's own, to compare */
+	void *foreign[1];
 
 	if (!l) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -186,6 +212,20 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 			info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
 		}
 	}
+	/* The event library: a libev loop of ours on epoll, as lws's foreign loop (lws does
+	 * not export the loop it would make itself, and the broker turns the loop one step at
+	 * a time). EVFLAG_NOSIGMASK: libev leaves the signal mask alone; signals stay blocked
+	 * for the signalfd. */
+	if (b->cfg.listen_port >= 0 && !(evlib && !strcmp(evlib, "poll"))) {
+		if (!(l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK))) {
+			error_set(err, ERR_INTERNAL, "cannot make the event loop (libev on epoll)");
+			return -1;
+		}
+		foreign[0] = l->ev;
+		info.foreign_loops = foreign;
+		info.signal_cb = evlib_signal;
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+	}
 	info.ka_time = 30;
 	info.ka_probes = 4;
 	info.ka_interval = 10;
@@ -207,6 +247,11 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 		if (adopt_signals(b, err) == -1)
 			return -1;
 	}
+	/* lws on libev arms its timer for the next lws_sul from its callbacks only (after
+	 * descriptor events and timers); one wake-up now covers the timers modules scheduled
+	 * while the broker was being built. Everything later is scheduled from callbacks. */
+	if (l->ev)
+		lws_cancel_service(b->ctx);
 	return 0;
 }
 
@@ -225,21 +270,40 @@ loop_run(struct broker *b)
 	/* Draining ends when every session is closed and every released fixture (a server
 	 * in its stop grace period) has stopped, or at the shutdown deadline. */
 	while (!l->stopped && !(leases_draining(b->leases) && sessions_count(b->sessions) == 0 &&
-	    leases_stopping(b->leases) == 0))
-		if (lws_service(b->ctx, 0) < 0)
+	    leases_stopping(b->leases) == 0)) {
+		/* One turn each: ev_run() returns after the callbacks of one wake-up,
+		 * lws_service() after one poll(). */
+		if (l->ev)
+			ev_run(l->ev, EVRUN_ONCE);
+		else if (lws_service(b->ctx, 0) < 0)
 			break;
+	}
 	return l->exit_status;
+}
+
+void
+loop_turn(struct broker *b)
+{
+	if (b->loop->ev)
+		ev_run(b->loop->ev, EVRUN_ONCE);
+	else
+		lws_service(b->ctx, 0);
 }
 
 void
 loop_stop(struct broker *b)
 {
-	if (b->ctx) {
+	struct loop *l = b->loop;
+
+	/* lws stops its watchers on the foreign loop and closes every wsi at once (libev
+	 * closes nothing asynchronously); the loop goes after the context. */
+	if (b->ctx)
 		lws_context_destroy(b->ctx);
-		b->ctx = NULL;
-		b->vhost = NULL;
-	}
-	free(b->loop);
+	b->ctx = NULL;
+	b->vhost = NULL;
+	if (l && l->ev)
+		ev_loop_destroy(l->ev);
+	free(l);
 	b->loop = NULL;
 }
 

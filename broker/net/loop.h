@@ -1,6 +1,7 @@
 /* loop.h: the event loop's life: the lws context, signals, and the graceful shutdown.
  *
- * One lws context with one vhost carries the listener (http.c and ws.c), the signalfd,
+ * A listening broker's lws runs on a libev loop (epoll), one without a listener (the unit
+ * suites) on lws's own poll() loop. One lws context with one vhost carries the listener (http.c and ws.c), the signalfd,
  * and the descriptors fdwatch.c adopts. What the loop must call in the layers above it
  * (draining worker threads' results, a signal meant for `fixture-broker run`'s command)
  * comes in as hooks, so nothing here names those layers. b->ctx and b->vhost are the
@@ -34,6 +35,9 @@ int loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *rou
 void loop_on_signal(struct loop *l, loop_signal_fn fn, void *arg);
 /* Runs the loop until the broker has shut down. Returns the exit status. */
 int loop_run(struct broker *b);
+/* Runs one turn of the loop: waits for the next descriptor event, timer or wake-up and
+ * runs its callbacks. */
+void loop_turn(struct broker *b);
 /* Destroys the context and frees b->loop. loop_stop on a broker without one does nothing. */
 void loop_stop(struct broker *b);
 
