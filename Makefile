@@ -406,3 +406,4 @@ include mk/integresql.mk
 include mk/tls-bench.mk
 include mk/dist.mk
 include mk/js-npm.mk
+include mk/bench-loop.mk
