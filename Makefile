@@ -28,7 +28,8 @@ ALL_CFLAGS = $(BASE_CFLAGS) -Ibroker -Isdk-c/include $(shell pkg-config --cflags
 SDK_CFLAGS = $(BASE_CFLAGS) -Isdk-c/include $(shell pkg-config --cflags $(SDK_PKGS))
 # Programs linked against libfxb: the examples and the integration suites and benchmarks.
 CLIENT_CFLAGS = $(BASE_CFLAGS) -Isdk-c/include $(shell pkg-config --cflags $(PKGS))
-LIBS    = $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lev -lpthread -lm
+LIBS    = $(LDFLAGS) $(shell pkg-config --libs $(PKGS)) -lev -Wl,--export-dynamic-symbol=ev_timer_start \
+	-lpthread -lm
 SDK_LIBS = $(LDFLAGS) $(shell pkg-config --libs $(SDK_PKGS)) -lpthread
 TLIBS   = $(LIBS) -lcriterion
 

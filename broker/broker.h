@@ -4,7 +4,8 @@
  * module; a module reads b->x only to call module x. broker.c builds it (the composition
  * root); broker/README.md maps the folders.
  *
- * One process, one event loop (libwebsockets' poll loop, LWS_MAX_SMP 1). The loop owns
+ * One process, one event loop (libwebsockets on libev's epoll loop, LWS_MAX_SMP 1; see
+ * broker/README.md, "The event loop"). The loop owns
  * all of struct broker; nothing else touches it, and nothing on the loop blocks.
  *
  * PostgreSQL work (pg_worker.c) runs on worker threads that hand results back through

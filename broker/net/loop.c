@@ -15,6 +15,7 @@
  * signal hook if one is set, else start the graceful shutdown, and a second one stops at
  * once.
  */
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,30 @@ raise_fd_limit(void)
 	return rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
 }
 
+/* lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one timer for the
+ * earliest lws_sul with ev_timer_set() and ev_timer_start() after its callbacks, also when
+ * that timer is still armed for a later deadline; libev ignores the start of an active
+ * watcher, so the earlier lws_sul would wait for the later deadline (a heartbeat, a grace
+ * period, minutes). This definition comes first in the process's symbol lookup (the link
+ * exports it: -Wl,--export-dynamic-symbol in the Makefile), so the plugin calls it: a
+ * start of an active watcher becomes a restart at the time just set, which ev_timer_set
+ * left relative in w->at. Other starts go straight to libev's. */
+void
+ev_timer_start(struct ev_loop *loop, ev_timer *w) EV_NOEXCEPT
+{
+	static void (*real)(struct ev_loop *, ev_timer *);
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "ev_timer_start");
+	if (ev_is_active(w)) {
+		ev_tstamp after = w->at;
+
+		ev_timer_stop(loop, w);
+		w->at = after;
+	}
+	real(loop, w);
+}
+
 /* lws watches signals itself only on a loop of its own; a foreign loop gets none, and
  * signals come through the signalfd. Set anyway, so lws never stops the loop on its own. */
 static void
@@ -231,8 +256,9 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	info.ka_interval = 10;
 	info.timeout_secs = 10;
 	if (!(b->ctx = lws_create_context(&info))) {
-		error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d", b->cfg.listen_host,
-		    b->cfg.listen_port);
+		error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d%s", b->cfg.listen_host,
+		    b->cfg.listen_port, l->ev ? ", or libwebsockets cannot load its libev plugin "
+		    "(Debian: libwebsockets-evlib-ev)" : "");
 		return -1;
 	}
 	b->vhost = lws_get_vhost_by_name(b->ctx, "default");

@@ -169,6 +169,33 @@ expect_quiet(struct broker *b, int peer, const struct reads *r)
 	    "dup is still registered with epoll", cpu, IDLE_MS, turns);
 }
 
+static void
+never(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+}
+
+/* lws re-arms its one libev timer for the earliest lws_sul after each callback; a timer
+ * armed for a later deadline must not hold back an earlier one scheduled since. */
+Test(loop, an_earlier_timer_is_not_held_back_by_a_later_one)
+{
+	struct broker *b = listening_broker();
+	lws_sorted_usec_list_t later;
+	uint64_t t0;
+
+	memset(&later, 0, sizeof later);
+	lws_sul_schedule(b->ctx, 0, &later, never, 600 * LWS_US_PER_SEC);
+	run_for(b, 20); /* the loop's timer is now armed for `later`, or sooner */
+	for (int i = 0; i < 5; i++) {
+		t0 = now_ms();
+		run_for(b, 50);
+		cr_assert_lt(now_ms() - t0, 1000, "a 50 ms timer fired after %llu ms",
+		    (unsigned long long)(now_ms() - t0));
+	}
+	lws_sul_cancel(&later);
+	free_broker(b);
+}
+
 Test(loop, a_closed_dup_leaves_the_loop_asleep)
 {
 	struct broker *b = listening_broker();
