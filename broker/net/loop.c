@@ -273,11 +273,21 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 		if (adopt_signals(b, err) == -1)
 			return -1;
 	}
-	/* lws on libev arms its timer for the next lws_sul from its callbacks only (after
-	 * descriptor events and timers); one wake-up now covers the timers modules scheduled
-	 * while the broker was being built. Everything later is scheduled from callbacks. */
-	if (l->ev)
+	if (l->ev) {
+		/* lws defers PROTOCOL_INIT, where the vhost takes its default protocol from the
+		 * pvo, to a timer of its start-up; lws_service() ran that timer before its first
+		 * poll(), but on libev a client accepted in the first turn would come before it,
+		 * and one that names no subprotocol would be bound to "http". Done now instead
+		 * (lws_protocol_init() runs once per vhost). */
+		if (lws_protocol_init(b->ctx)) {
+			error_set(err, ERR_INTERNAL, "libwebsockets: protocol init failed");
+			return -1;
+		}
+		/* lws on libev arms its timer for the next lws_sul from its callbacks only
+		 * (after descriptor events and timers); one wake-up now covers the timers set
+		 * while the broker was being built. Everything later is set from callbacks. */
 		lws_cancel_service(b->ctx);
+	}
 	return 0;
 }
 
