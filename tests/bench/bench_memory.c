@@ -301,7 +301,10 @@ print_row(long sessions, long counted, long rss_kb, long idle_kb, uint64_t took_
 int
 main(void)
 {
-	const char *const args[] = {"--log-level", "error", "--grace-ms", "0", NULL};
+	/* The idle sessions never read, so they never answer the broker's pings: without
+	 * --heartbeat-ms 0 the broker would drop them dead_after_ms after they open. */
+	const char *const args[] = {"--log-level", "error", "--grace-ms", "0", "--heartbeat-ms", "0",
+	    NULL};
 	int *fds = malloc(SESSIONS * sizeof(*fds));
 	unsigned char hello[256];
 	size_t hello_len = hello_frame(hello, sizeof(hello));
@@ -345,7 +348,8 @@ main(void)
 
 	printf("== broker memory (bench_memory) ==\n");
 	printf(
-	    "broker: --grace-ms 0 --log-level error, other settings default, event loop %s; "
+	    "broker: --grace-ms 0 --heartbeat-ms 0 --log-level error, other settings default, "
+	    "event loop %s; "
 	    "RLIMIT_NOFILE %llu; each session: WebSocket upgrade + one session.hello over a raw "
 	    "socket, %d per batch\n",
 	    getenv("FXB_EVENT_LOOP") && !strcmp(getenv("FXB_EVENT_LOOP"), "poll")
