@@ -408,3 +408,4 @@ include mk/tls-bench.mk
 include mk/dist.mk
 include mk/js-npm.mk
 include mk/bench-loop.mk
+include mk/deploy.mk
