@@ -28,14 +28,21 @@ $(DEPLOY_RENDER): deploy/k8s/render/main.go deploy/k8s/render/go.mod deploy/k8s/
 	@mkdir -p $(dir $@)
 	cd deploy/k8s/render && $(GO) build -o $(abspath $@) .
 
-# The Debian packages of the libraries the broker links, libc6 aside (every image has it).
+# The Debian packages of the libraries the broker links, libc6 aside (every image has it),
+# and of the libwebsockets event-loop plugin it loads at start (net/loop.c: libev's, which
+# no NEEDED entry names).
+LWS_EVLIB := /usr/lib/$(shell gcc -print-multiarch)/libwebsockets-evlib_ev.so
 $(B)/deploy/needs: $(B)/fixture-broker
 	@mkdir -p $(dir $@)
-	@for lib in $$(readelf -d $< | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do \
-		path=$$(ldd $< | awk -v l=$$lib '$$1 == l { print $$3 }'); \
-		dpkg -S "$$(readlink -f "$$path")" 2>/dev/null | sed -n '1s/:.*//p' | grep . || \
-			{ echo "deploy-check: no Debian package has $$lib ($$path)" >&2; exit 1; }; \
-	done | grep -vx libc6 | sort -u | paste -sd, > $@.new && mv $@.new $@
+	@rm -f $@.new; for lib in $$(readelf -d $< | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do \
+		path=$$(ldd $< | awk -v l=$$lib '$$1 == l { print $$3 }'); real=$$(readlink -f "$$path"); \
+		pkg=$$(for p in "$$path" "$$real" "/usr$$path" "$${real#/usr}"; do \
+			dpkg -S "$$p" 2>/dev/null | sed -n '1s/:.*//p'; done | head -n 1); \
+		[ -n "$$pkg" ] || { echo "deploy-check: no Debian package has $$lib ($$path)" >&2; exit 1; }; \
+		echo "$$pkg" >> $@.new; \
+	done
+	@dpkg -S "$(LWS_EVLIB)" | sed -n '1s/:.*//p' >> $@.new
+	@grep -vx libc6 $@.new | sort -u | paste -sd, > $@ && rm -f $@.new
 	@echo "deploy-check: the broker links the packages $$(cat $@)"
 
 deploy-check: $(DEPLOY_RENDER) $(B)/deploy/needs deploy-check-deps
