@@ -6,6 +6,7 @@ Routes: GET /health; GET, POST /notes; GET, PATCH, DELETE /notes/<id>; POST /not
 PUT, DELETE /notes/<id>/tags/<name>; GET /tags; GET /search?q=...
 """
 
+import os
 from typing import Any, Dict, Optional
 
 import psycopg
@@ -55,7 +56,7 @@ def create_app(database_url: str) -> Flask:
     @app.get("/health")
     def health() -> Any:
         db().execute("SELECT 1")
-        return jsonify(ok=True)
+        return jsonify(ok=True, pid=os.getpid())
 
     @app.get("/notes")
     def list_notes() -> Any:

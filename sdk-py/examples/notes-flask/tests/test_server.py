@@ -45,9 +45,11 @@ def server(fixtures, postgres) -> Iterator[str]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if call(base, "GET", "/health")[0] == 200:
+                status, health = call(base, "GET", "/health")
+                # Only this server counts: another process on the port would mislead the test.
+                if status == 200 and health.get("pid") == proc.pid:
                     break
-            except OSError:
+            except (OSError, ValueError):
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
