@@ -143,7 +143,7 @@ UNIT_OBJ_test_config   := core/config core/errors core/log
 UNIT_OBJ_test_instance := core/instance core/clock core/errors core/fsutil
 UNIT_OBJ_test_pg_conf  := fixtures/pg/pg_conf core/errors
 UNIT_OBJ_test_ports    := ports/ports core/errors core/log
-UNIT_OBJ_test_auth     := net/auth core/errors
+UNIT_OBJ_test_tenant   := tenant/tenant core/errors
 UNIT_OBJ_test_template := fixtures/server/template util/addr core/errors
 UNIT_OBJ_test_servers  := fixtures/server/template util/addr util/ring core/errors
 unit_obj = $(if $(UNIT_OBJ_$1),$(UNIT_OBJ_$1:%=$(B)/obj/broker/%.o),$(BROKER_OBJ))
@@ -409,3 +409,4 @@ include mk/dist.mk
 include mk/js-npm.mk
 include mk/bench-loop.mk
 include mk/deploy.mk
+include mk/tenants.mk

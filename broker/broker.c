@@ -11,6 +11,7 @@
 #include "api/integresql.h"
 #include "api/methods.h"
 #include "broker.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/instance.h"
 #include "core/log.h"
@@ -19,13 +20,13 @@
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
 #include "lease/session.h"
-#include "net/auth.h"
 #include "net/loop.h"
 #include "net/portserver.h"
 #include "ports/ports.h"
 #include "proc/proc.h"
 #include "api/metrics.h"
 #include "rpc/rpc.h"
+#include "tenant/tenant.h"
 
 /* The fixture kinds this broker serves, by name. A new kind is a folder under fixtures/
  * and one line here. */
@@ -41,6 +42,31 @@ static void
 wake(struct broker *b)
 {
 	pg_wake(b->pg);
+}
+
+/* SIGHUP: reads the token file again. Sessions whose token is gone (or now names another
+ * tenant) are closed; every other session, and every lease, is untouched. A file that does
+ * not parse changes nothing. */
+static void
+reload(struct broker *b)
+{
+	struct fxb_error err = { 0 };
+	size_t closed;
+
+	if (!b->need_token) {
+		log_info("SIGHUP: no token file to read again");
+		return;
+	}
+	if (tenants_reload(b->tenants, b->cfg.token_file, &err) == -1) {
+		log_warnx("SIGHUP: the token file is kept as it was: %s", err.text);
+		audit_event("tokens.reload", json_pack("{s:b, s:s}", "ok", 0, "error", err.text));
+		error_clear(&err);
+		return;
+	}
+	closed = sessions_revoke(b, "its token was removed from the token file");
+	log_info("SIGHUP: token file read again; %zu session(s) closed", closed);
+	audit_event("tokens.reload", json_pack("{s:b, s:I}", "ok", 1, "sessions_closed",
+	    (json_int_t)closed));
 }
 
 struct broker *
@@ -85,7 +111,8 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		log_warnx("%s; ports are not shared with other brokers on this host", err->text);
 		error_clear(err);
 	}
-	if (cfg->token_file[0] && !(b->auth = auth_load(cfg->token_file, err)))
+	b->need_token = cfg->token_file[0] != '\0';
+	if (!(b->tenants = tenants_load(b->need_token ? cfg->token_file : NULL, err)))
 		goto fail;
 	if (!(b->leases = leases_new(b, kinds)) || !(b->sessions = sessions_new()) ||
 	    !(b->rpc = rpc_new(methods_table))) {
@@ -99,8 +126,12 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		goto fail;
 	if (methods_load(err) == -1)
 		goto fail;
+	if (cfg->audit_log[0] && audit_open(cfg->audit_log, err) == -1)
+		goto fail;
 	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
+	if (b->loop)
+		loop_on_reload(b->loop, reload);
 	if (cfg->integresql_enabled && cfg->listen_port >= 0) {
 		if (!(b->integresql = integresql_new(b, err)))
 			goto fail;
@@ -133,7 +164,9 @@ broker_free(struct broker *b)
 	if (b->instance_lock != -1)
 		close(b->instance_lock);
 	ports_free(b->ports);
-	auth_free(b->auth);
+	tenants_free(b->tenants);
+	if (b->cfg.audit_log[0])
+		audit_close();
 	sessions_free(b->sessions);
 	rpc_free(b->rpc);
 	free(b);

@@ -25,7 +25,7 @@
 struct loop;
 struct ports;
 struct leases;
-struct auth;
+struct tenants;
 struct procs;
 struct servers;
 struct pg;
@@ -43,7 +43,8 @@ struct broker {
 	struct lws_context *ctx;   /* the loop's handles, for timers and adopted descriptors */
 	struct lws_vhost *vhost;
 
-	struct auth *auth; /* NULL: no tokens, every session is trusted */
+	struct tenants *tenants; /* tokens, tenants and quotas (tenant.h); never NULL */
+	int need_token;           /* 0: no token file, every session is trusted (and admin) */
 	struct ports *ports;
 	struct leases *leases;
 	struct procs *procs;     /* child processes (proc.h) */

@@ -43,7 +43,7 @@
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
-#include "net/auth.h"
+#include "tenant/tenant.h"
 #include "net/http.h"
 #include "rpc/rpc.h"
 
@@ -551,14 +551,14 @@ authorized(struct integresql *is, struct http_request *r)
 {
 	const char *h = http_authorization(r);
 
-	if (!is->b->auth)
+	if (!is->b->need_token)
 		return 1;
 	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return 0;
 	h += 7;
 	while (*h == ' ')
 		h++;
-	return auth_check(is->b->auth, h);
+	return tenants_check(is->b->tenants, h, NULL);
 }
 
 /* Copies the path segment at *p (up to the next '/') into out; returns its length, or
@@ -776,7 +776,7 @@ serve(struct broker *b, struct http_request *r, const char *method, const char *
 	int n;
 
 	if (!authorized(is, r)) {
-		respond_error(r, 401, is->b->auth && http_authorization(r)[0] ?
+		respond_error(r, 401, is->b->need_token && http_authorization(r)[0] ?
 		    "unauthenticated: the token is not valid" :
 		    "unauthenticated: send Authorization: Bearer <token>");
 		return;

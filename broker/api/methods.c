@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "api/admin.h"
 #include "api/methods.h"
 #include "api/metrics.h"
 #include "broker.h"
@@ -14,7 +15,7 @@
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
 #include "lease/session.h"
-#include "net/auth.h"
+#include "core/audit.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
 
@@ -61,13 +62,18 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 	    "resume", &resume, "labels", &labels);
 	if (labels && lease_labels_check(labels, err) == -1)
 		return NULL;
-	if (b->auth && !s->peer.authenticated) {
-		if (!token || !auth_check(b->auth, token)) {
+	if (b->need_token && !s->peer.authenticated) {
+		struct token_ref ref = s->bearer;
+
+		if (token ? !tenants_check(b->tenants, token, &ref) : !ref.tenant) {
 			error_set(err, ERR_UNAUTHENTICATED, token ? "unauthenticated: the token is not valid"
 			    : "unauthenticated: this broker needs a token");
+			audit_event("auth.fail", json_pack("{s:s, s:s, s:s}", "session", s->sid, "peer",
+			    s->peer_addr, "via", token ? "session.hello" : "none"));
 			return NULL;
 		}
-		s->peer.authenticated = 1;
+		if (session_authenticate(b, s, &ref, err) == -1)
+			return NULL;
 	}
 	if (client)
 		snprintf(s->client, sizeof s->client, "%s", client);
@@ -77,7 +83,7 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 	}
 	if (!resume || !strcmp(resume, s->resume))
 		return hello_result(b, s, 0);
-	if (!(old = session_by_resume(b, resume))) {
+	if (!(old = session_by_resume(b, s->token.tenant, resume))) {
 		error_set(err, ERR_RESUME_UNKNOWN, "resume: no session with that token (expired or never existed)");
 		return NULL;
 	}
@@ -113,8 +119,9 @@ method_lease_release(struct broker *b, struct session *s, struct rpc_call *call,
 
 	(void)call;
 	UNPACK(params, table, err, "{s:s}", "lease", &lid);
-	/* Releasing is idempotent: a lease the broker does not hold is already released. */
-	if (!lease_find(b, lid))
+	/* Releasing is idempotent: a lease the broker does not hold is already released, and
+	 * another tenant's is not there as far as this one can tell. */
+	if (!(l = lease_find(b, lid)) || l->tenant != s->token.tenant)
 		return json_pack("{s:s, s:b}", "lease", lid, "released", 0);
 	if (!(l = lease_owned(b, s, lid, err)))
 		return NULL;
@@ -258,6 +265,29 @@ method_broker_status(struct broker *b, struct session *s, struct rpc_call *call,
 	return metrics_status_json(b);
 }
 
+static json_t *
+method_admin_leases(struct broker *b, struct session *s, struct rpc_call *call, json_t *params,
+    struct fxb_error *err)
+{
+	(void)call;
+	UNPACK(params, no_params, err, "{}");
+	return admin_leases(b, s, err);
+}
+
+static json_t *
+method_admin_release(struct broker *b, struct session *s, struct rpc_call *call,
+    json_t *params, struct fxb_error *err)
+{
+	static const struct rpc_param table[] = {
+		{ "lease", JSON_STRING, 1, 0 }, { NULL, 0, 0, 0 },
+	};
+	const char *lid;
+
+	(void)call;
+	UNPACK(params, table, err, "{s:s}", "lease", &lid);
+	return admin_release(b, s, lid, err);
+}
+
 extern const char openrpc_document[];
 
 /* protocol/openrpc.json, built into the binary and parsed once for the process: it never
@@ -302,6 +332,8 @@ const struct rpc_method methods_table[] = {
 	{ "pg.template.discard", method_pg_template_discard, 1 },
 	{ "pg.status", method_pg_status, 1 },
 	{ "broker.status", method_broker_status, 1 },
+	{ "admin.leases", method_admin_leases, 1 },
+	{ "admin.release", method_admin_release, 1 },
 	{ "rpc.discover", method_rpc_discover, 0 },
 	{ NULL, NULL, 0 },
 };

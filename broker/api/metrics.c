@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/admin.h"
 #include "api/metrics.h"
 #include "broker.h"
 #include "core/clock.h"
@@ -17,6 +18,7 @@
 #include "net/http.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
+#include "tenant/tenant.h"
 #include "util/histogram.h"
 
 char *
@@ -111,28 +113,90 @@ metrics_status_json(struct broker *b)
 	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined);
 }
 
+/* A 401 body for a request without a valid token on a broker that requires one. */
 static char *
-get_healthz(struct broker *b, int *status, size_t *len)
+refused(int *status, size_t *len)
+{
+	char *body = strdup("{\"message\":\"unauthenticated: send Authorization: Bearer <token>\"}\n");
+
+	*status = 401;
+	*len = body ? strlen(body) : 0;
+	return body;
+}
+
+/* Per-tenant gauges, for admin tokens. */
+static void
+tenant_metrics(struct broker *b, FILE *f)
+{
+	fprintf(f, "# HELP fxb_tenant_used What a tenant holds, by quota.\n"
+	    "# TYPE fxb_tenant_used gauge\n");
+	for (const struct tenant *t = tenants_first(b->tenants); t; t = t->next)
+		for (int q = 0; q < QUOTA_COUNT; q++)
+			fprintf(f, "fxb_tenant_used{tenant=\"%s\",quota=\"%s\"} %lld\n", t->name,
+			    quota_name((enum quota)q), (long long)t->used[q]);
+	fprintf(f, "# HELP fxb_tenant_limit A tenant's quota (absent: none).\n"
+	    "# TYPE fxb_tenant_limit gauge\n");
+	for (const struct tenant *t = tenants_first(b->tenants); t; t = t->next)
+		for (int q = 0; q < QUOTA_COUNT; q++)
+			if (t->limit[q] >= 0)
+				fprintf(f, "fxb_tenant_limit{tenant=\"%s\",quota=\"%s\"} %lld\n", t->name,
+				    quota_name((enum quota)q), (long long)t->limit[q]);
+}
+
+static char *
+get_healthz(struct broker *b, const char *auth, int *status, size_t *len)
 {
 	int draining = leases_draining(b->leases);
 	char *body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
 
+	(void)auth;
 	*status = draining ? 503 : 200;
 	*len = body ? strlen(body) : 0;
 	return body;
 }
 
 static char *
-get_metrics(struct broker *b, int *status, size_t *len)
+get_metrics(struct broker *b, const char *auth, int *status, size_t *len)
 {
+	char *text, *more = NULL, *joined;
+	size_t tlen, mlen = 0;
+	FILE *f;
+	int admin;
+
+	if (admin_http_access(b, auth, &admin) == -1)
+		return refused(status, len);
 	*status = 200;
-	return metrics_render(b, len);
+	if (!(text = metrics_render(b, &tlen)) || !admin || !b->need_token) {
+		*len = tlen;
+		return text;
+	}
+	if (!(f = open_memstream(&more, &mlen))) {
+		*len = tlen;
+		return text;
+	}
+	tenant_metrics(b, f);
+	fclose(f);
+	if ((joined = realloc(text, tlen + mlen + 1))) {
+		memcpy(joined + tlen, more, mlen + 1);
+		text = joined;
+		tlen += mlen;
+	}
+	free(more);
+	*len = tlen;
+	return text;
 }
 
 static char *
-get_status(struct broker *b, int *status, size_t *len)
+get_status(struct broker *b, const char *auth, int *status, size_t *len)
 {
-	json_t *st = metrics_status_json(b);
+	json_t *st;
+	int admin;
+
+	if (admin_http_access(b, auth, &admin) == -1)
+		return refused(status, len);
+	st = metrics_status_json(b);
+	if (st && admin)
+		json_object_update_new(st, admin_view_json(b));
 	char *body = st ? json_dumps(st, JSON_INDENT(2)) : NULL, *nl;
 
 	json_decref(st);
@@ -143,9 +207,25 @@ get_status(struct broker *b, int *status, size_t *len)
 	return body;
 }
 
+extern const char status_page[];
+
+/* The status page: static, it holds no data (its script reads /status). */
+static char *
+get_page(struct broker *b, const char *auth, int *status, size_t *len)
+{
+	char *body = strdup(status_page);
+
+	(void)b;
+	(void)auth;
+	*status = 200;
+	*len = body ? strlen(body) : 0;
+	return body;
+}
+
 const struct http_route metrics_routes[] = {
 	{ "/healthz", "application/json", get_healthz },
 	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", get_metrics },
 	{ "/status", "application/json", get_status },
+	{ "/", "text/html; charset=utf-8", get_page },
 	{ NULL, NULL, NULL },
 };

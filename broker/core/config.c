@@ -176,6 +176,7 @@ static const struct {
 	{ "dead_after_ms", offsetof(struct config, dead_after_ms), 100, 86400000, 0 },
 	{ "portserver.lease_ttl_ms", offsetof(struct config, portserver_ttl_ms), 0, 604800000, 0 },
 	{ "integresql.enabled", offsetof(struct config, integresql_enabled), 0, 1, 0 },
+	{ "status.require_token", offsetof(struct config, status_require_token), 0, 1, 0 },
 	{ "integresql.lease_ttl_ms", offsetof(struct config, integresql_ttl_ms), 0, 604800000, 0 },
 	{ "integresql.wait_ms", offsetof(struct config, integresql_wait_ms), 0, 3600000, 0 },
 };
@@ -185,6 +186,7 @@ static const struct {
 	size_t off;
 } path_settings[] = {
 	{ "token_file", offsetof(struct config, token_file) },
+	{ "audit_log", offsetof(struct config, audit_log) },
 	{ "tls.cert", offsetof(struct config, tls_cert) },
 	{ "tls.key", offsetof(struct config, tls_key) },
 	{ "tls.client_ca", offsetof(struct config, tls_client_ca) },
@@ -406,7 +408,10 @@ static const char usage[] =
     "  --advertise HOST            the host fixtures report to clients (default: the\n"
     "                              address each client connected to)\n"
     "  --config FILE               a JSON configuration file (flags win over it)\n"
-    "  --token-file FILE           require one of the file's bearer tokens (one a line)\n"
+    "  --token-file FILE           require one of the file's bearer tokens (one a line,\n"
+    "                              optionally: TOKEN TENANT key=value...; SIGHUP re-reads it)\n"
+    "  --audit-log FILE            write the audit log (JSON lines) to FILE, - for stderr\n"
+    "  --status-require-token      /, /status and /metrics need a token too\n"
     "  --tls-cert FILE             serve wss:// and https:// with this certificate (PEM,\n"
     "                              the chain after it); needs --tls-key\n"
     "  --tls-key FILE              its private key (PEM, readable by its owner only)\n"
@@ -444,6 +449,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "advertise", required_argument, NULL, 'A' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "token-file", required_argument, NULL, 't' },
+		{ "audit-log", required_argument, NULL, 'Y' },
+		{ "status-require-token", no_argument, NULL, 'Z' },
 		{ "tls-cert", required_argument, NULL, 'C' },
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "tls-client-ca", required_argument, NULL, 'a' },
@@ -469,7 +476,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		int opt;
 		const char *key;
 	} keys[] = {
-		{ 'l', "listen" }, { 'A', "advertise" }, { 't', "token_file" },
+		{ 'l', "listen" }, { 'A', "advertise" }, { 't', "token_file" }, { 'Y', "audit_log" },
 		{ 'C', "tls.cert" }, { 'k', "tls.key" }, { 'a', "tls.client_ca" }, { 'p', "ports.range" },
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'K', "ports.lock_file" },
@@ -508,6 +515,10 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 				continue;
 			if (c == 'I') {
 				cfg->integresql_enabled = 1;
+				continue;
+			}
+			if (c == 'Z') {
+				cfg->status_require_token = 1;
 				continue;
 			}
 			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)

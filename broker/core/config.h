@@ -20,6 +20,8 @@ struct config {
 	/* The host fixtures report to clients; "": the address each client dialled. */
 	char advertise[256];
 	char token_file[PATH_MAX];
+	char audit_log[PATH_MAX]; /* the audit log's file, "-" for stderr; "": none */
+	int status_require_token; /* /status, /metrics and the page need a valid token */
 	/* TLS (PEM files; "": plain ws:// and http://). With a client CA, every client must
 	 * present a certificate it signed. */
 	char tls_cert[PATH_MAX];

@@ -25,6 +25,8 @@ enum fxb_code {
 	ERR_SHUTTING_DOWN = 1007,
 	ERR_ACQUIRE_CANCELLED = 1008,
 	ERR_FIXTURE_NOT_RESETTABLE = 1009,
+	ERR_QUOTA_EXCEEDED = 1010,
+	ERR_NOT_ADMIN = 1011,
 
 	ERR_PORTS_EXHAUSTED = 1101,
 	/* 12xx: PostgreSQL fixtures (pg.c); 13xx: server fixtures (servers.c). */

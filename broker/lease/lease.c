@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "lease/lease.h"
@@ -56,6 +57,8 @@ struct leases {
 	const struct fixture_kind *const *kinds; /* the kinds served, ending with NULL */
 	int draining;                            /* the broker is shutting down */
 	uint64_t granted, reclaimed;             /* counters since start, for /metrics */
+	struct tenant total;                     /* what every tenant holds, and its caps */
+	uint64_t turn;                           /* the fair queue's turns (serve_waiters) */
 	struct histogram acquire_seconds;
 };
 
@@ -96,6 +99,9 @@ leases_new(struct broker *b, const struct fixture_kind *const *kinds)
 	}
 	ls->b = b;
 	ls->kinds = kinds;
+	snprintf(ls->total.name, sizeof ls->total.name, "(all tenants)");
+	for (int q = 0; q < QUOTA_COUNT; q++)
+		ls->total.limit[q] = -1;
 	return ls;
 }
 
@@ -163,9 +169,25 @@ fixture_clear(struct fixture *f)
 	f->state = FIXTURE_STOPPED;
 }
 
+/* Gives back what req was charged. */
+static void
+request_refund(struct broker *b, struct lease_request *req)
+{
+	if (!req->tenant)
+		return;
+	tenant_refund(req->tenant, req->charge);
+	tenant_refund(&b->leases->total, req->charge);
+	if (req->waiting)
+		tenant_refund1(req->tenant, QUOTA_WAITING, 1);
+	req->tenant = NULL;
+	req->waiting = 0;
+}
+
 void
 lease_request_clear(struct lease_request *req)
 {
+	/* A request is charged only inside lease_acquire(), which refunds it before
+	 * clearing; one cleared elsewhere was never charged. */
 	for (size_t i = 0; i < req->nfixtures; i++)
 		fixture_clear(&req->fixtures[i]);
 	free(req->fixtures);
@@ -528,6 +550,74 @@ start_startable(struct broker *b, struct lease *l, struct fxb_error *err)
 	}
 }
 
+/* {"name": "kind", ...} for the audit log. */
+static json_t *
+fixtures_kinds(const struct fixture *fx, size_t n)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, fx[i].name, json_string(fx[i].kind->name));
+	return o;
+}
+
+static void
+audit_acquire(const struct session *s, const struct lease_request *req)
+{
+	if (!audit_enabled())
+		return;
+	audit_event("lease.acquire", json_pack("{s:s, s:s, s:o, s:O?, s:I}", "session", s->sid,
+	    "tenant", s->token.tenant->name, "fixtures", fixtures_kinds(req->fixtures,
+	    req->nfixtures), "labels", req->labels, "wait_ms", (json_int_t)req->wait_ms));
+}
+
+static void
+audit_grant(const struct lease *l)
+{
+	if (!audit_enabled())
+		return;
+	audit_event("lease.grant", json_pack("{s:s, s:s, s:s, s:o, s:O?, s:I}", "session",
+	    l->session ? l->session->sid : "", "tenant", l->tenant->name, "lease", l->lid,
+	    "fixtures", fixtures_kinds(l->fixtures, l->nfixtures), "labels", l->labels,
+	    "ms", (json_int_t)(now_ms() - l->created_ms)));
+}
+
+static void
+audit_quota(const struct session *s, const struct fxb_error *err)
+{
+	audit_event("quota.refused", json_pack("{s:s, s:s, s:s, s:O?}", "session", s->sid,
+	    "tenant", s->token.tenant->name, "peer", s->peer_addr, "quota", err->data));
+}
+
+/* Charges req to s's tenant (and to the totals over every tenant): what it would hold
+ * once granted. Returns 0, or -1 with err set to QUOTA_EXCEEDED. */
+static int
+charge(struct broker *b, struct session *s, struct lease_request *req, struct fxb_error *err)
+{
+	int64_t want[QUOTA_COUNT] = { 0 };
+
+	want[QUOTA_PORTS] = (int64_t)req->nports;
+	for (size_t i = 0; i < req->nfixtures; i++) {
+		const char *kind = req->fixtures[i].kind->name;
+
+		want[QUOTA_SERVERS] += !strcmp(kind, "server");
+		want[QUOTA_DATABASES] += !strcmp(kind, "postgres");
+		want[QUOTA_PG_CONNECTIONS] += req->fixtures[i].connections;
+	}
+	if (tenant_charge(s->token.tenant, want, err) == -1) {
+		audit_quota(s, err);
+		return -1;
+	}
+	if (tenant_charge(&b->leases->total, want, err) == -1) {
+		tenant_refund(s->token.tenant, want);
+		audit_quota(s, err);
+		return -1;
+	}
+	req->tenant = s->token.tenant;
+	memcpy(req->charge, want, sizeof want);
+	return 0;
+}
+
 /* Takes req's ports, builds the lease and starts its fixtures. Returns the result,
  * RPC_PENDING (fixtures still starting; call is kept), or NULL: with err set when the
  * acquire failed, with *is_short set and nothing changed when the pool is short. */
@@ -540,8 +630,13 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	uint64_t now = now_ms(), id = ls->next_id + 1;
 	struct lease *l;
 	size_t off = 0;
+	char rnd[13];
 
 	*is_short = 0;
+	if (random_hex(rnd, 6) == -1) {
+		error_set(err, ERR_INTERNAL, "no randomness for a lease id");
+		return NULL;
+	}
 	if (ports_take(b->ports, id, req->nports, ports, now) == -1) {
 		*is_short = 1;
 		return NULL;
@@ -555,7 +650,7 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	ls->next_id = id;
 	l->broker = b;
 	l->id = id;
-	snprintf(l->lid, sizeof l->lid, "l-%llu", (unsigned long long)id);
+	snprintf(l->lid, sizeof l->lid, "l-%llu-%s", (unsigned long long)id, rnd);
 	l->state = LEASE_ACQUIRING;
 	l->fixtures = req->fixtures;
 	l->nfixtures = req->nfixtures;
@@ -564,6 +659,12 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	l->ttl_ms = -1;
 	l->created_ms = now;
 	l->session = s;
+	l->tenant = req->tenant ? req->tenant : s->token.tenant;
+	if (req->tenant) {
+		memcpy(l->charge, req->charge, sizeof l->charge);
+		if (req->waiting)
+			tenant_refund1(req->tenant, QUOTA_WAITING, 1);
+	}
 	list_push(&s->leases, l);
 	s->lease_count++;
 	b->leases->granted++;
@@ -599,6 +700,7 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	}
 	l->state = LEASE_HELD;
 	observe(b, rpc_call_started_ms(call));
+	audit_grant(l);
 	return grant_result(l);
 }
 
@@ -640,6 +742,7 @@ fixture_ready(struct broker *b, struct fixture *f)
 	call = l->call;
 	l->call = NULL;
 	observe(b, rpc_call_started_ms(call));
+	audit_grant(l);
 	rpc_call_finish(call, grant_result(l));
 }
 
@@ -656,6 +759,9 @@ fixture_failed(struct broker *b, struct fixture *f, const struct fxb_error *err)
 	}
 	call = l->call;
 	l->call = NULL;
+	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "session",
+	    l->session->sid, "tenant", l->tenant->name, "lease", l->lid, "fixture", f->name,
+	    "error", error_name(err->code), "code", err->code));
 	rpc_call_fail(call, err);
 	lease_release(b, l, "a fixture failed to start");
 }
@@ -678,6 +784,7 @@ waiter_unlink(struct leases *ls, struct waiter *w)
 static void
 waiter_free(struct waiter *w)
 {
+	request_refund(w->b, &w->req);
 	lease_request_clear(&w->req);
 	free(w);
 }
@@ -690,6 +797,8 @@ deadline_passed(lws_sorted_usec_list_t *sul)
 	struct fxb_error err = { 0 };
 
 	exhausted(b, w->s, &w->req, now_ms() - rpc_call_started_ms(w->call), &err);
+	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", w->s->sid,
+	    "tenant", w->s->token.tenant->name, "error", error_name(err.code), "code", err.code));
 	waiter_unlink(b->leases, w);
 	rpc_call_fail(w->call, &err);
 	waiter_free(w);
@@ -722,7 +831,21 @@ arm_wake(struct broker *b)
 	    (lws_usec_t)(next > now ? next - now : 0) * LWS_US_PER_MS + 1);
 }
 
-/* Serves queued acquires from the head for as long as the pool has their ports. */
+/* The waiter served next: the oldest of the tenant whose turn came longest ago, so that
+ * tenants take turns however many acquires each has queued. */
+static struct waiter *
+next_waiter(struct leases *ls)
+{
+	struct waiter *best = ls->head;
+
+	for (struct waiter *w = ls->head; w; w = w->next)
+		if (w->req.tenant && best->req.tenant && w->req.tenant->served < best->req.tenant->served)
+			best = w;
+	return best;
+}
+
+/* Serves queued acquires, tenants taking turns, for as long as the pool has the ports of
+ * the one whose turn it is (nobody overtakes it, so a large request is not starved). */
 static void
 serve_waiters(struct broker *b)
 {
@@ -734,13 +857,16 @@ serve_waiters(struct broker *b)
 		return;
 	serving = 1;
 	while (ls->head) {
-		struct waiter *w = ls->head;
+		struct waiter *w = next_waiter(ls);
+		struct tenant *t = w->req.tenant;
 		struct fxb_error err = { 0 };
 		int is_short;
 		json_t *result = grant(b, w->s, w->call, &w->req, &is_short, &err);
 
 		if (is_short)
 			break;
+		if (t)
+			t->served = ++ls->turn;
 		waiter_unlink(ls, w);
 		finish_call(w->call, result, &err);
 		error_clear(&err);
@@ -764,23 +890,32 @@ lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 		lease_request_clear(req);
 		return NULL;
 	}
-	/* Strict FIFO: nobody is served ahead of a request already waiting. */
+	audit_acquire(s, req);
+	if (charge(b, s, req, err) == -1)
+		goto fail;
+	/* Nobody is served ahead of a request already waiting. */
 	if (!ls->head) {
 		result = grant(b, s, call, req, &is_short, err);
 		if (!is_short) {
+			request_refund(b, req); /* nothing left to refund if a lease took it */
 			lease_request_clear(req);
+			if (!result)
+				goto audit_fail;
 			return result;
 		}
 	}
 	if (req->wait_ms == 0) {
 		exhausted(b, s, req, 0, err);
-		lease_request_clear(req);
-		return NULL;
+		goto fail;
 	}
+	if (tenant_charge1(req->tenant, QUOTA_WAITING, 1, err) == -1) {
+		audit_quota(s, err);
+		goto fail;
+	}
+	req->waiting = 1;
 	if (!(w = calloc(1, sizeof *w))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
-		lease_request_clear(req);
-		return NULL;
+		goto fail;
 	}
 	w->b = b;
 	w->s = s;
@@ -798,6 +933,13 @@ lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 	    (lws_usec_t)w->req.wait_ms * LWS_US_PER_MS);
 	arm_wake(b);
 	return RPC_PENDING;
+fail:
+	request_refund(b, req);
+	lease_request_clear(req);
+audit_fail:
+	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", s->sid, "tenant",
+	    s->token.tenant->name, "error", error_name(err->code), "code", err->code));
+	return NULL;
 }
 
 struct lease *
@@ -810,10 +952,11 @@ lease_find(struct broker *b, const char *lid)
 	if (strncmp(lid, "l-", 2) != 0 || !isdigit((unsigned char)lid[2]))
 		return NULL;
 	id = strtoull(lid + 2, &end, 10);
-	if (*end != '\0')
+	if (*end != '-')
 		return NULL;
 	l = idmap_get(b->leases->by_id, id);
-	return l && l->state == LEASE_HELD ? l : NULL;
+	/* The number finds it; the whole id, random part included, must match. */
+	return l && l->state == LEASE_HELD && secret_equal(l->lid, lid) ? l : NULL;
 }
 
 struct lease *
@@ -821,7 +964,8 @@ lease_owned(struct broker *b, struct session *s, const char *lid, struct fxb_err
 {
 	struct lease *l = lease_find(b, lid);
 
-	if (!l) {
+	/* Another tenant's lease is not there at all, as far as this session can tell. */
+	if (!l || l->tenant != s->token.tenant) {
 		error_set(err, ERR_LEASE_NOT_FOUND, "lease %s: the broker holds no such lease", lid);
 		return NULL;
 	}
@@ -854,6 +998,8 @@ lease_free(struct broker *b, struct lease *l)
 
 	list_unlink(&ls->stopping, l);
 	ls->nstopping--;
+	tenant_refund(l->tenant, l->charge);
+	tenant_refund(&ls->total, l->charge);
 	free(l->fixtures);
 	json_decref(l->labels);
 	free(l);
@@ -926,6 +1072,8 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	l->session = NULL;
 	idmap_del(ls->by_id, l->id);
 	log_debug("lease %s of session %s released: %s", l->lid, s->sid, reason);
+	audit_event("lease.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
+	    "tenant", l->tenant->name, "lease", l->lid, "reason", reason));
 	/* Into the stopping list until every fixture stops. */
 	list_push(&ls->stopping, l);
 	ls->nstopping++;
@@ -1000,4 +1148,16 @@ const char *
 lease_host(const struct lease *l)
 {
 	return session_host(l->broker, l->session);
+}
+
+void
+leases_cap_total(struct leases *ls, enum quota q, int64_t max)
+{
+	ls->total.limit[q] = max;
+}
+
+json_t *
+leases_totals_json(const struct leases *ls)
+{
+	return tenant_json(&ls->total);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/errors.h"
+#include "tenant/tenant.h"
 
 struct broker;
 struct session;
@@ -81,6 +82,7 @@ struct fixture {
 	size_t ndeps;
 	size_t dependents; /* live fixtures that need this one */
 	int stop_wanted;   /* released, waiting for its dependents to stop */
+	int connections;   /* PostgreSQL connections it may open (set by parse), for quotas */
 };
 
 enum lease_state { LEASE_ACQUIRING, LEASE_HELD, LEASE_ENDING };
@@ -88,7 +90,7 @@ enum lease_state { LEASE_ACQUIRING, LEASE_HELD, LEASE_ENDING };
 struct lease {
 	struct broker *broker;
 	uint64_t id;
-	char lid[24]; /* "l-<id>" */
+	char lid[40]; /* "l-<id>-<12 random hex>": not guessable from another lease's */
 	enum lease_state state;
 	struct session *session; /* NULL once ending */
 	struct lease *session_next, *session_prev;
@@ -98,6 +100,8 @@ struct lease {
 	size_t live;     /* fixtures not stopped yet */
 	struct rpc_call *call; /* the acquire, while acquiring */
 	json_t *labels;
+	struct tenant *tenant;          /* its session's, for good */
+	int64_t charge[QUOTA_COUNT];    /* what it counts against its tenant's quotas */
 	int64_t ttl_ms; /* -1: none */
 	uint64_t created_ms, expires_ms;
 	lws_sorted_usec_list_t ttl_timer;
@@ -111,6 +115,11 @@ struct lease_request {
 	json_t *labels;
 	int64_t wait_ms;
 	int64_t ttl_ms;
+	/* Once lease_acquire() has charged the tenant: the tenant and the charge, which
+	 * lease_request_clear() gives back unless a lease took it over. */
+	struct tenant *tenant;
+	int64_t charge[QUOTA_COUNT];
+	int waiting; /* counted in the tenant's waiting quota */
 };
 
 /* The lease table for the kinds in kinds (borrowed, ending with NULL, kept for the
@@ -191,6 +200,11 @@ struct leases_stats {
 void leases_stats(const struct leases *ls, struct leases_stats *st);
 
 size_t leases_active(const struct leases *ls);
+/* Caps the total of quota q over every tenant (the PostgreSQL connections of all leases
+ * below the server's max_connections); -1: no cap. */
+void leases_cap_total(struct leases *ls, enum quota q, int64_t max);
+/* The totals over every tenant and their caps, as tenant_json() shows a tenant. */
+json_t *leases_totals_json(const struct leases *ls);
 size_t leases_waiting(const struct leases *ls);
 /* Fixtures of released leases still stopping (servers in their stop grace period). */
 size_t leases_stopping(const struct leases *ls);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "lease/lease.h"
@@ -131,7 +132,13 @@ session_new(struct broker *b, void *conn, const struct session_io *io)
 	s->io = io;
 	s->peer.send = peer_send;
 	s->peer.session = s;
-	s->peer.authenticated = b->auth == NULL;
+	s->token.tenant = tenants_default(b->tenants);
+	if (!b->need_token) {
+		/* No tokens: everyone is trusted, as the default tenant, with the admin view. */
+		s->peer.authenticated = 1;
+		s->token.admin = 1;
+		s->counted = tenant_charge1(s->token.tenant, QUOTA_SESSIONS, 1, NULL) == 0;
+	}
 	s->created_ms = now_ms();
 	s->next = ss->head;
 	if (ss->head)
@@ -177,6 +184,13 @@ session_close(struct broker *b, struct session *s, const char *reason)
 	if (s->conn)
 		s->io->disown(s->conn, 1001, reason);
 	lease_session_ended(b, s, reason);
+	if (s->counted)
+		tenant_refund1(s->token.tenant, QUOTA_SESSIONS, 1);
+	if (s->peer.authenticated) {
+		audit_event("session.close", json_pack("{s:s, s:s, s:s, s:s, s:I}", "session", s->sid,
+		    "tenant", s->token.tenant->name, "peer", s->peer_addr, "reason", reason,
+		    "leases", (json_int_t)held));
+	}
 	if (held || s->client[0])
 		log_info("session %s%s%s closed (%s): %zu lease(s) released", s->sid,
 		    s->client[0] ? " " : "", s->client, reason, held);
@@ -198,13 +212,55 @@ session_close(struct broker *b, struct session *s, const char *reason)
 }
 
 struct session *
-session_by_resume(struct broker *b, const char *token)
+session_by_resume(struct broker *b, const struct tenant *t, const char *token)
 {
-	/* Resumes are rare (a dropped connection), so a scan is fine. */
+	struct session *found = NULL;
+
+	/* Resumes are rare (a dropped connection), so a scan is fine; every session's token
+	 * is compared, so the time taken says nothing about which one matched. */
 	for (struct session *s = b->sessions->head; s; s = s->next)
-		if (!strcmp(s->resume, token))
-			return s;
-	return NULL;
+		if (secret_equal(s->resume, token) && s->peer.authenticated &&
+		    s->token.tenant == t)
+			found = s;
+	return found;
+}
+
+int
+session_authenticate(struct broker *b, struct session *s, const struct token_ref *ref,
+    struct fxb_error *err)
+{
+	(void)b;
+	if (tenant_charge1(ref->tenant, QUOTA_SESSIONS, 1, err) == -1) {
+		audit_event("quota.refused", json_pack("{s:s, s:s, s:s, s:O}", "session", s->sid,
+		    "tenant", ref->tenant->name, "peer", s->peer_addr, "quota", err->data));
+		return -1;
+	}
+	s->token = *ref;
+	s->peer.authenticated = 1;
+	s->counted = 1;
+	audit_event("session.auth", json_pack("{s:s, s:s, s:s, s:b}", "session", s->sid,
+	    "tenant", ref->tenant->name, "peer", s->peer_addr, "admin", ref->admin));
+	return 0;
+}
+
+size_t
+sessions_revoke(struct broker *b, const char *reason)
+{
+	struct session *s, *next;
+	size_t n = 0;
+
+	if (!b->need_token)
+		return 0;
+	for (s = b->sessions->head; s; s = next) {
+		next = s->next;
+		if (!s->peer.authenticated || tenants_token_live(b->tenants, s->token.id,
+		    s->token.tenant))
+			continue;
+		log_info("session %s of tenant %s: %s", s->sid, s->token.tenant->name, reason);
+		session_close(b, s, reason);
+		n++;
+	}
+	return n;
 }
 
 struct session *
@@ -247,6 +303,11 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	(void)!idmap_put(b->sessions->by_id, fresh->id, fresh);
 	(void)!idmap_put(b->sessions->by_id, old->id, old);
 	log_info("session %s resumed with %zu lease(s)", fresh->sid, fresh->lease_count);
+	audit_event("session.resume", json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "session",
+	    fresh->sid, "tenant", fresh->token.tenant->name, "peer", fresh->peer_addr,
+	    "previous_peer", old->peer_addr, "other_address",
+	    strcmp(fresh->peer_addr, old->peer_addr) != 0, "leases",
+	    (json_int_t)fresh->lease_count));
 	session_close(b, old, "merged into the session it resumed");
 	return fresh;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "rpc/rpc.h"
+#include "tenant/tenant.h"
 
 struct broker;
 struct lease;
@@ -36,6 +37,12 @@ struct session {
 	 * which fixtures report when no advertise is set; "" when unknown. */
 	char host[64];
 	json_t *labels;
+	/* Who it is: its tenant and token (the default tenant and no token while
+	 * unauthenticated, or on a broker without tokens), and the client's address. */
+	struct token_ref token;
+	struct token_ref bearer; /* a valid bearer token the session quota refused; tenant NULL: none */
+	char peer_addr[64];
+	int counted; /* counted in its tenant's sessions quota */
 	struct rpc_peer peer; /* how the rpc layer sees it: sends, authenticated, open calls */
 	void *conn;       /* NULL while detached (in the grace period) */
 	const struct session_io *io;
@@ -71,8 +78,16 @@ struct session *session_by_id(struct broker *b, uint64_t id);
  * client dialled, else the broker's listen address (loopback for a wildcard). s may be
  * NULL. */
 const char *session_host(const struct broker *b, const struct session *s);
-/* Finds the session with this resume token, or NULL. */
-struct session *session_by_resume(struct broker *b, const char *token);
+/* Finds the session of tenant t with this resume token, or NULL. Every session's token
+ * is compared in constant time, and a session of another tenant is never found. */
+struct session *session_by_resume(struct broker *b, const struct tenant *t, const char *token);
+/* Marks s authenticated with ref's token: it joins ref's tenant, which must have room for
+ * one more session. Returns 0, or -1 with err set (QUOTA_EXCEEDED). */
+int session_authenticate(struct broker *b, struct session *s, const struct token_ref *ref,
+    struct fxb_error *err);
+/* Closes, with reason, every session whose token is no longer in the token file (after a
+ * reload). Returns how many were closed. */
+size_t sessions_revoke(struct broker *b, const char *reason);
 /* Moves conn from fresh (which must hold nothing and is closed) to old, which leaves its
  * grace period (or its previous connection, which the ws layer then closes). Returns old. */
 struct session *session_resume(struct broker *b, struct session *fresh, struct session *old);

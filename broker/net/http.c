@@ -199,6 +199,10 @@ on_http(struct broker *b, struct lws *wsi, struct http_request *h, const char *p
 
 	h->b = b;
 	h->wsi = wsi;
+	h->auth[0] = '\0';
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) <= AUTH_MAX &&
+	    lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		h->auth[0] = '\0';
 	for (hd = loop_handlers(b->loop); hd && hd->prefix; hd++) {
 		if (strncmp(path, hd->prefix, strlen(hd->prefix)) != 0)
 			continue;
@@ -209,10 +213,6 @@ on_http(struct broker *b, struct lws *wsi, struct http_request *h, const char *p
 		h->in_len = 0;
 		snprintf(h->method, sizeof h->method, "%s", method);
 		snprintf(h->path, sizeof h->path, "%s", path);
-		h->auth[0] = '\0';
-		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) <= AUTH_MAX &&
-		    lws_hdr_copy(wsi, h->auth, sizeof h->auth, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-			h->auth[0] = '\0';
 		/* With a body, lws calls back with it (HTTP_BODY) and then BODY_COMPLETION. */
 		if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
 		    strtoull(clen, NULL, 10) > 0)
@@ -225,7 +225,8 @@ on_http(struct broker *b, struct lws *wsi, struct http_request *h, const char *p
 	for (r = loop_routes(b->loop); r && r->path; r++) {
 		if (strcmp(path, r->path) != 0)
 			continue;
-		body = r->get(b, &status, &len);
+		body = r->get(b, h->auth, &status, &len);
+		explicit_bzero(h->auth, sizeof h->auth);
 		return http_reply(wsi, h, status, r->content_type, body, body ? len : 0);
 	}
 	return plain_status(wsi, HTTP_STATUS_NOT_FOUND);

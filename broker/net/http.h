@@ -14,11 +14,12 @@
 struct broker;
 
 /* One GET route. get returns the body (malloc'd, taken) and sets *status and *len, or
- * returns NULL when out of memory (the client gets 500). A table ends with a NULL path. */
+ * returns NULL when out of memory (the client gets 500). authorization is the request's
+ * Authorization header ("" when absent or too long). A table ends with a NULL path. */
 struct http_route {
 	const char *path;
 	const char *content_type;
-	char *(*get)(struct broker *b, int *status, size_t *len);
+	char *(*get)(struct broker *b, const char *authorization, int *status, size_t *len);
 };
 
 /* One request to a handler, from its arrival to its answer. Valid until the handler

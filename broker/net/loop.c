@@ -11,7 +11,8 @@
  * requests that are not upgrades land), the WebSocket protocol fixture-broker.v1 (ws.c;
  * also the default for clients that name none), "ctl" here for the signalfd adopted as a
  * raw file and for lws_cancel_service() wake-ups, and "fdwatch" (fdwatch.c) for child
- * pipes and probe sockets. SIGCHLD reaps children (proc.h); SIGINT and SIGTERM go to the
+ * pipes and probe sockets. SIGCHLD reaps children (proc.h); SIGHUP calls the reload hook
+ * (the token file, read again); SIGINT and SIGTERM go to the
  * signal hook if one is set, else start the graceful shutdown, and a second one stops at
  * once.
  */
@@ -43,6 +44,7 @@ struct loop {
 	const struct http_handler *handlers;
 	loop_wake_fn wake;
 	loop_signal_fn on_signal;
+	loop_wake_fn on_reload;
 	void *signal_arg;
 	int listen_port;
 	int stopped;
@@ -72,6 +74,11 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 	while (read(lws_get_socket_fd(wsi), &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGCHLD) {
 			proc_reap(b->procs);
+			continue;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			if (b->loop->on_reload)
+				b->loop->on_reload(b);
 			continue;
 		}
 		if (b->loop->on_signal && b->loop->on_signal(b->loop->signal_arg, &si))
@@ -173,6 +180,7 @@ adopt_signals(struct broker *b, struct fxb_error *err)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
 	if ((fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
 		error_set(err, ERR_INTERNAL, "signalfd failed");
 		return -1;
@@ -289,6 +297,12 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 		lws_cancel_service(b->ctx);
 	}
 	return 0;
+}
+
+void
+loop_on_reload(struct loop *l, loop_wake_fn fn)
+{
+	l->on_reload = fn;
 }
 
 void

@@ -33,6 +33,8 @@ int loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *rou
     struct fxb_error *err);
 /* Sends SIGINT and SIGTERM to fn (one hook; a later call replaces it). */
 void loop_on_signal(struct loop *l, loop_signal_fn fn, void *arg);
+/* Calls fn on the loop when SIGHUP arrives (a later call replaces it). */
+void loop_on_reload(struct loop *l, loop_wake_fn fn);
 /* Runs the loop until the broker has shut down. Returns the exit status. */
 int loop_run(struct broker *b);
 /* Runs one turn of the loop: waits for the next descriptor event, timer or wake-up and

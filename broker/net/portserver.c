@@ -405,7 +405,7 @@ portserver_new(struct broker *b, struct fxb_error *err)
 		portserver_free(ps);
 		return NULL;
 	}
-	if (b->auth)
+	if (b->need_token)
 		log_warnx("portserver on %s: it takes no token; anyone who can reach the socket "
 		    "may lease ports", b->cfg.portserver_socket);
 	else

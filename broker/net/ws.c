@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 
 #include "broker.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
-#include "net/auth.h"
 #include "net/ws.h"
 #include "rpc/rpc.h"
 #include "util/addr.h"
@@ -273,19 +273,21 @@ on_writeable(struct conn *c)
 	return 0;
 }
 
-/* Reads the bearer token of the upgrade request; 1 if present and valid, 0 if absent,
- * -1 if present and wrong. */
+/* Reads the bearer token of the upgrade request; 1 if present and valid (ref filled when
+ * not NULL), 0 if absent, -1 if present and wrong. */
 static int
-bearer(struct broker *b, struct lws *wsi)
+bearer(struct broker *b, struct lws *wsi, struct token_ref *ref)
 {
 	char hdr[512];
-	int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
+	int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION), ok;
 
 	if (n <= 0)
 		return 0;
 	if (strncasecmp(hdr, "Bearer ", 7) != 0)
 		return -1;
-	return auth_check(b->auth, hdr + 7) ? 1 : -1;
+	ok = tenants_check(b->tenants, hdr + 7, ref);
+	explicit_bzero(hdr, sizeof hdr);
+	return ok ? 1 : -1;
 }
 
 /* Answers a refused upgrade request. lws_return_http_status() says "HTTP/1.0" at this
@@ -319,29 +321,45 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			refuse_upgrade(wsi, 503, "Service Unavailable", "shutting down");
 			return 1;
 		}
-		if (b->auth && bearer(b, wsi) == -1) {
+		if (b->need_token && bearer(b, wsi, NULL) == -1) {
+			char peer[64] = "";
+
+			lws_get_peer_simple(wsi, peer, sizeof peer);
 			log_warnx("refused a connection: wrong bearer token");
+			audit_event("auth.fail", json_pack("{s:s, s:s}", "peer", peer, "via", "bearer"));
 			refuse_upgrade(wsi, 401, "Unauthorized", "wrong bearer token");
 			return 1;
 		}
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* cb_http has answered a refused upgrade already; this is the backstop. */
-		if (leases_draining(b->leases) || (b->auth && bearer(b, wsi) == -1))
+		if (leases_draining(b->leases) || (b->need_token && bearer(b, wsi, NULL) == -1))
 			return 1;
 		break;
-	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_ESTABLISHED: {
+		struct token_ref ref;
+		struct fxb_error err = { 0 };
+
 		c->b = b;
 		c->wsi = wsi;
 		if (!(c->s = session_new(b, c, &conn_io))) {
 			log_warnx("out of memory: refused a connection");
 			return -1;
 		}
-		if (b->auth && bearer(b, wsi) == 1)
-			c->s->peer.authenticated = 1;
+		lws_get_peer_simple(wsi, c->s->peer_addr, sizeof c->s->peer_addr);
+		audit_event("session.open", json_pack("{s:s, s:s, s:s}", "session", c->s->sid,
+		    "tenant", b->need_token ? "" : c->s->token.tenant->name, "peer", c->s->peer_addr));
+		if (b->need_token && bearer(b, wsi, &ref) == 1 &&
+		    session_authenticate(b, c->s, &ref, &err) == -1) {
+			/* Over the tenant's session quota: the session stays unauthenticated and
+			 * its session.hello says why. */
+			c->s->bearer = ref;
+			error_clear(&err);
+		}
 		(void)addr_local_host(lws_get_socket_fd(wsi), c->s->host, sizeof c->s->host);
 		heartbeat_start(c);
 		break;
+	}
 	case LWS_CALLBACK_RECEIVE:
 		c->seen_ms = now_ms();
 		return on_receive(c, in, len);

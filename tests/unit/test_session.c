@@ -2,7 +2,7 @@
 #include <stdio.h>
 
 #include "lease/lease.h"
-#include "net/auth.h"
+#include "tenant/tenant.h"
 #include "unit.h"
 
 #define HELLO(extra) "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.hello\",\"params\":{" extra "}}"
@@ -127,8 +127,10 @@ Test(session, answers_an_unauthenticated_call_with_an_error_and_nothing_else)
 	fputs("sesame\n", f);
 	fclose(f);
 	b = unit_broker(16330, 16330, 0, 0);
-	b->auth = auth_load("/tmp/fxb-unit-tokens", &(struct fxb_error){ 0 });
-	cr_assert_not_null(b->auth);
+	tenants_free(b->tenants);
+	b->tenants = tenants_load("/tmp/fxb-unit-tokens", &(struct fxb_error){ 0 });
+	cr_assert_not_null(b->tenants);
+	b->need_token = 1;
 	s = unit_session(b, 0);
 	s->peer.authenticated = 0;
 	r = unit_call(b, s, ACQ);
