@@ -869,9 +869,14 @@ void raw_ws_close(struct raw_ws *w)
 
 int http_get(int port, const char *path, char **body)
 {
+	return http_get_auth(port, path, NULL, body);
+}
+
+int http_get_auth(int port, const char *path, const char *authorization, char **body)
+{
 	uint64_t deadline = clock_ms() + HARNESS_IO_TIMEOUT_MS;
 	struct raw_ws w = { .fd = -1 };
-	char req[512], *head_end = NULL, *cl;
+	char req[1024], *head_end = NULL, *cl;
 	size_t head, want = (size_t)-1;
 	int status = -1, r = 0;
 
@@ -880,7 +885,9 @@ int http_get(int port, const char *path, char **body)
 	if ((w.fd = tcp_connect(port)) == -1)
 		return -1;
 	snprintf(req, sizeof(req),
-	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s\r\n", path,
+	    port, authorization ? "Authorization: " : "", authorization ? authorization : "",
+	    authorization ? "\r\n" : "");
 	if (write_all(w.fd, req, strlen(req)) == -1)
 		goto out;
 	while (w.buflen == 0 || (head_end = memmem(w.buf, w.buflen, "\r\n\r\n", 4)) == NULL)

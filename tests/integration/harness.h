@@ -152,6 +152,8 @@ void raw_ws_close(struct raw_ws *w);
 /* GET path from 127.0.0.1:port. Returns the status code and stores the body (malloc'd,
  * NUL-terminated) in *body if body is not NULL, or returns -1. */
 int http_get(int port, const char *path, char **body);
+/* The same with an Authorization header (its value; NULL: none). */
+int http_get_auth(int port, const char *path, const char *authorization, char **body);
 
 /* ---- JSON-RPC over the raw client ---- */
 
