@@ -8,10 +8,10 @@
 # installing it; create_main_cluster = false, written before, stops that. A broker running
 # as root runs initdb and postgres as the unprivileged user "postgres", made here if missing.
 # iproute2 (ip) is for the multi-host suite's network namespaces, openssl for the
-# certificates its TLS tests make.
+# certificates its TLS tests make, chromium (headless) for the status page's test.
 set -eu
 
-PKGS="libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl"
+PKGS="libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl chromium"
 PG_SERVER="postgresql-15"
 
 # After the packages (postgresql-common makes the user when it installs).

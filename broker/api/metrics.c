@@ -207,19 +207,41 @@ get_status(struct broker *b, const char *auth, int *status, size_t *len)
 	return body;
 }
 
-extern const char status_page[];
+extern const char status_page_html[], status_page_js[], status_page_css[];
 
-/* The status page: static, it holds no data (its script reads /status). */
+/* The status page's files: static, they hold no data (the script reads /status). */
 static char *
-get_page(struct broker *b, const char *auth, int *status, size_t *len)
+page_file(const char *text, int *status, size_t *len)
 {
-	char *body = strdup(status_page);
+	char *body = strdup(text);
 
-	(void)b;
-	(void)auth;
 	*status = 200;
 	*len = body ? strlen(body) : 0;
 	return body;
+}
+
+static char *
+get_page(struct broker *b, const char *auth, int *status, size_t *len)
+{
+	(void)b;
+	(void)auth;
+	return page_file(status_page_html, status, len);
+}
+
+static char *
+get_page_js(struct broker *b, const char *auth, int *status, size_t *len)
+{
+	(void)b;
+	(void)auth;
+	return page_file(status_page_js, status, len);
+}
+
+static char *
+get_page_css(struct broker *b, const char *auth, int *status, size_t *len)
+{
+	(void)b;
+	(void)auth;
+	return page_file(status_page_css, status, len);
 }
 
 const struct http_route metrics_routes[] = {
@@ -227,5 +249,7 @@ const struct http_route metrics_routes[] = {
 	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", get_metrics },
 	{ "/status", "application/json", get_status },
 	{ "/", "text/html; charset=utf-8", get_page },
+	{ "/status.js", "text/javascript; charset=utf-8", get_page_js },
+	{ "/status.css", "text/css; charset=utf-8", get_page_css },
 	{ NULL, NULL, NULL },
 };
