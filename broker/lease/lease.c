@@ -998,8 +998,6 @@ lease_free(struct broker *b, struct lease *l)
 
 	list_unlink(&ls->stopping, l);
 	ls->nstopping--;
-	tenant_refund(l->tenant, l->charge);
-	tenant_refund(&ls->total, l->charge);
 	free(l->fixtures);
 	json_decref(l->labels);
 	free(l);
@@ -1071,6 +1069,11 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	s->lease_count--;
 	l->session = NULL;
 	idmap_del(ls->by_id, l->id);
+	/* The tenant's quotas count what it holds, and it holds the lease no more; the pools
+	 * still hold its stopping fixtures back from everyone until they have stopped. */
+	tenant_refund(l->tenant, l->charge);
+	tenant_refund(&ls->total, l->charge);
+	memset(l->charge, 0, sizeof l->charge);
 	log_debug("lease %s of session %s released: %s", l->lid, s->sid, reason);
 	audit_event("lease.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
 	    "tenant", l->tenant->name, "lease", l->lid, "reason", reason));

@@ -497,3 +497,95 @@ Test(tenants, SIGHUP_reloads_tokens_closing_only_the_sessions_of_removed_ones)
 	raw_ws_close(&c);
 	BROKER_STOP(&tb);
 }
+
+/* The number of templates pg.status lists to w's tenant under label. */
+static int templates_named(struct raw_ws *w, const char *label)
+{
+	json_t *r = raw_rpc_call(w, "pg.status", json_object()), *t;
+	size_t i;
+	int n = 0;
+
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_array_foreach(json_object_get(raw_rpc_result(r), "templates"), i, t)
+		n += !strcmp(json_string_value(json_object_get(t, "template")), label);
+	json_decref(r);
+	return n;
+}
+
+static const char *ensure_state(json_t *r)
+{
+	const char *s = json_string_value(json_object_get(raw_rpc_result(r), "state"));
+
+	cr_assert_not_null(s, "%s", json_dumps(r, 0));
+	return s;
+}
+
+Test(tenants, postgres_quotas_and_client_templates_are_per_tenant, .timeout = 240)
+{
+	struct raw_ws a, a2, b;
+	char state[512], flag[600], *lid;
+	const char *log = getenv("FXB_TEST_LOG_DIR");
+	json_t *r, *data;
+
+	snprintf(state, sizeof(state), "%s/tenants-pg-%d", log && *log ? log : "/tmp", (int)getpid());
+	snprintf(flag, sizeof(flag), "--state-dir=%s", state);
+	start("tok-a team-a databases=1 pg_connections=15 builds=1\ntok-b team-b\n", flag, NULL,
+	    NULL, 0);
+	connect_as(&a, "tok-a");
+	connect_as(&a2, "tok-a");
+	connect_as(&b, "tok-b");
+
+	/* databases=1, pg_connections=15 */
+	r = raw_rpc_call(&a, "lease.acquire", json_pack("{s:{s:{s:s, s:i}}, s:i}", "fixtures", "db",
+	    "kind", "postgres", "connections", 5, "wait_ms", 0));
+	lid = strdup(json_string_value(json_object_get(raw_rpc_result(r), "lease")));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	r = raw_rpc_call(&a, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db2", "kind",
+	    "postgres"));
+	data = expect_error(r, "QUOTA_EXCEEDED", "a second database of 1");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "databases");
+	json_decref(r);
+	json_decref(raw_rpc_call(&a, "lease.release", json_pack("{s:s}", "lease", lid)));
+	free(lid);
+	r = raw_rpc_call(&a, "lease.acquire", json_pack("{s:{s:{s:s, s:i}}}", "fixtures", "db",
+	    "kind", "postgres", "connections", 20));
+	data = expect_error(r, "QUOTA_EXCEEDED", "20 connections of 15");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "pg_connections");
+	cr_assert_eq(json_integer_value(json_object_get(data, "used")), 0);
+	json_decref(r);
+
+	/* The same hash is each tenant's own template: team-b builds its own rather than
+	 * waiting for team-a's build, and neither sees the other's. */
+	r = raw_rpc_call(&a, "pg.template.ensure", json_pack("{s:s}", "hash", "tenant-hash-1"));
+	cr_assert_str_eq(ensure_state(r), "build");
+	json_decref(r);
+	r = raw_rpc_call(&b, "pg.template.ensure", json_pack("{s:s, s:i}", "hash", "tenant-hash-1",
+	    "wait_ms", 2000));
+	cr_assert_str_eq(ensure_state(r), "build", "team-b is not parked behind team-a's build");
+	json_decref(r);
+	cr_assert_eq(templates_named(&a, "tenant-hash-1"), 1, "team-a sees its own only");
+	cr_assert_eq(templates_named(&b, "tenant-hash-1"), 1, "team-b sees its own only");
+	r = raw_rpc_call(&b, "pg.template.finish", json_pack("{s:s}", "hash", "tenant-hash-1"));
+	json_decref(r);
+
+	/* builds=1: a second concurrent build of team-a is refused until the first ends. */
+	r = raw_rpc_call(&a2, "pg.template.ensure", json_pack("{s:s}", "hash", "tenant-hash-2"));
+	data = expect_error(r, "QUOTA_EXCEEDED", "a second build of 1");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "builds");
+	json_decref(r);
+	r = raw_rpc_call(&a, "pg.template.discard", json_pack("{s:s}", "hash", "tenant-hash-1"));
+	cr_assert_str_eq(ensure_state(r), "discarded");
+	json_decref(r);
+	r = raw_rpc_call(&a2, "pg.template.ensure", json_pack("{s:s}", "hash", "tenant-hash-2"));
+	cr_assert_str_eq(ensure_state(r), "build", "room for a build once the first was discarded");
+	json_decref(r);
+	r = raw_rpc_call(&a2, "pg.template.discard", json_pack("{s:s}", "hash", "tenant-hash-2"));
+	json_decref(r);
+
+	raw_ws_close(&a);
+	raw_ws_close(&a2);
+	raw_ws_close(&b);
+	BROKER_STOP(&tb);
+	test_rm_pg_state(state);
+}
