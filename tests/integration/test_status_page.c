@@ -55,7 +55,7 @@ Test(status_page, shows_a_lease_a_test_client_holds, .timeout = 180)
 
 	cr_assert_eq(temp_file(path, sizeof(path), "tokens",
 	    "tok-a team-a ports=5\ntok-op ops admin=true\n"), 0);
-	BROKER_START(&tb, "--token-file", path, "--ports", "26720-26729");
+	BROKER_START(&tb, "--token-file", path, "--ports", "27120-27129");
 	cr_assert_eq(http_get(tb.port, "/", &body), 200);
 	cr_assert_not_null(strstr(body, "/status.js"), "GET / serves the page");
 	free(body);

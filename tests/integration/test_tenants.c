@@ -1,7 +1,7 @@
 /* test_tenants.c: tenants sharing one broker: isolation, quotas, fair waiting, the audit
  * log, the admin view, and reloading the token file with SIGHUP.
  *
- * Every broker here leases from 26700-26719 (a suite's own range) and reads a token file
+ * Every broker here leases from 27100-27119 (a suite's own range) and reads a token file
  * written for the test; clients are raw WebSocket connections (harness.h), so the suite
  * sees exactly what goes over the wire.
  */
@@ -36,7 +36,7 @@ static void start(const char *tokens, const char *extra1, const char *extra2, ch
 	args[n++] = "--token-file";
 	args[n++] = path;
 	args[n++] = "--ports";
-	args[n++] = "26700-26719";
+	args[n++] = "27100-27119";
 	args[n++] = "--port-quarantine-ms";
 	args[n++] = "0";
 	args[n++] = "--grace-ms";
@@ -588,4 +588,37 @@ Test(tenants, postgres_quotas_and_client_templates_are_per_tenant, .timeout = 24
 	raw_ws_close(&b);
 	BROKER_STOP(&tb);
 	test_rm_pg_state(state);
+}
+
+Test(tenants, the_servers_quota_refuses_and_recovers)
+{
+	struct raw_ws a;
+	char config[512], text[1024], flag[600], *lid;
+	const char *dir = getenv("FXB_TEST_SERVERS");
+	json_t *r, *data, *one;
+
+	cr_assert(dir && *dir, "FXB_TEST_SERVERS is not set (run through make integration)");
+	snprintf(text, sizeof(text), "{\"servers\": {\"api\": {\"command\": [\"%s/httpd\", \"--port\","
+	    " \"{port}\"], \"ready\": [{\"type\": \"tcp\"}]}}}", dir);
+	cr_assert_eq(temp_file(config, sizeof(config), "config", text), 0);
+	snprintf(flag, sizeof(flag), "--config=%s", config);
+	start("tok-a team-a servers=1\n", flag, NULL, NULL, 0);
+	connect_as(&a, "tok-a");
+	one = json_pack("{s:{s:{s:s, s:s}}}", "fixtures", "web", "kind", "server", "template", "api");
+	r = raw_rpc_call(&a, "lease.acquire", json_deep_copy(one));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	lid = strdup(json_string_value(json_object_get(raw_rpc_result(r), "lease")));
+	json_decref(r);
+	r = raw_rpc_call(&a, "lease.acquire", json_deep_copy(one));
+	data = expect_error(r, "QUOTA_EXCEEDED", "a second server of 1");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "servers");
+	json_decref(r);
+	json_decref(raw_rpc_call(&a, "lease.release", json_pack("{s:s}", "lease", lid)));
+	r = raw_rpc_call(&a, "lease.acquire", json_deep_copy(one));
+	cr_assert_not_null(raw_rpc_result(r), "room again after the release: %s", json_dumps(r, 0));
+	json_decref(r);
+	json_decref(one);
+	free(lid);
+	raw_ws_close(&a);
+	BROKER_STOP(&tb);
 }
