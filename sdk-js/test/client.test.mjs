@@ -76,7 +76,7 @@ describe('leases', () => {
     try {
       const lease = await c.acquire({ fixtures: { http: { kind: 'port' }, grpc: 'port' } });
       assert.ok(lease instanceof Lease);
-      assert.match(lease.id, /^l-\d+$/);
+      assert.match(lease.id, /^l-\d+-[0-9a-f]{12}$/);
       assert.deepEqual(Object.keys(lease.fixtures).sort(), ['grpc', 'http']);
       for (const f of Object.values(lease.fixtures)) {
         assert.deepEqual(Object.keys(f).sort(), ['host', 'kind', 'port']);
