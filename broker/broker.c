@@ -59,13 +59,13 @@ reload(struct broker *b)
 	}
 	if (tenants_reload(b->tenants, b->cfg.token_file, &err) == -1) {
 		log_warnx("SIGHUP: the token file is kept as it was: %s", err.text);
-		audit_event("tokens.reload", json_pack("{s:b, s:s}", "ok", 0, "error", err.text));
+		audit_event(b->audit, "tokens.reload", json_pack("{s:b, s:s}", "ok", 0, "error", err.text));
 		error_clear(&err);
 		return;
 	}
 	closed = sessions_revoke(b, "its token was removed from the token file");
 	log_info("SIGHUP: token file read again; %zu session(s) closed", closed);
-	audit_event("tokens.reload", json_pack("{s:b, s:I}", "ok", 1, "sessions_closed",
+	audit_event(b->audit, "tokens.reload", json_pack("{s:b, s:I}", "ok", 1, "sessions_closed",
 	    (json_int_t)closed));
 }
 
@@ -126,7 +126,7 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 		goto fail;
 	if (methods_load(err) == -1)
 		goto fail;
-	if (cfg->audit_log[0] && audit_open(cfg->audit_log, err) == -1)
+	if (cfg->audit_log[0] && !(b->audit = audit_open(cfg->audit_log, err)))
 		goto fail;
 	if (loop_start(b, wake, metrics_routes, err) == -1)
 		goto fail;
@@ -165,8 +165,7 @@ broker_free(struct broker *b)
 		close(b->instance_lock);
 	ports_free(b->ports);
 	tenants_free(b->tenants);
-	if (b->cfg.audit_log[0])
-		audit_close();
+	audit_free(b->audit);
 	sessions_free(b->sessions);
 	rpc_free(b->rpc);
 	free(b);

@@ -33,6 +33,7 @@ struct portserver;
 struct integresql;
 struct rpc;
 struct sessions;
+struct audit;
 
 struct broker {
 	struct config cfg; /* its json sections are borrowed from the caller's config */
@@ -44,6 +45,7 @@ struct broker {
 	struct lws_vhost *vhost;
 
 	struct tenants *tenants; /* tokens, tenants and quotas (tenant.h); never NULL */
+	struct audit *audit;      /* the audit log (audit.h), or NULL */
 	int need_token;           /* 0: no token file, every session is trusted (and admin) */
 	struct ports *ports;
 	struct leases *leases;

@@ -175,10 +175,20 @@ tpl_remove(struct integresql *is, const char *hash)
 static struct lease *
 db_lease(struct integresql *is, unsigned long long id)
 {
-	char lid[32];
+	return lease_by_number(is->b, id);
+}
 
-	snprintf(lid, sizeof lid, "l-%llu", id);
-	return lease_find(is->b, lid);
+/* The wire id of test database id's lease into lid (one the broker does not hold when
+ * the lease is gone, which lease.release answers with released: false). */
+static void
+db_lid(struct integresql *is, unsigned long long id, char *lid, size_t len)
+{
+	struct lease *l = db_lease(is, id);
+
+	if (l)
+		snprintf(lid, len, "%s", l->lid);
+	else
+		snprintf(lid, len, "l-%llu", id);
 }
 
 static void
@@ -652,8 +662,8 @@ template_route(struct integresql *is, struct http_request *r, const char *method
 		}
 		*p = d->next;
 		if (db_lease(is, d->id)) {
-			char lid[32];
-			snprintf(lid, sizeof lid, "l-%llu", d->id);
+			char lid[48];
+			db_lid(is, d->id, lid, sizeof lid);
 			call(is, NULL, C_IGNORE, hash, "lease.release", json_pack("{s:s}", "lease", lid));
 		}
 		db_free(d);
@@ -673,7 +683,7 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
     const char *hash, const char *rest)
 {
 	const struct config *cfg = &is->b->cfg;
-	char idtext[24], lid[32];
+	char idtext[24], lid[48];
 	unsigned long long id;
 	struct isql_tpl *t = tpl_get(is, hash);
 	struct isql_call *c;
@@ -748,7 +758,7 @@ tests_route(struct integresql *is, struct http_request *r, const char *method,
 	}
 	/* Recreate: the broker drops the clone and its warm pool hands out fresh ones. */
 	db_remove(is, id);
-	snprintf(lid, sizeof lid, "l-%llu", id);
+	db_lid(is, id, lid, sizeof lid);
 	call(is, r, C_RETURN, hash, "lease.release", json_pack("{s:s}", "lease", lid));
 }
 

@@ -68,7 +68,7 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 		if (token ? !tenants_check(b->tenants, token, &ref) : !ref.tenant) {
 			error_set(err, ERR_UNAUTHENTICATED, token ? "unauthenticated: the token is not valid"
 			    : "unauthenticated: this broker needs a token");
-			audit_event("auth.fail", json_pack("{s:s, s:s, s:s}", "session", s->sid, "peer",
+			audit_event(b->audit, "auth.fail", json_pack("{s:s, s:s, s:s}", "session", s->sid, "peer",
 			    s->peer_addr, "via", token ? "session.hello" : "none"));
 			return NULL;
 		}

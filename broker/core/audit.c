@@ -1,4 +1,4 @@
-/* audit.c: the audit log's one file. The loop is the only writer. */
+/* audit.c: the audit log's file. The loop is its only writer. */
 #include <errno.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -9,46 +9,56 @@
 #include "core/audit.h"
 #include "core/log.h"
 
-static FILE *audit_file;
+struct audit {
+	FILE *f;
+};
 
-int
+struct audit *
 audit_open(const char *path, struct fxb_error *err)
 {
-	audit_close();
+	struct audit *a = calloc(1, sizeof *a);
+
+	if (!a) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return NULL;
+	}
 	if (!strcmp(path, "-")) {
-		audit_file = stderr;
-		return 0;
+		a->f = stderr;
+		return a;
 	}
-	if (!(audit_file = fopen(path, "ae"))) {
+	if (!(a->f = fopen(path, "ae"))) {
 		error_set(err, ERR_INTERNAL, "audit_log: cannot open %s: %s", path, strerror(errno));
-		return -1;
+		free(a);
+		return NULL;
 	}
-	return 0;
+	return a;
 }
 
 void
-audit_close(void)
+audit_free(struct audit *a)
 {
-	if (audit_file && audit_file != stderr)
-		fclose(audit_file);
-	audit_file = NULL;
+	if (!a)
+		return;
+	if (a->f != stderr)
+		fclose(a->f);
+	free(a);
 }
 
 int
-audit_enabled(void)
+audit_enabled(const struct audit *a)
 {
-	return audit_file != NULL;
+	return a != NULL;
 }
 
 void
-audit_event(const char *event, json_t *fields)
+audit_event(struct audit *a, const char *event, json_t *fields)
 {
 	json_t *line;
 	char ts[96], *text;
 	struct timeval tv;
 	struct tm tm;
 
-	if (!audit_file) {
+	if (!a) {
 		json_decref(fields);
 		return;
 	}
@@ -65,8 +75,8 @@ audit_event(const char *event, json_t *fields)
 		log_warnx("audit: out of memory, an %s event is lost", event);
 		return;
 	}
-	fprintf(audit_file, "%s\n", text);
-	fflush(audit_file);
+	fprintf(a->f, "%s\n", text);
+	fflush(a->f);
 	free(text);
 	json_decref(line);
 }

@@ -564,9 +564,9 @@ fixtures_kinds(const struct fixture *fx, size_t n)
 static void
 audit_acquire(const struct session *s, const struct lease_request *req)
 {
-	if (!audit_enabled())
+	if (!audit_enabled(s->broker->audit))
 		return;
-	audit_event("lease.acquire", json_pack("{s:s, s:s, s:o, s:O?, s:I}", "session", s->sid,
+	audit_event(s->broker->audit, "lease.acquire", json_pack("{s:s, s:s, s:o, s:O?, s:I}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "fixtures", fixtures_kinds(req->fixtures,
 	    req->nfixtures), "labels", req->labels, "wait_ms", (json_int_t)req->wait_ms));
 }
@@ -574,9 +574,9 @@ audit_acquire(const struct session *s, const struct lease_request *req)
 static void
 audit_grant(const struct lease *l)
 {
-	if (!audit_enabled())
+	if (!audit_enabled(l->broker->audit))
 		return;
-	audit_event("lease.grant", json_pack("{s:s, s:s, s:s, s:o, s:O?, s:I}", "session",
+	audit_event(l->broker->audit, "lease.grant", json_pack("{s:s, s:s, s:s, s:o, s:O?, s:I}", "session",
 	    l->session ? l->session->sid : "", "tenant", l->tenant->name, "lease", l->lid,
 	    "fixtures", fixtures_kinds(l->fixtures, l->nfixtures), "labels", l->labels,
 	    "ms", (json_int_t)(now_ms() - l->created_ms)));
@@ -585,7 +585,7 @@ audit_grant(const struct lease *l)
 static void
 audit_quota(const struct session *s, const struct fxb_error *err)
 {
-	audit_event("quota.refused", json_pack("{s:s, s:s, s:s, s:O?}", "session", s->sid,
+	audit_event(s->broker->audit, "quota.refused", json_pack("{s:s, s:s, s:s, s:O?}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "peer", s->peer_addr, "quota", err->data));
 }
 
@@ -759,7 +759,7 @@ fixture_failed(struct broker *b, struct fixture *f, const struct fxb_error *err)
 	}
 	call = l->call;
 	l->call = NULL;
-	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "session",
+	audit_event(b->audit, "lease.fail", json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "session",
 	    l->session->sid, "tenant", l->tenant->name, "lease", l->lid, "fixture", f->name,
 	    "error", error_name(err->code), "code", err->code));
 	rpc_call_fail(call, err);
@@ -797,7 +797,7 @@ deadline_passed(lws_sorted_usec_list_t *sul)
 	struct fxb_error err = { 0 };
 
 	exhausted(b, w->s, &w->req, now_ms() - rpc_call_started_ms(w->call), &err);
-	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", w->s->sid,
+	audit_event(b->audit, "lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", w->s->sid,
 	    "tenant", w->s->token.tenant->name, "error", error_name(err.code), "code", err.code));
 	waiter_unlink(b->leases, w);
 	rpc_call_fail(w->call, &err);
@@ -937,7 +937,7 @@ fail:
 	request_refund(b, req);
 	lease_request_clear(req);
 audit_fail:
-	audit_event("lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", s->sid, "tenant",
+	audit_event(b->audit, "lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", s->sid, "tenant",
 	    s->token.tenant->name, "error", error_name(err->code), "code", err->code));
 	return NULL;
 }
@@ -957,6 +957,14 @@ lease_find(struct broker *b, const char *lid)
 	l = idmap_get(b->leases->by_id, id);
 	/* The number finds it; the whole id, random part included, must match. */
 	return l && l->state == LEASE_HELD && secret_equal(l->lid, lid) ? l : NULL;
+}
+
+struct lease *
+lease_by_number(struct broker *b, uint64_t id)
+{
+	struct lease *l = idmap_get(b->leases->by_id, id);
+
+	return l && l->state == LEASE_HELD ? l : NULL;
 }
 
 struct lease *
@@ -1075,7 +1083,7 @@ lease_release(struct broker *b, struct lease *l, const char *reason)
 	tenant_refund(&ls->total, l->charge);
 	memset(l->charge, 0, sizeof l->charge);
 	log_debug("lease %s of session %s released: %s", l->lid, s->sid, reason);
-	audit_event("lease.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
+	audit_event(b->audit, "lease.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
 	    "tenant", l->tenant->name, "lease", l->lid, "reason", reason));
 	/* Into the stopping list until every fixture stops. */
 	list_push(&ls->stopping, l);

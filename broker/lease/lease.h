@@ -158,6 +158,9 @@ json_t *lease_reset(struct broker *b, struct session *s, struct rpc_call *call,
 
 /* Looks a held lease up by its wire id; NULL if the broker does not hold it. */
 struct lease *lease_find(struct broker *b, const char *lid);
+/* Looks a held lease up by its number alone (l->id): for the broker's own sessions (the
+ * IntegreSQL API's test database ids), never for an id a client sent. */
+struct lease *lease_by_number(struct broker *b, uint64_t id);
 /* s's lease with wire id lid, or NULL with err set: LEASE_NOT_FOUND when the broker holds
  * no such lease, LEASE_NOT_OWNED when another session holds it. */
 struct lease *lease_owned(struct broker *b, struct session *s, const char *lid,

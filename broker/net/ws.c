@@ -326,7 +326,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 
 			lws_get_peer_simple(wsi, peer, sizeof peer);
 			log_warnx("refused a connection: wrong bearer token");
-			audit_event("auth.fail", json_pack("{s:s, s:s}", "peer", peer, "via", "bearer"));
+			audit_event(b->audit, "auth.fail", json_pack("{s:s, s:s}", "peer", peer, "via", "bearer"));
 			refuse_upgrade(wsi, 401, "Unauthorized", "wrong bearer token");
 			return 1;
 		}
@@ -347,7 +347,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			return -1;
 		}
 		lws_get_peer_simple(wsi, c->s->peer_addr, sizeof c->s->peer_addr);
-		audit_event("session.open", json_pack("{s:s, s:s, s:s}", "session", c->s->sid,
+		audit_event(b->audit, "session.open", json_pack("{s:s, s:s, s:s}", "session", c->s->sid,
 		    "tenant", b->need_token ? "" : c->s->token.tenant->name, "peer", c->s->peer_addr));
 		if (b->need_token && bearer(b, wsi, &ref) == 1 &&
 		    session_authenticate(b, c->s, &ref, &err) == -1) {
