@@ -6,6 +6,7 @@
 #include "broker.h"
 #include "core/audit.h"
 #include "core/clock.h"
+#include "fixtures/pg/pg.h"
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "tenant/tenant.h"
@@ -81,9 +82,9 @@ admin_view_json(struct broker *b)
 		    "connected", s->conn != NULL, "admin", s->token.admin,
 		    "leases", (json_int_t)s->lease_count, "age_ms", (json_int_t)(now - s->created_ms)));
 	}
-	return json_pack("{s:o, s:o, s:o, s:o}", "tenants", tenants, "totals",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o*}", "tenants", tenants, "totals",
 	    leases_totals_json(b->leases), "sessions_list", sessions, "leases_list",
-	    all_leases(b, now));
+	    all_leases(b, now), "postgres", pg_status_all(b->pg));
 }
 
 static int

@@ -18,8 +18,9 @@ struct session;
  * with *admin set when it may see everything. authorization is the header's value. */
 int admin_http_access(struct broker *b, const char *authorization, int *admin);
 
-/* {"tenants": [...], "totals": {...}, "sessions_list": [...], "leases_list": [...]}: every tenant's
- * limits and use, every session, every acquiring or held lease with its labels and age. */
+/* {"tenants": [...], "totals": {...}, "sessions_list": [...], "leases_list": [...],
+ * "postgres": {...}}: every tenant's limits and use, every session, every acquiring or held
+ * lease with its labels and age, and pg.status with every tenant's templates and pools. */
 json_t *admin_view_json(struct broker *b);
 /* admin.leases: {"leases": [...]} as admin_view_json() lists them. */
 json_t *admin_leases(struct broker *b, struct session *s, struct fxb_error *err);

@@ -32,6 +32,11 @@
   function render(st) {
     var p = st.ports;
     fill("pools", [["ports " + p.first + "-" + p.last, p.size, p.free, p.leased, p.quarantined, st.waiting]]);
+    var pg = st.postgres || {};
+    fill("pgpools", (pg.templates || []).map(function (t) {
+      var d = t.database_pool, s = t.schema_pool;
+      return [t.template, t.state, d.ready, d.leased, d.cloning, d.waiting, s.ready, s.leased];
+    }));
     var full = Array.isArray(st.leases_list);
     $("login").hidden = full;
     fill("tenants", (st.tenants || []).map(function (t) {

@@ -529,8 +529,8 @@ Test(tenants, postgres_quotas_and_client_templates_are_per_tenant, .timeout = 24
 
 	snprintf(state, sizeof(state), "%s/tenants-pg-%d", log && *log ? log : "/tmp", (int)getpid());
 	snprintf(flag, sizeof(flag), "--state-dir=%s", state);
-	start("tok-a team-a databases=1 pg_connections=15 builds=1\ntok-b team-b\n", flag, NULL,
-	    NULL, 0);
+	start("tok-a team-a databases=1 pg_connections=15 builds=1\ntok-b team-b\n"
+	    "tok-op ops admin=true\n", flag, NULL, NULL, 0);
 	connect_as(&a, "tok-a");
 	connect_as(&a2, "tok-a");
 	connect_as(&b, "tok-b");
@@ -566,6 +566,20 @@ Test(tenants, postgres_quotas_and_client_templates_are_per_tenant, .timeout = 24
 	json_decref(r);
 	cr_assert_eq(templates_named(&a, "tenant-hash-1"), 1, "team-a sees its own only");
 	cr_assert_eq(templates_named(&b, "tenant-hash-1"), 1, "team-b sees its own only");
+	{
+		char *body = NULL;
+		json_t *st, *t;
+		size_t i;
+		int n = 0;
+
+		cr_assert_eq(http_get_auth(tb.port, "/status", "Bearer tok-op", &body), 200);
+		st = json_loads(body, 0, NULL);
+		json_array_foreach(json_object_get(json_object_get(st, "postgres"), "templates"), i, t)
+			n += !strcmp(json_string_value(json_object_get(t, "template")), "tenant-hash-1");
+		cr_assert_eq(n, 2, "the admin view lists both tenants' builds: %s", body);
+		json_decref(st);
+		free(body);
+	}
 	r = raw_rpc_call(&b, "pg.template.finish", json_pack("{s:s}", "hash", "tenant-hash-1"));
 	json_decref(r);
 
