@@ -42,10 +42,10 @@ lease_admin_json(const struct lease *l, uint64_t now)
 
 	for (size_t i = 0; i < l->nfixtures; i++)
 		json_object_set_new(kinds, l->fixtures[i].name, json_string(l->fixtures[i].kind->name));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:o, s:I}", "lease", l->lid,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I}", "lease", l->lid,
 	    "state", l->state == LEASE_HELD ? "held" : "acquiring", "tenant", l->tenant->name,
 	    "session", s ? s->sid : "", "client", s ? s->client : "",
-	    "labels", l->labels ? l->labels : json_object(), "fixtures", kinds,
+	    "labels", l->labels ? json_incref(l->labels) : json_object(), "fixtures", kinds,
 	    "age_ms", (json_int_t)(now - l->created_ms));
 }
 
@@ -76,9 +76,9 @@ admin_view_json(struct broker *b)
 	for (struct session *s = sessions_first(b->sessions); s; s = s->next) {
 		if (!s->peer.authenticated)
 			continue;
-		json_array_append_new(sessions, json_pack("{s:s, s:s, s:s, s:s, s:O, s:b, s:b, s:I, s:I}",
+		json_array_append_new(sessions, json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:b, s:I, s:I}",
 		    "session", s->sid, "tenant", s->token.tenant->name, "client", s->client,
-		    "peer", s->peer_addr, "labels", s->labels ? s->labels : json_object(),
+		    "peer", s->peer_addr, "labels", s->labels ? json_incref(s->labels) : json_object(),
 		    "connected", s->conn != NULL, "admin", s->token.admin,
 		    "leases", (json_int_t)s->lease_count, "age_ms", (json_int_t)(now - s->created_ms)));
 	}

@@ -190,6 +190,7 @@ static char *
 get_status(struct broker *b, const char *auth, int *status, size_t *len)
 {
 	json_t *st;
+	char *body, *nl;
 	int admin;
 
 	if (admin_http_access(b, auth, &admin) == -1)
@@ -197,7 +198,7 @@ get_status(struct broker *b, const char *auth, int *status, size_t *len)
 	st = metrics_status_json(b);
 	if (st && admin)
 		json_object_update_new(st, admin_view_json(b));
-	char *body = st ? json_dumps(st, JSON_INDENT(2)) : NULL, *nl;
+	body = st ? json_dumps(st, JSON_INDENT(2)) : NULL;
 
 	json_decref(st);
 	if (body && (nl = realloc(body, strlen(body) + 2)))

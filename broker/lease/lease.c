@@ -566,7 +566,8 @@ audit_acquire(const struct session *s, const struct lease_request *req)
 {
 	if (!audit_enabled(s->broker->audit))
 		return;
-	audit_event(s->broker->audit, "lease.acquire", json_pack("{s:s, s:s, s:o, s:O?, s:I}", "session", s->sid,
+	audit_event(s->broker->audit, "lease.acquire",
+	    json_pack("{s:s, s:s, s:o, s:O?, s:I}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "fixtures", fixtures_kinds(req->fixtures,
 	    req->nfixtures), "labels", req->labels, "wait_ms", (json_int_t)req->wait_ms));
 }
@@ -576,7 +577,8 @@ audit_grant(const struct lease *l)
 {
 	if (!audit_enabled(l->broker->audit))
 		return;
-	audit_event(l->broker->audit, "lease.grant", json_pack("{s:s, s:s, s:s, s:o, s:O?, s:I}", "session",
+	audit_event(l->broker->audit, "lease.grant",
+	    json_pack("{s:s, s:s, s:s, s:o, s:O?, s:I}", "session",
 	    l->session ? l->session->sid : "", "tenant", l->tenant->name, "lease", l->lid,
 	    "fixtures", fixtures_kinds(l->fixtures, l->nfixtures), "labels", l->labels,
 	    "ms", (json_int_t)(now_ms() - l->created_ms)));
@@ -585,7 +587,8 @@ audit_grant(const struct lease *l)
 static void
 audit_quota(const struct session *s, const struct fxb_error *err)
 {
-	audit_event(s->broker->audit, "quota.refused", json_pack("{s:s, s:s, s:s, s:O?}", "session", s->sid,
+	audit_event(s->broker->audit, "quota.refused",
+	    json_pack("{s:s, s:s, s:s, s:O?}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "peer", s->peer_addr, "quota", err->data));
 }
 
@@ -937,7 +940,8 @@ fail:
 	request_refund(b, req);
 	lease_request_clear(req);
 audit_fail:
-	audit_event(b->audit, "lease.fail", json_pack("{s:s, s:s, s:s, s:i}", "session", s->sid, "tenant",
+	audit_event(b->audit, "lease.fail",
+	    json_pack("{s:s, s:s, s:s, s:i}", "session", s->sid, "tenant",
 	    s->token.tenant->name, "error", error_name(err->code), "code", err->code));
 	return NULL;
 }

@@ -187,7 +187,8 @@ session_close(struct broker *b, struct session *s, const char *reason)
 	if (s->counted)
 		tenant_refund1(s->token.tenant, QUOTA_SESSIONS, 1);
 	if (s->peer.authenticated) {
-		audit_event(b->audit, "session.close", json_pack("{s:s, s:s, s:s, s:s, s:I}", "session", s->sid,
+		audit_event(b->audit, "session.close",
+		    json_pack("{s:s, s:s, s:s, s:s, s:I}", "session", s->sid,
 		    "tenant", s->token.tenant->name, "peer", s->peer_addr, "reason", reason,
 		    "leases", (json_int_t)held));
 	}
@@ -230,7 +231,8 @@ session_authenticate(struct broker *b, struct session *s, const struct token_ref
     struct fxb_error *err)
 {
 	if (tenant_charge1(ref->tenant, QUOTA_SESSIONS, 1, err) == -1) {
-		audit_event(b->audit, "quota.refused", json_pack("{s:s, s:s, s:s, s:O}", "session", s->sid,
+		audit_event(b->audit, "quota.refused",
+		    json_pack("{s:s, s:s, s:s, s:O}", "session", s->sid,
 		    "tenant", ref->tenant->name, "peer", s->peer_addr, "quota", err->data));
 		return -1;
 	}
@@ -302,7 +304,8 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	(void)!idmap_put(b->sessions->by_id, fresh->id, fresh);
 	(void)!idmap_put(b->sessions->by_id, old->id, old);
 	log_info("session %s resumed with %zu lease(s)", fresh->sid, fresh->lease_count);
-	audit_event(b->audit, "session.resume", json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "session",
+	audit_event(b->audit, "session.resume",
+	    json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "session",
 	    fresh->sid, "tenant", fresh->token.tenant->name, "peer", fresh->peer_addr,
 	    "previous_peer", old->peer_addr, "other_address",
 	    strcmp(fresh->peer_addr, old->peer_addr) != 0, "leases",
