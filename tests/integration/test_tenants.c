@@ -554,6 +554,15 @@ Test(tenants, postgres_quotas_and_client_templates_are_per_tenant, .timeout = 24
 	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "pg_connections");
 	cr_assert_eq(json_integer_value(json_object_get(data, "used")), 0);
 	json_decref(r);
+	/* team-b has no limits, but all tenants together stay below the embedded cluster's
+	 * max_connections (300). */
+	r = raw_rpc_call(&b, "lease.acquire", json_pack("{s:{s:{s:s, s:i}}}", "fixtures", "db",
+	    "kind", "postgres", "connections", 1000));
+	data = expect_error(r, "QUOTA_EXCEEDED", "1000 connections on a 300-connection cluster");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "tenant")), "(all tenants)");
+	cr_assert_str_eq(json_string_value(json_object_get(data, "limit")), "pg_connections");
+	cr_assert_lt(json_integer_value(json_object_get(data, "max")), 300);
+	json_decref(r);
 
 	/* The same hash is each tenant's own template: team-b builds its own rather than
 	 * waiting for team-a's build, and neither sees the other's. */
