@@ -1,7 +1,9 @@
 # ---- make dist: the npm tarballs (fixture-broker and its platform package) ----------------
 # $(B)/dist/native/bin/fixture-broker is the broker linked for the npm package:
-# libwebsockets, jansson and libcap statically (Debian ships their .a, and the broker uses
-# lws's own poll loop, no event-library plugin), libpq and OpenSSL shared (libpq-dev ships
+# libwebsockets, jansson, libcap and libev statically (Debian ships their .a; lws's libev
+# plugin is a shared library linked to the shared lws, so this broker is built with
+# FXB_LOOP_POLL_ONLY and runs lws's own poll() loop: fine for one machine's test runs, not
+# for 10,000 workers), libpq and OpenSSL shared (libpq-dev ships
 # libpq.a without the libpgcommon/libpgport it needs, and OpenSSL must be the one libpq
 # loads), with an RPATH (DT_RPATH, which also covers the libraries' own dependencies) of
 # $ORIGIN/../lib, where deploy/dist/carry-libs.sh copies every library it loads but glibc's.
@@ -13,12 +15,17 @@
 # shared libraries, and runs a Jest 30 suite there (sdk-js/test/dist/run.sh).
 DIST := $(B)/dist
 DIST_NATIVE := $(DIST)/native
-DIST_STATIC := -lwebsockets -ljansson -lcap
+DIST_STATIC := -lwebsockets -ljansson -lcap -lev
 DIST_SHARED := -lpq -lssl -lcrypto -lpthread -ldl -lm
 
 .PHONY: dist dist-test dist-bench
 
-$(DIST_NATIVE)/bin/fixture-broker: $(B)/obj/broker/main.o $(BROKER_OBJ)
+$(DIST_NATIVE)/obj/loop.o: broker/net/loop.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFXB_LOOP_POLL_ONLY -c -o $@ $<
+
+$(DIST_NATIVE)/bin/fixture-broker: $(B)/obj/broker/main.o \
+		$(filter-out $(B)/obj/broker/net/loop.o,$(BROKER_OBJ)) $(DIST_NATIVE)/obj/loop.o
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@ (for the npm package)"
 	@$(CC) $(ALL_CFLAGS) -s -o $@ $^ $(LDFLAGS) -Wl,-Bstatic $(DIST_STATIC) -Wl,-Bdynamic \

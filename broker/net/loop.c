@@ -144,6 +144,7 @@ raise_fd_limit(void)
  * exports it: -Wl,--export-dynamic-symbol in the Makefile), so the plugin calls it: a
  * start of an active watcher becomes a restart at the time just set, which ev_timer_set
  * left relative in w->at. Other starts go straight to libev's. */
+#ifndef FXB_LOOP_POLL_ONLY
 void
 ev_timer_start(struct ev_loop *loop, ev_timer *w) EV_NOEXCEPT
 {
@@ -159,6 +160,7 @@ ev_timer_start(struct ev_loop *loop, ev_timer *w) EV_NOEXCEPT
 	}
 	real(loop, w);
 }
+#endif
 
 /* lws watches signals itself only on a loop of its own; a foreign loop gets none, and
  * signals come through the signalfd. Set anyway, so lws never stops the loop on its own. */
@@ -249,6 +251,11 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	 * not export the loop it would make itself, and the broker turns the loop one step at
 	 * a time). EVFLAG_NOSIGMASK: libev leaves the signal mask alone; signals stay blocked
 	 * for the signalfd. */
+#ifdef FXB_LOOP_POLL_ONLY
+	/* The npm package's broker (mk/dist.mk) links libwebsockets statically: lws's libev
+	 * plugin, a shared library linked to the shared lws, must never load into it. */
+	evlib = "poll";
+#endif
 	if (b->cfg.listen_port >= 0 && !(evlib && !strcmp(evlib, "poll"))) {
 		if (!(l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK))) {
 			error_set(err, ERR_INTERNAL, "cannot make the event loop (libev on epoll)");
