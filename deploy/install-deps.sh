@@ -11,7 +11,7 @@
 # certificates its TLS tests make, chromium (headless) for the status page's test.
 set -eu
 
-PKGS="libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl chromium"
+PKGS="libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev libcriterion-dev libpq-dev pkg-config gcc make iproute2 openssl chromium clang libclang-rt-14-dev"
 PG_SERVER="postgresql-15"
 
 # After the packages (postgresql-common makes the user when it installs).
