@@ -334,6 +334,6 @@ const struct rpc_method methods_table[] = {
 	{ "broker.status", method_broker_status, 1 },
 	{ "admin.leases", method_admin_leases, 1 },
 	{ "admin.release", method_admin_release, 1 },
-	{ "rpc.discover", method_rpc_discover, 0 },
+	{ "rpc.discover", method_rpc_discover, 1 },
 	{ NULL, NULL, 0 },
 };

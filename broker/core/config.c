@@ -31,6 +31,11 @@ config_defaults(struct config *cfg)
 	cfg->max_fixtures = 64;
 	cfg->heartbeat_ms = 5000;
 	cfg->dead_after_ms = 15000;
+	cfg->auth_timeout_ms = 5000;
+	cfg->max_reply_queue_bytes = 4 * 1024 * 1024;
+	cfg->reply_stall_ms = 30000;
+	cfg->max_batch_calls = 100;
+	cfg->max_batch_reply_bytes = 1024 * 1024;
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->integresql_ttl_ms = 600000;
 	cfg->integresql_wait_ms = 60000; /* IntegreSQL's INTEGRESQL_TEST_DB_GET_TIMEOUT_MS */
@@ -174,6 +179,13 @@ static const struct {
 	{ "max_fixtures_per_lease", offsetof(struct config, max_fixtures), 1, 4096, 0 },
 	{ "heartbeat_ms", offsetof(struct config, heartbeat_ms), 0, 3600000, 0 },
 	{ "dead_after_ms", offsetof(struct config, dead_after_ms), 100, 86400000, 0 },
+	{ "auth_timeout_ms", offsetof(struct config, auth_timeout_ms), 0, 3600000, 0 },
+	{ "max_reply_queue_bytes", offsetof(struct config, max_reply_queue_bytes), 65536,
+	    1024L * 1024 * 1024, 1 },
+	{ "reply_stall_ms", offsetof(struct config, reply_stall_ms), 100, 3600000, 0 },
+	{ "max_batch_calls", offsetof(struct config, max_batch_calls), 1, 100000, 0 },
+	{ "max_batch_reply_bytes", offsetof(struct config, max_batch_reply_bytes), 1024,
+	    1024L * 1024 * 1024, 1 },
 	{ "portserver.lease_ttl_ms", offsetof(struct config, portserver_ttl_ms), 0, 604800000, 0 },
 	{ "integresql.enabled", offsetof(struct config, integresql_enabled), 0, 1, 0 },
 	{ "status.require_token", offsetof(struct config, status_require_token), 0, 1, 0 },

@@ -36,6 +36,12 @@ struct config {
 	int max_fixtures;
 	int heartbeat_ms;  /* ping every session this often; 0: never */
 	int dead_after_ms; /* close a session that has sent nothing (a pong included) this long */
+	/* Limits on what one connection costs (ws.c, rpc.c). */
+	int auth_timeout_ms;          /* close a connection not authenticated by then; 0: never */
+	size_t max_reply_queue_bytes; /* replies queued to one connection before it is not read */
+	int reply_stall_ms;           /* close a connection over that cap this long */
+	int max_batch_calls;          /* requests in one batch */
+	size_t max_batch_reply_bytes; /* a batch's replies; calls past it are not run */
 	enum log_level log_level;
 	char state_dir[PATH_MAX]; /* default: $XDG_CACHE_HOME or ~/.cache, /fixture-broker */
 	char pg_url[1024];        /* admin URL; empty: the embedded cluster */

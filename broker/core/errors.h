@@ -27,6 +27,9 @@ enum fxb_code {
 	ERR_FIXTURE_NOT_RESETTABLE = 1009,
 	ERR_QUOTA_EXCEEDED = 1010,
 	ERR_NOT_ADMIN = 1011,
+	/* 102x: limits on what one connection may cost (rpc.c). */
+	ERR_BATCH_TOO_LARGE = 1020,
+	ERR_BATCH_REPLY_TOO_LARGE = 1021,
 
 	ERR_PORTS_EXHAUSTED = 1101,
 	/* 12xx: PostgreSQL fixtures (pg.c); 13xx: server fixtures (servers.c). */

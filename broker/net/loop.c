@@ -270,6 +270,8 @@ loop_start(struct broker *b, loop_wake_fn wake, const struct http_route *routes,
 	info.ka_probes = 4;
 	info.ka_interval = 10;
 	info.timeout_secs = 10;
+	/* Room for an Authorization header past ws.c's cap, so that one is answered 431. */
+	info.max_http_header_data = 16384;
 	if (!(b->ctx = lws_create_context(&info))) {
 		error_set(err, ERR_INTERNAL, "listen: cannot listen on %s:%d%s", b->cfg.listen_host,
 		    b->cfg.listen_port, l->ev ? ", or libwebsockets cannot load its libev plugin "

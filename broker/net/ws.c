@@ -25,7 +25,8 @@
 #include "util/addr.h"
 
 #define TX_CHUNK (64 * 1024)
-#define TX_HIGH_WATER 64 /* queued replies before we stop reading from the client */
+/* The longest Authorization header read; a longer one is answered 431, not ignored. */
+#define BEARER_MAX 4096
 
 struct msg {
 	struct msg *next;
@@ -40,8 +41,11 @@ struct conn {
 	char *rx;
 	size_t rx_len, rx_cap;
 	struct msg *head, *tail;
-	size_t queued;
+	size_t queued_bytes; /* over max_reply_queue_bytes: the client is not read */
 	int throttled;
+	/* Close c when it is still not authenticated after auth_timeout_ms, or when it has
+	 * been throttled for reply_stall_ms. */
+	lws_sorted_usec_list_t auth_timer, stall_timer;
 	int closing, close_code;
 	char close_reason[64];
 	/* Liveness: a ping every heartbeat_ms; anything received (a pong included) is a sign
@@ -70,6 +74,34 @@ conn_close_later(struct conn *c, int code, const char *reason)
 	lws_callback_on_writable(c->wsi);
 }
 
+/* c's client has read none of its replies for reply_stall_ms while they passed
+ * max_reply_queue_bytes: it is dropped, without a close handshake it would not read. */
+static void
+stalled(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, stall_timer);
+
+	if (!c->throttled)
+		return;
+	log_info("session %s: %zu bytes of replies unread for %d ms (max_reply_queue_bytes %zu): "
+	    "dropping the connection", c->s ? c->s->sid : "-", c->queued_bytes,
+	    c->b->cfg.reply_stall_ms, c->b->cfg.max_reply_queue_bytes);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
+}
+
+/* auth_timeout_ms after the upgrade: a session that has not authenticated is closed. */
+static void
+auth_deadline(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, auth_timer);
+
+	if (!c->s || c->s->peer.authenticated)
+		return;
+	log_info("session %s: not authenticated after auth_timeout_ms (%d): closing it",
+	    c->s->sid, c->b->cfg.auth_timeout_ms);
+	conn_close_later(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication timeout");
+}
+
 static void
 conn_send(void *conn, char *text, size_t len)
 {
@@ -91,9 +123,12 @@ conn_send(void *conn, char *text, size_t len)
 	else
 		c->head = m;
 	c->tail = m;
-	if (++c->queued > TX_HIGH_WATER && !c->throttled) {
+	c->queued_bytes += len;
+	if (c->queued_bytes > c->b->cfg.max_reply_queue_bytes && !c->throttled) {
 		c->throttled = 1;
 		lws_rx_flow_control(c->wsi, 0);
+		lws_sul_schedule(lws_get_context(c->wsi), 0, &c->stall_timer, stalled,
+		    (lws_usec_t)c->b->cfg.reply_stall_ms * LWS_US_PER_MS);
 	}
 	lws_callback_on_writable(c->wsi);
 }
@@ -262,9 +297,11 @@ on_writeable(struct conn *c)
 		c->head = m->next;
 		if (!c->head)
 			c->tail = NULL;
+		c->queued_bytes -= m->len;
 		free(m); /* no permessage-deflate, so lws needs nothing of it after the write */
-		if (--c->queued <= TX_HIGH_WATER / 2 && c->throttled) {
+		if (c->throttled && c->queued_bytes <= c->b->cfg.max_reply_queue_bytes / 2) {
 			c->throttled = 0;
+			lws_sul_cancel(&c->stall_timer);
 			lws_rx_flow_control(c->wsi, 1);
 		}
 	}
@@ -274,14 +311,21 @@ on_writeable(struct conn *c)
 }
 
 /* Reads the bearer token of the upgrade request; 1 if present and valid (ref filled when
- * not NULL), 0 if absent, -1 if present and wrong. */
+ * not NULL), 0 if absent, -1 if present and wrong, -2 if longer than BEARER_MAX (never
+ * taken for absent). */
 static int
 bearer(struct broker *b, struct lws *wsi, struct token_ref *ref)
 {
-	char hdr[512];
-	int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION), ok;
+	char hdr[BEARER_MAX + 1];
+	int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION), n, ok;
 
-	if (n <= 0)
+	if (total > BEARER_MAX)
+		return -2;
+	if (total <= 0)
+		return 0;
+	if ((n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION)) < 0)
+		return -2;
+	if (n == 0)
 		return 0;
 	if (strncasecmp(hdr, "Bearer ", 7) != 0)
 		return -1;
@@ -321,7 +365,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			refuse_upgrade(wsi, 503, "Service Unavailable", "shutting down");
 			return 1;
 		}
-		if (b->need_token && bearer(b, wsi, NULL) == -1) {
+		switch (b->need_token ? bearer(b, wsi, NULL) : 0) {
+		case -1: {
 			char peer[64] = "";
 
 			lws_get_peer_simple(wsi, peer, sizeof peer);
@@ -330,10 +375,16 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			refuse_upgrade(wsi, 401, "Unauthorized", "wrong bearer token");
 			return 1;
 		}
+		case -2:
+			log_warnx("refused a connection: Authorization header over %d bytes", BEARER_MAX);
+			refuse_upgrade(wsi, 431, "Request Header Fields Too Large",
+			    "Authorization header too long");
+			return 1;
+		}
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* cb_http has answered a refused upgrade already; this is the backstop. */
-		if (leases_draining(b->leases) || (b->need_token && bearer(b, wsi, NULL) == -1))
+		if (leases_draining(b->leases) || (b->need_token && bearer(b, wsi, NULL) < 0))
 			return 1;
 		break;
 	case LWS_CALLBACK_ESTABLISHED: {
@@ -358,6 +409,9 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		}
 		(void)addr_local_host(lws_get_socket_fd(wsi), c->s->host, sizeof c->s->host);
 		heartbeat_start(c);
+		if (!c->s->peer.authenticated && b->cfg.auth_timeout_ms > 0)
+			lws_sul_schedule(lws_get_context(wsi), 0, &c->auth_timer, auth_deadline,
+			    (lws_usec_t)b->cfg.auth_timeout_ms * LWS_US_PER_MS);
 		break;
 	}
 	case LWS_CALLBACK_RECEIVE:
@@ -370,6 +424,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		return on_writeable(c);
 	case LWS_CALLBACK_CLOSED:
 		lws_sul_cancel(&c->beat);
+		lws_sul_cancel(&c->auth_timer);
+		lws_sul_cancel(&c->stall_timer);
 		conn_free_buffers(c);
 		if (c->s) {
 			struct session *s = c->s;

@@ -420,23 +420,62 @@ fail:
 	return reply;
 }
 
+/* The reply to call i of a batch that was not run because the replies before it reached
+ * max_batch_reply_bytes. */
+static json_t *
+refuse_over_reply_cap(struct broker *b, json_t *id, size_t i)
+{
+	struct fxb_error err = { 0 };
+	json_t *reply;
+
+	if (!valid_id(id))
+		id = json_null();
+	error_set_data(&err, ERR_BATCH_REPLY_TOO_LARGE, json_pack("{s:I, s:I}", "limit",
+	    (json_int_t)b->cfg.max_batch_reply_bytes, "index", (json_int_t)i),
+	    "batch reply too large: the replies before this call reached max_batch_reply_bytes "
+	    "(%zu); it was not run", b->cfg.max_batch_reply_bytes);
+	reply = reply_new(id, NULL, &err);
+	error_clear(&err);
+	return reply;
+}
+
 static char *
 handle_batch(struct broker *b, struct rpc_peer *p, json_t *reqs)
 {
-	struct batch *bt = calloc(1, sizeof *bt);
-	size_t i, slot = 0;
+	struct batch *bt;
+	size_t i, slot = 0, bytes = 0;
 	json_t *req;
 	int open;
 
-	if (!bt || !(bt->replies = json_array())) {
+	if (json_array_size(reqs) > (size_t)b->cfg.max_batch_calls) {
+		struct fxb_error err = { 0 };
+		char *out;
+		error_set_data(&err, ERR_BATCH_TOO_LARGE, json_pack("{s:i, s:I}", "limit",
+		    b->cfg.max_batch_calls, "calls", (json_int_t)json_array_size(reqs)),
+		    "batch too large: %zu requests, max_batch_calls is %d; none was run",
+		    json_array_size(reqs), b->cfg.max_batch_calls);
+		out = dump(reply_new(NULL, NULL, &err));
+		error_clear(&err);
+		return out;
+	}
+	if (!(bt = calloc(1, sizeof *bt)) || !(bt->replies = json_array())) {
 		free(bt);
 		return NULL;
 	}
 	bt->p = p;
 	bt->open = 1; /* held by this function until every call has been started */
 	json_array_foreach(reqs, i, req) {
-		json_t *reply = handle_one(b, p, req, bt, slot, &open);
+		json_t *reply;
+		if (bytes >= b->cfg.max_batch_reply_bytes) {
+			/* Past the cap the calls are not run; those with an id say so. */
+			if (!json_is_object(req) || !json_object_get(req, "id"))
+				continue;
+			reply = refuse_over_reply_cap(b, json_object_get(req, "id"), i);
+		} else {
+			reply = handle_one(b, p, req, bt, slot, &open);
+		}
 		if (reply) {
+			bytes += json_dumpb(reply, NULL, 0, JSON_COMPACT);
 			json_array_append_new(bt->replies, reply);
 			slot++;
 		} else if (open) {

@@ -655,7 +655,7 @@ static void consume(struct raw_ws *w, size_t n)
 int raw_ws_connect(struct raw_ws *w, int port, const char *subprotocol, const char *bearer)
 {
 	uint64_t deadline = clock_ms() + HARNESS_IO_TIMEOUT_MS;
-	char req[1024], proto[256] = "", auth[512] = "";
+	char req[16384], proto[256] = "", auth[12288] = "";
 	unsigned char *end;
 
 	memset(w, 0, sizeof(*w));
