@@ -410,3 +410,4 @@ include mk/js-npm.mk
 include mk/bench-loop.mk
 include mk/deploy.mk
 include mk/tenants.mk
+include mk/fuzz.mk
