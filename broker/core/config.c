@@ -25,7 +25,9 @@ config_defaults(struct config *cfg)
 	cfg->ports_last = 24999;
 	cfg->quarantine_ms = 1000;
 	strcpy(cfg->ephemeral_path, "/proc/sys/net/ipv4/ip_local_port_range");
-	strcpy(cfg->port_lock_file, "/tmp/fixture-broker-ports.lock");
+	/* One directory per user: brokers of one user share ports, no other user can lock. */
+	snprintf(cfg->port_lock_file, sizeof cfg->port_lock_file,
+	    "/tmp/fixture-broker-%d/ports.lock", (int)getuid());
 	cfg->grace_ms = 5000;
 	cfg->max_message_bytes = 1024 * 1024;
 	cfg->max_fixtures = 64;
@@ -431,7 +433,7 @@ static const char usage[] =
     "  --ports FIRST-LAST          the port pool (default 15000-24999)\n"
     "  --port-quarantine-ms N      how long a released port rests (default 1000)\n"
     "  --port-lock-file FILE       where the brokers of this host lock the ports they hold\n"
-    "                              (default /tmp/fixture-broker-ports.lock; none: do not)\n"
+    "                              (default /tmp/fixture-broker-UID/ports.lock; none: do not)\n"
     "  --ephemeral-range-file FILE the kernel's ephemeral range (default\n"
     "                              /proc/sys/net/ipv4/ip_local_port_range)\n"
     "  --grace-ms N                how long a dropped session keeps its leases (default 5000)\n"

@@ -1,8 +1,15 @@
 /* test_ports.c: the port pool: ranges, LRU order, quarantine, all-or-nothing, bind checks. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -209,4 +216,74 @@ Test(ports, frees_the_host_locks_of_a_pool_that_goes_away)
 	ports_free(a); /* a broker that exits or dies */
 	cr_assert_eq(ports_take(b, 1, 2, got, 0), 0);
 	ports_free(b);
+}
+
+/* A fresh directory path under /tmp for the lock file tests (not made). */
+static void lock_dir(char *dir, size_t len, const char *name)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(dir, len, "/tmp/fxb-test-lockdir-%s-%d", name, (int)getpid());
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(ports, the_lock_file_is_the_users_alone_in_a_directory_no_one_else_writes)
+{
+	struct fxb_error err = { 0 };
+	struct ports *a = pool(16180, 16181, 0);
+	char dir[PATH_MAX], lock[PATH_MAX + 16];
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	lock_dir(dir, sizeof(dir), "mode");
+	snprintf(lock, sizeof(lock), "%s/ports.lock", dir);
+	cr_assert_eq(ports_share_host(a, lock, &err), 0, "%s", err.text);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700, "the directory is made mode %o", st.st_mode & 07777);
+	cr_assert_eq(stat(lock, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600, "the file is made mode %o", st.st_mode & 07777);
+	ports_free(a);
+	/* One left mode 0666 by an older broker is made 0600. */
+	cr_assert_eq(chmod(lock, 0666), 0);
+	a = pool(16180, 16181, 0);
+	cr_assert_eq(ports_share_host(a, lock, &err), 0, "%s", err.text);
+	cr_assert_eq(stat(lock, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0600, "an old file stays mode %o", st.st_mode & 07777);
+	ports_free(a);
+	if (geteuid() == 0) {
+		/* Another user cannot open it, so cannot lock a port byte. */
+		cr_assert_eq(chmod(dir, 0755), 0);
+		if ((pid = fork()) == 0) {
+			int fd;
+			if (setgid(65534) == -1 || setuid(65534) == -1)
+				_exit(2);
+			fd = open(lock, O_RDONLY);
+			_exit(fd == -1 && errno == EACCES ? 0 : 1);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "another user opened the lock file (status %d)", status);
+		/* A file another user owns is refused. */
+		cr_assert_eq(chown(lock, 65534, 65534), 0);
+		a = pool(16180, 16181, 0);
+		cr_assert_eq(ports_share_host(a, lock, &err), -1, "a lock file of another user was used");
+		cr_assert(strstr(err.text, "not a file of this user"), "%s", err.text);
+		error_clear(&err);
+		ports_free(a);
+	}
+	/* A directory others may write to (not sticky) is refused. */
+	unlink(lock);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	a = pool(16180, 16181, 0);
+	cr_assert_eq(ports_share_host(a, lock, &err), -1, "a lock file in a directory all can write");
+	cr_assert(strstr(err.text, "others cannot write"), "%s", err.text);
+	error_clear(&err);
+	ports_free(a);
+	{
+		char cmd[PATH_MAX + 16];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		cr_assert_eq(system(cmd), 0);
+	}
 }
