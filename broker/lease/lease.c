@@ -271,6 +271,16 @@ add_fixture(struct broker *b, struct lease_request *req, const char *name, json_
 	req->fixtures = grown;
 	memset(&req->fixtures[i], 0, sizeof *grown);
 	req->nfixtures++;
+	/* A need is named "<fixture>.<sub>", which a client may name a fixture too. */
+	for (size_t k = 0; k < i; k++) {
+		if (req->fixtures[k].name && !strcmp(req->fixtures[k].name, name)) {
+			error_set_data(err, ERR_INVALID_PARAMS, json_pack("{s:s, s:s}", "fixture", name,
+			    "detail", "a fixture name is used twice"),
+			    "invalid params: fixtures: \"%s\" is named twice (a fixture's needs are "
+			    "named <fixture>.<need>)", name);
+			return -1;
+		}
+	}
 	if (parse_fixture(b, name, spec, &req->fixtures[i], err) == -1)
 		return -1;
 	req->nports += req->fixtures[i].nports;

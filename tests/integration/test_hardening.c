@@ -76,3 +76,73 @@ Test(hardening, the_port_lock_file_is_mode_0600_in_a_0700_directory_and_a_foreig
 	}
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* A server template "withdb" whose need "db" becomes fixture "<name>.db". */
+static void start_with_servers(struct test_broker *tb)
+{
+	char config[512];
+
+	cr_assert_eq(temp_file(config, sizeof(config), "hardening-servers.json",
+	    "{\"servers\": {\"withdb\": {\"command\": [\"/bin/sleep\", \"60\"], \"ports\": [\"http\"], "
+	    "\"client_env\": [\"MODE\"], \"needs\": {\"db\": {\"kind\": \"port\"}}}}}"), 0);
+	BROKER_START(tb, "--config", config, "--ports", "26630-26639");
+}
+
+Test(hardening, two_fixtures_of_one_name_are_refused)
+{
+	struct test_broker tb;
+	struct raw_ws w;
+	json_t *r;
+
+	start_with_servers(&tb);
+	cr_assert_eq(raw_ws_connect(&w, tb.port, "fixture-broker.v1", NULL), 101);
+	/* Both orders: the client's fixture before and after the need. */
+	for (int order = 0; order < 2; order++) {
+		json_t *fx = order ?
+		    json_pack("{s:{s:s}, s:{s:s, s:s}}", "s.db", "kind", "port", "s", "kind", "server",
+			"template", "withdb") :
+		    json_pack("{s:{s:s, s:s}, s:{s:s}}", "s", "kind", "server", "template", "withdb",
+			"s.db", "kind", "port");
+		r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:o}", "fixtures", fx));
+		cr_assert_eq(raw_rpc_error_code(r), -32602, "order %d: %s", order,
+		    r ? json_dumps(r, 0) : "none");
+		cr_assert(strstr(json_string_value(json_object_get(json_object_get(r, "error"),
+		    "message")), "\"s.db\" is named twice"), "%s", json_dumps(r, 0));
+		json_decref(r);
+	}
+	cr_assert_eq(test_broker_ports(&tb, "leased"), 0);
+	raw_ws_close(&w);
+	BROKER_STOP(&tb);
+}
+
+Test(hardening, a_NUL_in_a_name_an_environment_name_or_value_or_a_label_is_refused)
+{
+	static const char *const msgs[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"lease.acquire\",\"params\":{\"fixtures\":"
+		"{\"p\\u0000x\":{\"kind\":\"port\"}}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"lease.acquire\",\"params\":{\"fixtures\":"
+		"{\"s\":{\"kind\":\"server\",\"template\":\"withdb\",\"env\":{\"MODE\\u0000LD_PRELOAD\":\"x\"}}}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"lease.acquire\",\"params\":{\"fixtures\":"
+		"{\"s\":{\"kind\":\"server\",\"template\":\"withdb\",\"env\":{\"MODE\":\"a\\u0000b\"}}}}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"lease.acquire\",\"params\":{\"fixtures\":"
+		"{\"p\":{\"kind\":\"port\"}},\"labels\":{\"who\":\"a\\u0000b\"}}}",
+	};
+	struct test_broker tb;
+	struct raw_ws w;
+	json_t *r;
+
+	start_with_servers(&tb);
+	cr_assert_eq(raw_ws_connect(&w, tb.port, "fixture-broker.v1", NULL), 101);
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		cr_assert_eq(raw_ws_send(&w, WS_TEXT, msgs[i], strlen(msgs[i]), 0), 0);
+		r = raw_rpc_read(&w, HARNESS_IO_TIMEOUT_MS);
+		cr_assert_eq(raw_rpc_error_code(r), -32700, "message %zu: %s", i,
+		    r ? json_dumps(r, 0) : "none");
+		cr_assert(strstr(json_dumps(r, 0), "NUL") || strstr(json_dumps(r, 0), "u0000"),
+		    "message %zu: %s", i, json_dumps(r, 0));
+		json_decref(r);
+	}
+	cr_assert_eq(test_broker_ports(&tb, "leased"), 0);
+	raw_ws_close(&w);
+	BROKER_STOP(&tb);
+}
