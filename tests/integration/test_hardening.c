@@ -146,3 +146,63 @@ Test(hardening, a_NUL_in_a_name_an_environment_name_or_value_or_a_label_is_refus
 	raw_ws_close(&w);
 	BROKER_STOP(&tb);
 }
+
+/* The HTTP status of GET path on port, and its body into buf. */
+static int get_env(int port, const char *name, char *buf, size_t len)
+{
+	char path[128], *body = NULL;
+	int st;
+
+	snprintf(path, sizeof(path), "/env/%s", name);
+	st = http_get(port, path, &body);
+	snprintf(buf, len, "%s", body ? body : "");
+	free(body);
+	return st;
+}
+
+Test(hardening, a_server_starts_from_PATH_HOME_and_LANG_unless_its_template_inherits_the_environment)
+{
+	const char *dir = getenv("FXB_TEST_SERVERS");
+	char config[512], text[2048], body[4096];
+	struct test_broker tb;
+	struct raw_ws w;
+	json_t *r;
+	int port[2];
+
+	cr_assert(dir != NULL && *dir, "FXB_TEST_SERVERS is not set (run through make integration)");
+	snprintf(text, sizeof(text),
+	    "{\"servers\": {"
+	    "\"plain\": {\"command\": [\"%s/httpd\", \"--port\", \"{port}\"], \"env\": {\"OWN\": \"1\"},"
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]},"
+	    "\"inherit\": {\"command\": [\"%s/httpd\", \"--port\", \"{port}\"], \"inherit_env\": true,"
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]}}}", dir, dir);
+	cr_assert_eq(temp_file(config, sizeof(config), "hardening-env.json", text), 0);
+	/* The broker inherits these from this process. */
+	setenv("FXB_TEST_SECRET", "not-for-servers", 1);
+	setenv("LANG", "C.UTF-8", 1);
+	if (!getenv("HOME"))
+		setenv("HOME", "/root", 1);
+	BROKER_START(&tb, "--config", config, "--ports", "26640-26649");
+	cr_assert_eq(raw_ws_connect(&w, tb.port, "fixture-broker.v1", NULL), 101);
+	for (int i = 0; i < 2; i++) {
+		r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s, s:s}}}", "fixtures", "s",
+		    "kind", "server", "template", i ? "inherit" : "plain"));
+		cr_assert_not_null(raw_rpc_result(r), "%s", r ? json_dumps(r, 0) : "none");
+		port[i] = (int)json_integer_value(json_object_get(json_object_get(json_object_get(
+		    raw_rpc_result(r), "fixtures"), "s"), "port"));
+		json_decref(r);
+	}
+	cr_assert_eq(get_env(port[0], "FXB_TEST_SECRET", body, sizeof(body)), 404,
+	    "a server without inherit_env sees the broker's FXB_TEST_SECRET: %s", body);
+	cr_assert_eq(get_env(port[0], "PATH", body, sizeof(body)), 200);
+	cr_assert_str_eq(body, getenv("PATH") ? strcat(strcpy(text, getenv("PATH")), "\n") : "");
+	cr_assert_eq(get_env(port[0], "HOME", body, sizeof(body)), 200);
+	cr_assert_eq(get_env(port[0], "LANG", body, sizeof(body)), 200);
+	cr_assert_str_eq(body, "C.UTF-8\n");
+	cr_assert_eq(get_env(port[0], "OWN", body, sizeof(body)), 200, "the template's env is set");
+	cr_assert_eq(get_env(port[1], "FXB_TEST_SECRET", body, sizeof(body)), 200,
+	    "inherit_env true passes the broker's environment");
+	cr_assert_str_eq(body, "not-for-servers\n");
+	raw_ws_close(&w);
+	BROKER_STOP(&tb);
+}

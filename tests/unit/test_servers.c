@@ -59,7 +59,7 @@ Test(templates, a_minimal_template_gets_the_documented_defaults)
 	cr_assert_eq(t->stop_grace_ms, 5000);
 	cr_assert_eq(t->log_bytes, 65536);
 	cr_assert_eq(t->socket_handoff, 0);
-	cr_assert_eq(t->inherit_env, 1);
+	cr_assert_eq(t->inherit_env, 0);
 	cr_assert_eq(t->cgroup, 1);
 	cr_assert_null(t->client_env[0]);
 	/* No "ready": one tcp probe on the first port. */
