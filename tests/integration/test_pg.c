@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -1015,6 +1018,67 @@ Test(pg, a_postgresql_restart_fails_leases_in_flight_clearly_and_new_ones_succee
 		PQfinish(admin);
 	}
 	fxb_lease_release(p.c, after);
+	pgb_stop(&p);
+}
+
+/* Binds 127.0.0.1:port, so that a postgres started on it fails; -1 when taken. */
+static int
+hold_port(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == -1 || listen(fd, 1) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+Test(pg, no_clone_is_granted_while_the_embedded_postgresql_is_down)
+{
+	struct fxb_lease *held, *l = NULL, *after = NULL;
+	struct pgb p;
+	uint64_t end;
+	PGconn *c;
+	int old, fd = -1, rc;
+
+	pgb_start(&p, shared_state(), NULL, NULL);
+	ACQUIRE(p.c, NULL, &held);
+	end = clock_ms() + WAIT_MS;
+	while (pool_member(p.c, "(none)", "ready") < 1 && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_geq(pool_member(p.c, "(none)", "ready"), 1, "the pool did not refill");
+	/* A crash of the postmaster; its port held here so that the supervisor's restarts
+	 * fail until it is let go: the cluster stays down as long as the test needs. */
+	old = p.postmaster;
+	cr_assert_eq(kill(old, SIGKILL), 0);
+	cr_assert_eq(wait_gone(old), 0);
+	end = clock_ms() + WAIT_MS;
+	while ((fd = hold_port(p.port)) == -1 && clock_ms() < end)
+		sleep_ms(5);
+	cr_assert_neq(fd, -1, "port %d stayed taken", p.port);
+	rc = acquire(p.c, NULL, &l);
+	cr_assert_neq(rc, 0, "a clone was granted while PostgreSQL was down: %s",
+	    l ? fxb_lease_field(l, "db", "url") : "");
+	cr_assert_str_eq(fxb_client_errname(p.c), "PG_UNAVAILABLE", "%s", fxb_client_errmsg(p.c));
+	/* Let it come back: acquires succeed again, and the lease held across works. */
+	close(fd);
+	end = clock_ms() + WAIT_MS;
+	while ((rc = acquire(p.c, NULL, &after)) != 0 && clock_ms() < end)
+		sleep_ms(100);
+	cr_assert_eq(rc, 0, "no acquire after the restart: %s", fxb_client_errmsg(p.c));
+	c = connect_url(field(after, "url"));
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	PQfinish(c);
+	c = connect_url(field(held, "url"));
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	PQfinish(c);
+	fxb_lease_release(p.c, after);
+	fxb_lease_release(p.c, held);
+	read_status(&p);
 	pgb_stop(&p);
 }
 
