@@ -392,6 +392,25 @@ static long pool_member(struct fxb_client *c, const char *hash, const char *memb
 
 /* ---- Isolation and credentials ---- */
 
+/* A lease's role cannot list the cluster's databases, roles or their comments. */
+static void
+assert_catalogs_hidden(PGconn *c, const char *who)
+{
+	static const char *const queries[] = {
+		"SELECT count(*) FROM pg_database", "SELECT count(*) FROM pg_roles",
+		"SELECT count(*) FROM pg_user", "SELECT count(*) FROM pg_auth_members",
+		"SELECT count(*) FROM pg_shdescription", "SELECT count(*) FROM pg_stat_database",
+	};
+
+	for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+		cr_assert_not(exec_ok(c, queries[i]), "%s: %s succeeded", who, queries[i]);
+		cr_assert(strstr(scratch, "permission denied") != NULL, "%s: %s: %s", who, queries[i],
+		    scratch);
+	}
+	/* What its own session needs still works. */
+	cr_assert(exec_ok(c, "SELECT current_database(), current_user"), "%s: %s", who, scratch);
+}
+
 Test(pg, a_leased_role_cannot_reach_another_lease_or_create_databases_or_roles)
 {
 	const char *marker = marker_path("isolation");
@@ -413,7 +432,18 @@ Test(pg, a_leased_role_cannot_reach_another_lease_or_create_databases_or_roles)
 	    scratch);
 	cr_assert_not(exec_ok(ca, "CREATE DATABASE sneaky"), "a lease's role created a database");
 	cr_assert_not(exec_ok(ca, "CREATE ROLE sneaky"), "a lease's role created a role");
+	assert_catalogs_hidden(ca, "a lease of template app");
 	PQfinish(ca);
+	{
+		/* The empty template's clones too. */
+		struct fxb_lease *e;
+		ACQUIRE(p.c, NULL, &e);
+		x = connect_url(field(e, "url"));
+		cr_assert_eq(PQstatus(x), CONNECTION_OK, "%s", PQerrorMessage(x));
+		assert_catalogs_hidden(x, "a lease of the empty template");
+		PQfinish(x);
+		fxb_lease_release(p.c, e);
+	}
 
 	/* Another lease's database, the template, the maintenance database: all refused. */
 	x = connect_as(a, field(b, "database"));
@@ -440,6 +470,7 @@ Test(pg, a_leased_role_cannot_reach_another_lease_or_create_databases_or_roles)
 	cr_assert(strstr(scratch, "permission denied") != NULL, "%s", scratch);
 	cr_assert_not(exec_ok(ca, "CREATE TABLE public.shared (x int)"),
 	    "lease a's role wrote into schema public of the shared database");
+	assert_catalogs_hidden(ca, "a lease in schema isolation");
 	PQfinish(ca);
 	ca = connect_url(field(sb, "url"));
 	cr_assert_eq(qnum(ca, "SELECT count(*) FROM items", NULL), SEED_ROWS,
