@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -34,7 +35,12 @@ def test_a_server_fixture_runs_until_its_lease_is_released(start, tmp_path):
             assert web["kind"] == "server" and b.first <= web["port"] <= b.last
             with urllib.request.urlopen(f"http://127.0.0.1:{web['port']}/", timeout=5) as r:
                 assert r.status == 200
+            # http.server logs the request after it has answered: wait for the line.
+            deadline = time.monotonic() + 10
             logs = lease.logs("web")
+            while "GET / HTTP" not in logs["stderr"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+                logs = lease.logs("web")
             assert set(logs) == {"stdout", "stderr"} and "GET / HTTP" in logs["stderr"]
             assert len(lease.logs("web", tail=1)["stderr"].strip().splitlines()) <= 1
         assert client.list() == []
