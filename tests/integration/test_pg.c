@@ -411,6 +411,46 @@ assert_catalogs_hidden(PGconn *c, const char *who)
 	cr_assert(exec_ok(c, "SELECT current_database(), current_user"), "%s: %s", who, scratch);
 }
 
+/* What a lease's role may change of its template's owner role (its password, as a
+ * member that can SET ROLE to it) lets no one log in as it: builds log in as a login role
+ * of their own, gone once the build is. */
+static void
+assert_owner_role_is_no_use(const struct pgb *p, const struct fxb_lease *l, PGconn *c)
+{
+	PGconn *admin = connect_admin(p), *x;
+	const char *params[1] = { field(l, "user") };
+	char owner[128], login[128], *mark, sql[512], ci[1024];
+	PGresult *r;
+
+	r = PQexecParams(admin, "SELECT o.rolname FROM pg_auth_members m JOIN pg_roles o ON o.oid = "
+	    "m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1 AND "
+	    "o.rolname LIKE '%\\_o\\_%'", 1, NULL, params, NULL, NULL, 0);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	cr_assert_eq(PQntuples(r), 1, "the lease's role is a member of %d owner roles", PQntuples(r));
+	snprintf(owner, sizeof owner, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	snprintf(login, sizeof login, "%s", owner);
+	cr_assert_not_null(mark = strstr(login, "_o_"));
+	mark[1] = 'l';
+	cr_assert_eq(qnum(admin, "SELECT count(*) FROM pg_roles WHERE rolname = $1 AND NOT rolcanlogin",
+	    owner), 1, "the owner role %s can log in", owner);
+	/* As a member it may set the owner's password: no use, the owner cannot log in. */
+	snprintf(sql, sizeof sql, "SET ROLE \"%s\"; ALTER ROLE \"%s\" PASSWORD 'stolen'; RESET ROLE",
+	    owner, owner);
+	(void)exec_ok(c, sql);
+	(void)exec_ok(c, "RESET ROLE");
+	snprintf(ci, sizeof ci, "host=%s port=%s user=%s password=stolen dbname=%s connect_timeout=10",
+	    field(l, "host"), field(l, "port"), owner, field(l, "database"));
+	x = PQconnectdb(ci);
+	cr_assert_neq(PQstatus(x), CONNECTION_OK, "logged in as the owner role with a password a "
+	    "lease set");
+	PQfinish(x);
+	/* The builds log in as another role, which lives for a build only. */
+	cr_assert_eq(qnum(admin, "SELECT count(*) FROM pg_roles WHERE rolname = $1", login), 0,
+	    "the build's login role %s outlived the build", login);
+	PQfinish(admin);
+}
+
 Test(pg, a_leased_role_cannot_reach_another_lease_or_create_databases_or_roles)
 {
 	const char *marker = marker_path("isolation");
@@ -433,6 +473,10 @@ Test(pg, a_leased_role_cannot_reach_another_lease_or_create_databases_or_roles)
 	cr_assert_not(exec_ok(ca, "CREATE DATABASE sneaky"), "a lease's role created a database");
 	cr_assert_not(exec_ok(ca, "CREATE ROLE sneaky"), "a lease's role created a role");
 	assert_catalogs_hidden(ca, "a lease of template app");
+	/* The template's tables belong to its owner role, which the lease's role is a member
+	 * of: it may alter them in its copy. */
+	cr_assert(exec_ok(ca, "ALTER TABLE items ADD COLUMN extra int"), "%s", scratch);
+	assert_owner_role_is_no_use(&p, a, ca);
 	PQfinish(ca);
 	{
 		/* The empty template's clones too. */
