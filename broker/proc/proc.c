@@ -70,27 +70,36 @@ proc_signal_name(int sig)
 	return buf;
 }
 
-unsigned long long
-proc_start_ticks(pid_t pid)
+const char *
+proc_stat_fields(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long start = 0;
+	char path[64], *p;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
+	if (len < 2 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = '\0';
 	/* The command name may hold spaces and parentheses: fields count from the last ')'. */
-	if (!(p = strrchr(buf, ')')))
-		return 0;
-	/* After ')': state(3) ... starttime is field 22, the 20th after the name. */
-	if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+	if (!(p = strrchr(buf, ')')) || p[1] != ' ')
+		return NULL;
+	return p + 2;
+}
+
+unsigned long long
+proc_start_ticks(pid_t pid)
+{
+	char buf[1024];
+	const char *f = proc_stat_fields(pid, buf, sizeof buf);
+	unsigned long long start = 0;
+
+	/* state(3) ... starttime is field 22, the 20th after the name. */
+	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
 	    "%*d %*d %llu", &start) != 1)
 		return 0;
 	return start;

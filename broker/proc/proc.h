@@ -91,6 +91,9 @@ void proc_tree_end(struct procs *p, struct proc_tree *t);
 
 /* The start time of pid (clock ticks since boot, /proc/PID/stat), or 0. */
 unsigned long long proc_start_ticks(pid_t pid);
+/* Reads /proc/PID/stat into buf and returns where its fields after the command name begin
+ * (the state letter first), or NULL when pid is gone. */
+const char *proc_stat_fields(pid_t pid, char *buf, size_t len);
 /* The short name of signal sig ("SIGTERM"), or "SIG<n>". */
 const char *proc_signal_name(int sig);
 
