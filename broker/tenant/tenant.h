@@ -42,6 +42,7 @@ struct tenant {
 	int64_t used[QUOTA_COUNT];
 	int listed;               /* named by the token file as last read */
 	uint64_t served;          /* the wait queue's turn counter (lease.c) */
+	uint64_t pg_served;       /* the PostgreSQL pools' turn counter (fixtures/pg/pg_pool.c) */
 	struct tenant *next;
 };
 
