@@ -8,8 +8,9 @@ its first stdout line names its URL. At teardown it gets SIGTERM and must exit w
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
-from typing import IO, Callable, Iterator, List
+from typing import IO, Any, Callable, Iterator, List
 
 import pytest
 
@@ -17,6 +18,18 @@ SDK = Path(__file__).resolve().parent.parent
 BINARY = os.environ.get("FIXTURE_BROKER_BIN") or str(SDK.parent / "build" / "fixture-broker")
 MAIN_PORTS = "27600-27699"
 STOP_TIMEOUT = 15
+
+
+def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Returns check()'s first truthy value, polling; fails the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"still false after {timeout} s: {check}")
+        time.sleep(0.02)
 
 
 class Broker:

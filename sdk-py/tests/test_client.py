@@ -3,24 +3,15 @@
 import socket
 import threading
 import time
-from typing import Any, Callable, List
+from typing import List
 
 import pytest
 
 import fixture_broker
+from conftest import until
 from fixture_broker import FixtureBrokerError
 
 
-def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Returns check()'s first truthy value, polling; fails the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"still false after {timeout} s: {check}")
-        time.sleep(0.02)
 
 
 def drop_connection(client: fixture_broker.Client) -> None:

@@ -9,23 +9,15 @@ import os
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 import pytest
 
 import fixture_broker
+from conftest import until
 from fixture_broker import FixtureBrokerError
 
 
-def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"still false after {timeout} s: {check}")
-        time.sleep(0.02)
 
 
 def test_a_silent_broker_is_left_after_dead_after_ms_and_the_session_resumes(start):

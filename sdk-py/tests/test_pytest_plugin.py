@@ -13,15 +13,14 @@ import os
 import re
 import socket
 import tempfile
-import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 import fixture_broker
-from conftest import SDK, Broker, start_broker
+from conftest import SDK, Broker, start_broker, until
 
 pytest_plugins = ["pytester"]
 
@@ -31,15 +30,6 @@ AUTOSTART_PORTS = "29200-29249"
 INNER_TIMEOUT = 120
 
 
-def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"still false after {timeout} s: {check}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
