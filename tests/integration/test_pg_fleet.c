@@ -1,0 +1,467 @@
+/* test_pg_fleet.c: fleet templates: several real brokers on one PostgreSQL server build each
+ * template once between them (broker/fixtures/pg/pg_fleet.c).
+ *
+ * A host broker runs the embedded cluster (its state directory is the suite's, so initdb
+ * runs once) and serves nothing here; brokers A and B have state directories of their own
+ * (so instances of their own) and reach the host's cluster over its Unix socket with
+ * --pg-url, as brokers on a shared server would. Workers are child processes, each with
+ * its own libfxb client, half on A and half on B, all asking at once. Configured templates
+ * are built by a shell script that counts its runs in a marker file; the brokers' own count
+ * of builds (pg.status template_builds, /metrics fxb_pg_template_builds_total) is summed
+ * over the brokers. No test asserts a duration.
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fxb.h"
+#include "harness.h"
+
+#define WAIT_MS 60000
+#define WORKERS 8 /* per test: half on each broker */
+#define FLEET_TEMPLATES "SELECT count(*) FROM pg_database WHERE datname LIKE " \
+	"'fxb\\_fleet\\_t\\_%' AND datistemplate"
+
+struct fb {
+	struct test_broker tb;
+	struct fxb_client *c;
+	char state[512];
+};
+
+struct fleet {
+	struct fb host, a, b;
+	char url[1400];    /* the host cluster's admin conninfo */
+	int postmaster;
+};
+
+static char scratch[4096];
+
+static const char *
+log_dir(void)
+{
+	const char *d = getenv("FXB_TEST_LOG_DIR");
+
+	return d && *d ? d : "/tmp";
+}
+
+static const char *
+host_state(void)
+{
+	static char dir[512];
+
+	if (!dir[0]) {
+		snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", log_dir(), (int)getppid());
+		mkdir(dir, 0755);
+	}
+	return dir;
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	char dir[512];
+
+	(void)stats;
+	snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", log_dir(), (int)getpid());
+	if (!getenv("FXB_KEEP_PG_STATE"))
+		test_rm_pg_state(dir);
+}
+
+static json_t *
+call(struct fxb_client *c, const char *method, const char *params)
+{
+	char *res = NULL;
+	json_t *j;
+
+	if (fxb_call(c, method, params, &res) != 0)
+		return NULL;
+	j = json_loads(res, 0, NULL);
+	free(res);
+	return j;
+}
+
+static void
+fb_start(struct fb *b, const char *state, const char *cfg, const char *pg_url)
+{
+	const char *args[16] = { "--state-dir", state, "--grace-ms", "300" };
+	size_t n = 4;
+	char err[512];
+	json_t *st;
+
+	memset(b, 0, sizeof *b);
+	snprintf(b->state, sizeof b->state, "%s", state);
+	if (cfg) {
+		args[n++] = "--config";
+		args[n++] = cfg;
+	}
+	if (pg_url) {
+		args[n++] = "--pg-url";
+		args[n++] = pg_url;
+	}
+	args[n] = NULL;
+	cr_assert_eq(test_broker_start(&b->tb, args, err, sizeof err), 0, "%s", err);
+	CLIENT_NEW(b->c, &b->tb, NULL, NULL);
+	st = call(b->c, "pg.status", NULL);
+	cr_assert_not_null(st, "pg.status: %s", fxb_client_errmsg(b->c));
+	cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "ready",
+	    "PostgreSQL did not start: %s; see %s", json_string_value(json_object_get(st, "error")),
+	    b->tb.log);
+	json_decref(st);
+}
+
+static void
+fb_stop(struct fb *b)
+{
+	fxb_client_free(b->c);
+	b->c = NULL;
+	if (b->tb.pid > 0)
+		BROKER_STOP(&b->tb);
+}
+
+/* A fresh state directory for a broker on the shared server (its own instance). */
+static void
+own_state(char *dir, size_t n, const char *what)
+{
+	snprintf(dir, n, "%s/pg-fleet-%s-%d-%llu", log_dir(), what, (int)getpid(),
+	    (unsigned long long)clock_ms());
+	test_rm_pg_state(dir);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+}
+
+/* The host (embedded cluster), then A and B on its server, all with config cfg. */
+static void
+fleet_start(struct fleet *f, const char *cfg)
+{
+	char sa[512], sb[512];
+	json_t *st, *emb;
+
+	memset(f, 0, sizeof *f);
+	fb_start(&f->host, host_state(), NULL, NULL);
+	st = call(f->host.c, "pg.status", NULL);
+	emb = json_object_get(st, "embedded");
+	cr_assert(json_is_object(emb));
+	cr_assert_not(json_is_true(json_object_get(st, "fleet_templates")),
+	    "the embedded cluster's templates are its instance's");
+	snprintf(f->url, sizeof f->url, "host=%s port=%d user=postgres dbname=postgres",
+	    json_string_value(json_object_get(emb, "socket_dir")),
+	    (int)json_integer_value(json_object_get(emb, "port")));
+	f->postmaster = (int)json_integer_value(json_object_get(emb, "pid"));
+	json_decref(st);
+	own_state(sa, sizeof sa, "a");
+	own_state(sb, sizeof sb, "b");
+	fb_start(&f->a, sa, cfg, f->url);
+	fb_start(&f->b, sb, cfg, f->url);
+	st = call(f->a.c, "pg.status", NULL);
+	cr_assert(json_is_true(json_object_get(st, "fleet_templates")), "a broker on postgres.url "
+	    "does not build fleet templates");
+	json_decref(st);
+}
+
+static void
+fleet_stop(struct fleet *f)
+{
+	fb_stop(&f->a);
+	fb_stop(&f->b);
+	fb_stop(&f->host);
+	test_rm_pg_state(f->a.state);
+	test_rm_pg_state(f->b.state);
+}
+
+static PGconn *
+admin(const struct fleet *f)
+{
+	PGconn *c = PQconnectdb(f->url);
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	return c;
+}
+
+static long
+qnum(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? atol(PQgetvalue(r, 0, 0)) : -1;
+
+	PQclear(r);
+	return v;
+}
+
+/* A member of b's pg.status (-1 when b is down). */
+static long
+status_num(struct fb *b, const char *member)
+{
+	json_t *st = b->c ? call(b->c, "pg.status", NULL) : NULL;
+	long v = st ? (long)json_integer_value(json_object_get(st, member)) : -1;
+
+	json_decref(st);
+	return v;
+}
+
+/* fxb_pg_template_builds_total in b's /metrics. */
+static long
+metric_builds(struct fb *b)
+{
+	char *body = NULL, *p;
+	long v = -1;
+
+	cr_assert_eq(http_get(b->tb.port, "/metrics", &body), 200);
+	if ((p = strstr(body, "\nfxb_pg_template_builds_total ")))
+		v = atol(p + strlen("\nfxb_pg_template_builds_total "));
+	free(body);
+	return v;
+}
+
+/* Whether b sees template name being built by another broker. */
+static int
+building_elsewhere(struct fb *b, const char *name)
+{
+	json_t *st = call(b->c, "pg.status", NULL), *t;
+	size_t i;
+	int yes = 0;
+
+	json_array_foreach(json_object_get(st, "templates"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "template")), name))
+			yes |= json_is_true(json_object_get(t, "building_elsewhere"));
+	json_decref(st);
+	return yes;
+}
+
+static int
+count_lines(const char *path, const char *word)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		n += !word || !strncmp(line, word, strlen(word));
+	fclose(f);
+	return n;
+}
+
+static const char *
+marker_path(const char *name)
+{
+	char *path = NULL;
+
+	cr_assert_geq(asprintf(&path, "%s/pg-fleet-marker-%s-%d-%llu", log_dir(), name, (int)getpid(),
+	    (unsigned long long)clock_ms()), 0);
+	unlink(path);
+	return path;
+}
+
+/* A config naming template "app": its migrate script says "start" in marker, sleeps
+ * sleep_s (so that everyone asks while it builds), makes a table with three rows (or
+ * fails, when fail is set) and says "done". Returns its path (static). */
+static const char *
+config(const char *marker, double sleep_s, int fail)
+{
+	static char path[1024];
+	char script[1024], text[4096];
+
+	snprintf(text, sizeof text,
+	    "#!/bin/sh\nset -e\necho start >> \"$2\"\nsleep %.1f\n%s"
+	    "psql -X -q -v ON_ERROR_STOP=1 \"$1\" -c \"CREATE TABLE items (id int); "
+	    "INSERT INTO items VALUES (1), (2), (3)\"\necho done >> \"$2\"\n", sleep_s,
+	    fail ? "echo 'ERROR: the migration broke on purpose' >&2; exit 3\n" : "");
+	cr_assert_eq(temp_file(script, sizeof script, "migrate.sh", text), 0);
+	chmod(script, 0755);
+	snprintf(text, sizeof text,
+	    "{\"postgres\": {\"pool\": {\"min_ready\": 0}, \"acquire_timeout_ms\": 60000,"
+	    " \"templates\": {\"app\": {\"migrate\": [\"%s\", \"{url}\", \"%s\"], \"inputs\": [\"%s\"]}}}}",
+	    script, marker, script);
+	cr_assert_eq(temp_file(path, sizeof path, "config.json", text), 0);
+	return path;
+}
+
+struct worker_arg {
+	const char *urls[2];     /* A's and B's */
+	const char *hash;        /* a client hash to ensure and build, or NULL: template "app" */
+	const char *marker;      /* client builds: "built" per build */
+	int expect_fail;         /* the acquire must fail with PG_TEMPLATE_BUILD_FAILED */
+};
+
+/* In a child, on broker index % 2: for a client hash, pg.template.ensure (and build it when
+ * told to); then lease a clone of the template and count its rows. 0 when all went as
+ * expected. */
+static int
+worker(int index, void *argp)
+{
+	struct worker_arg *a = argp;
+	struct fxb_options o = { .url = a->urls[index % 2], .client = "fleet-worker",
+		.timeout_ms = 120000 };
+	struct fxb_fixture_spec spec = { "db", "postgres", NULL };
+	struct fxb_client *c = NULL;
+	struct fxb_lease *l = NULL;
+	char params[256], options[256], *res = NULL;
+	PGconn *db;
+	PGresult *r;
+	int ok;
+
+	if (fxb_client_new(&c, &o, NULL, 0) != 0)
+		return 10;
+	if (a->hash) {
+		const char *state;
+		json_t *j;
+		snprintf(params, sizeof params, "{\"hash\": \"%s\", \"wait_ms\": 120000}", a->hash);
+		if (fxb_call(c, "pg.template.ensure", params, &res) != 0)
+			return 11;
+		j = json_loads(res, 0, NULL);
+		free(res);
+		if (!(state = json_string_value(json_object_get(j, "state"))))
+			return 12;
+		if (!strcmp(state, "build")) {
+			int fd;
+			db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+			if (PQstatus(db) != CONNECTION_OK)
+				return 13;
+			r = PQexec(db, "SELECT pg_sleep(1); CREATE TABLE items (id int); "
+			    "INSERT INTO items VALUES (1), (2), (3)");
+			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+			PQclear(r);
+			PQfinish(db);
+			if (!ok)
+				return 14;
+			if ((fd = open(a->marker, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0 ||
+			    write(fd, "built\n", 6) != 6)
+				return 15;
+			close(fd);
+			snprintf(params, sizeof params, "{\"hash\": \"%s\"}", a->hash);
+			if (fxb_call(c, "pg.template.finish", params, NULL) != 0)
+				return 16;
+		}
+		json_decref(j);
+	}
+	snprintf(options, sizeof options, "{\"template\": \"%s\"}", a->hash ? a->hash : "app");
+	spec.options_json = options;
+	if (fxb_lease_acquire(c, &spec, 1, NULL, &l) != 0) {
+		ok = a->expect_fail && !strcmp(fxb_client_errname(c), "PG_TEMPLATE_BUILD_FAILED") &&
+		    strstr(fxb_client_errmsg(c), "broke on purpose");
+		fxb_client_free(c);
+		return ok ? 0 : 17;
+	}
+	if (a->expect_fail)
+		return 18;
+	db = PQconnectdb(fxb_lease_field(l, "db", "url"));
+	if (PQstatus(db) != CONNECTION_OK)
+		return 19;
+	r = PQexec(db, "SELECT count(*) FROM items");
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 3;
+	PQclear(r);
+	PQfinish(db);
+	fxb_lease_release(c, l);
+	fxb_client_free(c);
+	return ok ? 0 : 20;
+}
+
+Test(fleet, workers_on_two_brokers_get_one_build_of_a_configured_and_of_a_client_template)
+{
+	const char *marker = marker_path("app"), *built = marker_path("client");
+	struct worker_arg a = { .marker = built };
+	struct fleet f;
+	char hash[128];
+	PGconn *c;
+	long before;
+	int failed;
+
+	fleet_start(&f, config(marker, 1.0, 0));
+	c = admin(&f);
+	before = qnum(c, FLEET_TEMPLATES);
+	a.urls[0] = f.a.tb.url;
+	a.urls[1] = f.b.tb.url;
+	failed = children_run(WORKERS, worker, &a, 180000);
+	cr_assert_eq(failed, 0, "%d of %d workers failed; see %s and %s", failed, WORKERS,
+	    f.a.tb.log, f.b.tb.log);
+	cr_assert_eq(count_lines(marker, "done"), 1, "template app was built %d times",
+	    count_lines(marker, "done"));
+	cr_assert_eq(status_num(&f.a, "template_builds") + status_num(&f.b, "template_builds"), 1);
+	cr_assert_eq(status_num(&f.a, "templates_adopted") + status_num(&f.b, "templates_adopted"), 1,
+	    "the broker that did not build app did not take it from the other");
+
+	snprintf(hash, sizeof hash, "fleet-%d-%llu", (int)getpid(), (unsigned long long)clock_ms());
+	a.hash = hash;
+	failed = children_run(WORKERS, worker, &a, 180000);
+	cr_assert_eq(failed, 0, "%d of %d client-build workers failed; see %s and %s", failed,
+	    WORKERS, f.a.tb.log, f.b.tb.log);
+	cr_assert_eq(count_lines(built, "built"), 1, "the client template was built %d times",
+	    count_lines(built, "built"));
+	cr_assert_eq(metric_builds(&f.a) + metric_builds(&f.b), 2, "builds in /metrics: %ld + %ld",
+	    metric_builds(&f.a), metric_builds(&f.b));
+
+	/* One template database each on the server, named alike for every broker (the suite's
+	 * other tests leave theirs); no build left over. */
+	cr_assert_eq(qnum(c, FLEET_TEMPLATES), before + 2);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_database WHERE datname LIKE 'fxb\\_fleet\\_b\\_%'"),
+	    0);
+	PQfinish(c);
+	fleet_stop(&f);
+}
+
+Test(fleet, a_builder_killed_mid_build_passes_the_build_to_the_other_broker)
+{
+	const char *marker = marker_path("killed");
+	struct worker_arg a = { 0 };
+	struct fleet f;
+	uint64_t end;
+	pid_t first, waiter;
+	PGconn *c;
+
+	fleet_start(&f, config(marker, 4.0, 0));
+	/* A starts building app... */
+	a.urls[0] = a.urls[1] = f.a.tb.url;
+	first = child_spawn(worker, 0, &a);
+	end = clock_ms() + WAIT_MS;
+	while (count_lines(marker, "start") < 1 && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(count_lines(marker, "start"), 1, "A did not start building; see %s", f.a.tb.log);
+	/* ...B's worker waits for A's build... */
+	a.urls[0] = a.urls[1] = f.b.tb.url;
+	waiter = child_spawn(worker, 1, &a);
+	end = clock_ms() + WAIT_MS;
+	while (!building_elsewhere(&f.b, "app") && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert(building_elsewhere(&f.b, "app"), "B does not wait for A's build; see %s", f.b.tb.log);
+	/* ...and A dies mid-build. */
+	fxb_client_free(f.a.c);
+	f.a.c = NULL;
+	test_broker_kill(&f.a.tb);
+	child_wait(first, WAIT_MS); /* its broker is gone: it fails */
+	cr_assert_eq(child_wait(waiter, 120000), 0, "B's worker did not get the template; see %s",
+	    f.b.tb.log);
+	cr_assert_eq(count_lines(marker, "start"), 2, "the build did not pass to B");
+	cr_assert_eq(count_lines(marker, "done"), 1);
+	cr_assert_eq(status_num(&f.b, "template_builds"), 1);
+	c = admin(&f);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_database WHERE datname LIKE 'fxb\\_fleet\\_b\\_%'"),
+	    0, "the dead build's database is left");
+	PQfinish(c);
+	fleet_stop(&f);
+}
+
+Test(fleet, a_failed_build_is_reported_to_the_callers_of_every_broker)
+{
+	const char *marker = marker_path("failing");
+	struct worker_arg a = { .expect_fail = 1 };
+	struct fleet f;
+	int failed;
+
+	fleet_start(&f, config(marker, 1.0, 1));
+	a.urls[0] = f.a.tb.url;
+	a.urls[1] = f.b.tb.url;
+	failed = children_run(4, worker, &a, 180000);
+	cr_assert_eq(failed, 0, "%d of 4 workers did not see the build's failure; see %s and %s",
+	    failed, f.a.tb.log, f.b.tb.log);
+	cr_assert_eq(count_lines(marker, "start"), 1, "the failing migration ran %d times",
+	    count_lines(marker, "start"));
+	cr_assert_eq(status_num(&f.a, "template_builds") + status_num(&f.b, "template_builds"), 1);
+	snprintf(scratch, sizeof scratch, "%s", f.a.tb.log);
+	fleet_stop(&f);
+}
