@@ -465,3 +465,108 @@ Test(fleet, a_failed_build_is_reported_to_the_callers_of_every_broker)
 	snprintf(scratch, sizeof scratch, "%s", f.a.tb.log);
 	fleet_stop(&f);
 }
+
+/* Builds client template hash on b (ensure, a table, finish). */
+static void
+build_on(struct fb *b, const char *hash)
+{
+	char params[256];
+	PGconn *db;
+	PGresult *r;
+	json_t *j;
+
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
+	j = call(b->c, "pg.template.ensure", params);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(b->c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	r = PQexec(db, "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3)");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(db);
+	json_decref(j);
+	cr_assert_eq(fxb_call(b->c, "pg.template.finish", params, NULL), 0, "%s",
+	    fxb_client_errmsg(b->c));
+}
+
+static int
+knows(struct fb *b, const char *hash)
+{
+	json_t *st = call(b->c, "pg.status", NULL), *t;
+	size_t i;
+	int yes = 0;
+
+	json_array_foreach(json_object_get(st, "templates"), i, t)
+		yes |= !strcmp(json_string_value(json_object_get(t, "template")), hash);
+	json_decref(st);
+	return yes;
+}
+
+static struct fxb_lease *
+lease_of(struct fb *b, const char *hash)
+{
+	char options[256];
+	struct fxb_fixture_spec spec = { "db", "postgres", options };
+	struct fxb_lease *l = NULL;
+
+	snprintf(options, sizeof options, "{\"template\": \"%s\"}", hash);
+	cr_assert_eq(fxb_lease_acquire(b->c, &spec, 1, NULL, &l), 0, "%s", fxb_client_errmsg(b->c));
+	return l;
+}
+
+static long
+rows(const struct fxb_lease *l)
+{
+	PGconn *db = PQconnectdb(fxb_lease_field(l, "db", "url"));
+	long n;
+
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	n = qnum(db, "SELECT count(*) FROM items");
+	PQfinish(db);
+	return n;
+}
+
+Test(fleet, one_brokers_gc_keeps_a_template_another_broker_has_clones_of)
+{
+	char cfg[1024], old[128], fresh[128];
+	struct fxb_lease *l1, *l2;
+	struct fleet f;
+	uint64_t end;
+	PGconn *c;
+
+	/* A keeps one client template and lets an unused one's pool go after a second. */
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json", "{\"postgres\": {\"pool\": "
+	    "{\"min_ready\": 0, \"idle_timeout_ms\": 1000}, \"gc\": {\"keep\": 1}}}"), 0);
+	fleet_start(&f, cfg);
+	snprintf(old, sizeof old, "fleet-gc-old-%d-%llu", (int)getpid(), (unsigned long long)clock_ms());
+	snprintf(fresh, sizeof fresh, "fleet-gc-new-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	build_on(&f.a, old);
+	/* B never asked for it: its acquire finds it on the server. */
+	l1 = lease_of(&f.b, old);
+	cr_assert_eq(rows(l1), 3);
+	cr_assert_eq(status_num(&f.b, "templates_adopted"), 1);
+	sleep_ms(2000); /* unused on A for longer than its idle timeout */
+	build_on(&f.a, fresh);
+	/* A's GC lets the old one go (keep 1), but B holds a clone of it: it stays on the
+	 * server, and A only forgets it. */
+	end = clock_ms() + WAIT_MS;
+	while (knows(&f.a, old) && clock_ms() < end)
+		sleep_ms(50);
+	cr_assert_not(knows(&f.a, old), "A's GC did not let the old template go; see %s", f.a.tb.log);
+	c = admin(&f);
+	snprintf(scratch, sizeof scratch, "SELECT count(*) FROM pg_database WHERE datname = "
+	    "'fxb_fleet_t_' || (SELECT substr(datname, 13) FROM pg_database WHERE datname LIKE "
+	    "'fxb\\_fleet\\_t\\_%%' AND shobj_description(oid, 'pg_database')::json->>'key' = '%s')",
+	    old);
+	cr_assert_eq(qnum(c, scratch), 1, "A's GC dropped a template B has a clone of; see %s",
+	    f.a.tb.log);
+	PQfinish(c);
+	cr_assert_eq(rows(l1), 3);
+	l2 = lease_of(&f.b, old);
+	cr_assert_eq(rows(l2), 3);
+	fxb_lease_release(f.b.c, l1);
+	fxb_lease_release(f.b.c, l2);
+	fleet_stop(&f);
+}
