@@ -287,6 +287,7 @@ struct worker_arg {
 	const char *hash;        /* a client hash to ensure and build, or NULL: template "app" */
 	const char *marker;      /* client builds: "built" per build */
 	int expect_fail;         /* the acquire must fail with PG_TEMPLATE_BUILD_FAILED */
+	int hold;                /* a builder says "holding" in marker and hangs (to be killed) */
 };
 
 /* In a child, on broker index % 2: for a client hash, pg.template.ensure (and build it when
@@ -323,6 +324,15 @@ worker(int index, void *argp)
 			db = PQconnectdb(json_string_value(json_object_get(j, "url")));
 			if (PQstatus(db) != CONNECTION_OK)
 				return 13;
+			if (a->hold) {
+				PQclear(PQexec(db, "CREATE TABLE items (id int)"));
+				if ((fd = open(a->marker, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0 ||
+				    write(fd, "holding\n", 8) != 8)
+					return 21;
+				close(fd);
+				sleep(120);
+				return 22;
+			}
 			r = PQexec(db, "SELECT pg_sleep(1); CREATE TABLE items (id int); "
 			    "INSERT INTO items VALUES (1), (2), (3)");
 			ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -568,5 +578,53 @@ Test(fleet, one_brokers_gc_keeps_a_template_another_broker_has_clones_of)
 	cr_assert_eq(rows(l2), 3);
 	fxb_lease_release(f.b.c, l1);
 	fxb_lease_release(f.b.c, l2);
+	fleet_stop(&f);
+}
+
+Test(fleet, a_client_build_passes_on_when_its_broker_is_killed_and_wait_ms_0_does_not_wait)
+{
+	const char *marker = marker_path("client-killed");
+	struct worker_arg holder = { .marker = marker, .hold = 1 }, next = { .marker = marker };
+	struct fleet f;
+	char hash[128];
+	uint64_t end;
+	pid_t first, waiter;
+	json_t *j;
+
+	fleet_start(&f, config(marker_path("unused"), 0, 0));
+	snprintf(hash, sizeof hash, "fleet-killed-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	holder.hash = next.hash = hash;
+	holder.urls[0] = holder.urls[1] = f.a.tb.url;
+	next.urls[0] = next.urls[1] = f.b.tb.url;
+	first = child_spawn(worker, 0, &holder);
+	end = clock_ms() + WAIT_MS;
+	while (count_lines(marker, "holding") < 1 && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(count_lines(marker, "holding"), 1, "no client on A became the builder");
+	/* On B, wait_ms 0 does not wait for A's build. */
+	snprintf(scratch, sizeof scratch, "{\"hash\": \"%s\", \"wait_ms\": 0}", hash);
+	cr_assert_null(call(f.b.c, "pg.template.ensure", scratch));
+	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_WAIT_TIMEOUT", "%s",
+	    fxb_client_errmsg(f.b.c));
+	waiter = child_spawn(worker, 1, &next);
+	end = clock_ms() + WAIT_MS;
+	while (!building_elsewhere(&f.b, hash) && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert(building_elsewhere(&f.b, hash), "B does not wait for A's build; see %s", f.b.tb.log);
+	fxb_client_free(f.a.c);
+	f.a.c = NULL;
+	test_broker_kill(&f.a.tb);
+	kill(first, SIGKILL);
+	child_wait(first, WAIT_MS);
+	cr_assert_eq(child_wait(waiter, 120000), 0, "B's client did not build and lease; see %s",
+	    f.b.tb.log);
+	cr_assert_eq(count_lines(marker, "built"), 1);
+	cr_assert_eq(status_num(&f.b, "template_builds"), 1);
+	/* Now it is ready for anyone at once. */
+	j = call(f.b.c, "pg.template.ensure", scratch);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.b.c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "ready");
+	json_decref(j);
 	fleet_stop(&f);
 }
