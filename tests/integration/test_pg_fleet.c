@@ -628,3 +628,39 @@ Test(fleet, a_client_build_passes_on_when_its_broker_is_killed_and_wait_ms_0_doe
 	json_decref(j);
 	fleet_stop(&f);
 }
+
+Test(fleet, a_broker_waiting_for_another_ones_build_stops_cleanly)
+{
+	const char *marker = marker_path("stop-waiting");
+	struct worker_arg a = { 0 };
+	struct fleet f;
+	uint64_t end;
+	pid_t builder, waiter;
+	PGconn *c;
+
+	fleet_start(&f, config(marker, 6.0, 0));
+	a.urls[0] = a.urls[1] = f.a.tb.url;
+	builder = child_spawn(worker, 0, &a);
+	end = clock_ms() + WAIT_MS;
+	while (count_lines(marker, "start") < 1 && clock_ms() < end)
+		sleep_ms(20);
+	a.urls[0] = a.urls[1] = f.b.tb.url;
+	waiter = child_spawn(worker, 1, &a);
+	end = clock_ms() + WAIT_MS;
+	while (!building_elsewhere(&f.b, "app") && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert(building_elsewhere(&f.b, "app"), "B does not wait for A's build; see %s", f.b.tb.log);
+	/* B stops while it waits in the lock queue: at once, exit 0, its wait gone from the
+	 * server; A's build goes on. */
+	fb_stop(&f.b);
+	cr_assert_eq(count_lines(marker, "done"), 0, "B's stop waited for A's build to finish");
+	cr_assert_neq(child_wait(waiter, WAIT_MS), 0, "B's worker got a lease from a stopped broker");
+	c = admin(&f);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+	    "'fxb: waiting for the build of %'"), 0, "B's wait is still on the server");
+	PQfinish(c);
+	cr_assert_eq(child_wait(builder, 120000), 0, "A's worker did not get its lease; see %s",
+	    f.a.tb.log);
+	cr_assert_eq(count_lines(marker, "done"), 1);
+	fleet_stop(&f);
+}
