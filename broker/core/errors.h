@@ -47,6 +47,10 @@ enum fxb_code {
 	ERR_SERVER_START_FAILED = 1303,
 	ERR_SERVER_EXITED = 1304,
 	ERR_SERVER_START_TIMEOUT = 1305,
+
+	/* 14xx: forwarding to an upstream broker (upstream.c, forward.c). */
+	ERR_UPSTREAM_UNAVAILABLE = 1401,
+	ERR_UPSTREAM_LOST = 1402,
 };
 
 /* A caller-provided error: the first error set is kept, later ones are ignored, as with
