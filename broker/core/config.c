@@ -208,6 +208,10 @@ static const struct {
 	{ "ports.lock_file", offsetof(struct config, port_lock_file) },
 	{ "ports.ephemeral_range_file", offsetof(struct config, ephemeral_path) },
 	{ "portserver.socket", offsetof(struct config, portserver_socket) },
+	{ "upstream_token_file", offsetof(struct config, upstream_token_file) },
+	{ "upstream_ca", offsetof(struct config, upstream_ca) },
+	{ "upstream_cert", offsetof(struct config, upstream_cert) },
+	{ "upstream_key", offsetof(struct config, upstream_key) },
 };
 
 /* Applies one setting given as text, the common path of flags and file values. */
@@ -243,6 +247,20 @@ apply(struct config *cfg, const char *key, const char *value, struct fxb_error *
 			return -1;
 		}
 		strcpy(cfg->pg_url, value);
+		return 0;
+	}
+	if (!strcmp(key, "upstream")) {
+		if (value[0] && strncmp(value, "ws://", 5) != 0 && strncmp(value, "wss://", 6) != 0) {
+			error_set(err, ERR_INVALID_PARAMS, "%s: expected a ws:// or wss:// URL "
+			    "(\"wss://fixtures.ci.example:7357\"), got \"%.200s\"", key, value);
+			return -1;
+		}
+		if (strlen(value) >= sizeof cfg->upstream || strlen(value) < (value[2] == 's' ? 7u : 6u)) {
+			error_set(err, ERR_INVALID_PARAMS, "%s: expected a ws:// or wss:// URL with a host",
+			    key);
+			return -1;
+		}
+		strcpy(cfg->upstream, value);
 		return 0;
 	}
 	if (!strcmp(key, "log_level")) {
@@ -412,6 +430,42 @@ config_check_tls(const struct config *cfg, struct fxb_error *err)
 	return 0;
 }
 
+int
+config_apply_env(struct config *cfg, struct fxb_error *err)
+{
+	static const struct {
+		const char *var, *fallback, *key;
+	} vars[] = {
+		{ "FIXTURE_BROKER_UPSTREAM", NULL, "upstream" },
+		{ "FIXTURE_BROKER_UPSTREAM_CA", "FIXTURE_BROKER_CA", "upstream_ca" },
+		{ "FIXTURE_BROKER_UPSTREAM_CERT", "FIXTURE_BROKER_CERT", "upstream_cert" },
+		{ "FIXTURE_BROKER_UPSTREAM_KEY", "FIXTURE_BROKER_KEY", "upstream_key" },
+	};
+	const char *v;
+
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *name = vars[i].var;
+
+		if ((!(v = getenv(name)) || !*v) && vars[i].fallback)
+			v = getenv(name = vars[i].fallback);
+		if (!v || !*v)
+			continue;
+		if (apply(cfg, vars[i].key, v, err) == -1) {
+			error_prefix(err, "%s: ", name);
+			return -1;
+		}
+	}
+	if ((v = getenv("FIXTURE_BROKER_UPSTREAM_TOKEN")) && *v) {
+		if (strlen(v) >= sizeof cfg->upstream_token) {
+			error_set(err, ERR_INVALID_PARAMS, "FIXTURE_BROKER_UPSTREAM_TOKEN: longer than %zu "
+			    "bytes", sizeof cfg->upstream_token - 1);
+			return -1;
+		}
+		strcpy(cfg->upstream_token, v);
+	}
+	return 0;
+}
+
 static const char usage[] =
     "usage: fixture-broker [options]\n"
     "       fixture-broker run [options] -- COMMAND [ARG...]\n"
@@ -449,6 +503,13 @@ static const char usage[] =
     "                              Unix socket (@name: the abstract namespace)\n"
 "  --integresql               also serve the IntegreSQL-compatible REST API under\n"
     "                              /api/v1/ (integresql.enabled)\n"
+    "  --upstream URL              forward postgres fixtures and server templates this\n"
+    "                              broker does not define to the broker at URL (ws://,\n"
+    "                              wss://; FIXTURE_BROKER_UPSTREAM)\n"
+    "  --upstream-token-file FILE  its token (else FIXTURE_BROKER_UPSTREAM_TOKEN)\n"
+    "  --upstream-ca FILE          the CA that signed its certificate (default: the system's)\n"
+    "  --upstream-cert FILE        a client certificate for it (PEM), with --upstream-key\n"
+    "  --upstream-key FILE         that certificate's private key\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --help, --version\n"
     "\n"
@@ -482,6 +543,11 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "pg-url", required_argument, NULL, 'U' },
 		{ "portserver", required_argument, NULL, 'R' },
 		{ "integresql", no_argument, NULL, 'I' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "upstream-token-file", required_argument, NULL, 'T' },
+		{ "upstream-ca", required_argument, NULL, 'x' },
+		{ "upstream-cert", required_argument, NULL, 'X' },
+		{ "upstream-key", required_argument, NULL, 'y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -498,6 +564,8 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ 'f', "max_fixtures_per_lease" }, { 'P', "heartbeat_ms" },
 		{ 'D', "dead_after_ms" }, { 'L', "log_level" },
 		{ 'S', "state_dir" }, { 'U', "postgres.url" }, { 'R', "portserver.socket" },
+		{ 'u', "upstream" }, { 'T', "upstream_token_file" }, { 'x', "upstream_ca" },
+		{ 'X', "upstream_cert" }, { 'y', "upstream_key" },
 	};
 	int c, pass;
 
@@ -543,9 +611,17 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 			error_set(err, ERR_INVALID_PARAMS, "%s: unexpected argument (see --help)", argv[optind]);
 			return -1;
 		}
+		/* The environment goes over the file, the flags over both. */
+		if (pass == 0 && config_apply_env(cfg, err) == -1)
+			return -1;
 	}
 	if (config_check_tls(cfg, err) == -1)
 		return -1;
+	if ((cfg->upstream_cert[0] != 0) != (cfg->upstream_key[0] != 0)) {
+		error_set(err, ERR_INVALID_PARAMS, "%s: a client certificate needs both upstream_cert "
+		    "and upstream_key", cfg->upstream_cert[0] ? "upstream_key" : "upstream_cert");
+		return -1;
+	}
 	if (cfg->heartbeat_ms > 0 && cfg->dead_after_ms <= cfg->heartbeat_ms) {
 		error_set(err, ERR_INVALID_PARAMS, "dead_after_ms: %d must be more than heartbeat_ms "
 		    "(%d): a session needs time to answer a ping", cfg->dead_after_ms, cfg->heartbeat_ms);

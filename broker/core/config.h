@@ -50,6 +50,16 @@ struct config {
 	int integresql_enabled;           /* the IntegreSQL-compatible API under /api/v1/ */
 	int integresql_ttl_ms;            /* a test database's TTL unless returned; 0: none */
 	int integresql_wait_ms;           /* how long a GET .../tests waits for a database */
+	/* Forwarding (upstream.h): the broker to forward postgres fixtures and unknown server
+	 * templates to (ws:// or wss://; "": none), its token (from the file, else
+	 * FIXTURE_BROKER_UPSTREAM_TOKEN), and for wss:// the CA to verify it with ("": the
+	 * system's) and a client certificate and key ("": none). */
+	char upstream[1024];
+	char upstream_token_file[PATH_MAX];
+	char upstream_token[512];
+	char upstream_ca[PATH_MAX];
+	char upstream_cert[PATH_MAX];
+	char upstream_key[PATH_MAX];
 	/* Sections the resource modules parse themselves (NULL when absent): "servers"
 	 * (server templates) and "postgres" (without its "url", which is pg_url). */
 	json_t *servers;
@@ -67,6 +77,11 @@ int config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_erro
 /* Checks the TLS files: both or neither of cert and key, all readable, the key by its
  * owner alone. Returns 0, or -1 with err naming the key. */
 int config_check_tls(const struct config *cfg, struct fxb_error *err);
+/* Takes the upstream settings the environment gives (FIXTURE_BROKER_UPSTREAM,
+ * FIXTURE_BROKER_UPSTREAM_TOKEN, FIXTURE_BROKER_UPSTREAM_CA/_CERT/_KEY, else
+ * FIXTURE_BROKER_CA/_CERT/_KEY) over cfg; config_parse_args() calls it between the file
+ * and the flags. Returns 0, or -1 with err naming the variable. */
+int config_apply_env(struct config *cfg, struct fxb_error *err);
 /* Parses "host:port" ("[::1]:7357" for IPv6). Returns 0 or -1 with err naming key. */
 int config_parse_listen(struct config *cfg, const char *key, const char *value,
     struct fxb_error *err);
