@@ -1,0 +1,58 @@
+/* upstream.h: one JSON-RPC session with an upstream broker, as its client.
+ *
+ * A broker started with --upstream keeps one WebSocket connection to another broker (an lws
+ * client connection on its own loop and context, on a vhost of its own that carries the
+ * client TLS settings) and one session on it: session.hello with the token, then calls with
+ * ids whose replies come back to completion callbacks, and the upstream's notifications to
+ * one hook. A cut connection is resumed with the session's resume token, with backoff; while
+ * it is being resumed, new calls wait. When the session cannot be had back (resume refused,
+ * or not back within the upstream's grace period) it is lost: every open call fails with
+ * UPSTREAM_LOST and the lost hook runs; then a fresh session is sought, and calls made
+ * meanwhile fail at once with UPSTREAM_UNAVAILABLE. The connection is watched as the SDKs
+ * watch theirs: a ping when it has been quiet for half of dead_after_ms, and closed (then
+ * resumed) when nothing came for dead_after_ms.
+ *
+ * It knows nothing of leases; fixtures/forward/ builds on it.
+ */
+#ifndef FXB_UPSTREAM_H
+#define FXB_UPSTREAM_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+
+struct broker;
+struct upstream;
+
+/* A call's outcome: result (borrowed, for the callback's duration) or err (result NULL). */
+typedef void (*upstream_reply_fn)(struct broker *b, void *arg, json_t *result,
+    const struct fxb_error *err);
+/* A notification from upstream (params borrowed). */
+typedef void (*upstream_notify_fn)(struct broker *b, const char *method, json_t *params);
+/* The upstream session is lost for good (err says why); every call already failed. */
+typedef void (*upstream_lost_fn)(struct broker *b, const struct fxb_error *err);
+
+/* Starts the upstream session of b (b->cfg.upstream and its token and TLS settings) on b's
+ * loop: the first connection is made from the loop, at once. Returns NULL with err set
+ * (a bad URL, an unreadable token file, a TLS file lws cannot load). */
+struct upstream *upstream_new(struct broker *b, upstream_notify_fn on_notify,
+    upstream_lost_fn on_lost, struct fxb_error *err);
+/* Fails the open calls (SHUTTING_DOWN) and frees u; before the loop stops. NULL: nothing. */
+void upstream_free(struct upstream *u);
+
+/* Sends method with params (taken; NULL: none) and calls fn with its outcome, later, never
+ * from within this call. Returns the call's id (> 0), or -1 with err set (UPSTREAM_UNAVAILABLE
+ * while no session is had; nothing is kept then). */
+int64_t upstream_call(struct upstream *u, const char *method, json_t *params,
+    upstream_reply_fn fn, void *arg, struct fxb_error *err);
+/* fn of call id will not be called (its reply, if one comes, is dropped). */
+void upstream_cancel(struct upstream *u, int64_t id);
+
+/* "connecting", "up", "resuming" or "down". */
+const char *upstream_state(const struct upstream *u);
+/* {"url", "state", "session", "last_error", "open_calls", "connects", "resumes", "lost"}
+ * for broker.status; NULL when out of memory. */
+json_t *upstream_json(const struct upstream *u);
+
+#endif
