@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/instance.h"
 #include "core/log.h"
+#include "fixtures/forward/forward.h"
 #include "fixtures/pg/pg.h"
 #include "fixtures/port/port.h"
 #include "fixtures/server/servers.h"
@@ -34,6 +35,15 @@ static const struct fixture_kind *const kinds[] = {
 	&port_kind,
 	&server_kind,
 	&pg_kind,
+	NULL,
+};
+
+/* With an upstream broker: PostgreSQL, and the server templates not defined here, are
+ * leased from it (the embedded cluster is not started). */
+static const struct fixture_kind *const forwarding_kinds[] = {
+	&port_kind,
+	&forward_server_kind,
+	&forward_pg_kind,
 	NULL,
 };
 
@@ -114,7 +124,7 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	b->need_token = cfg->token_file[0] != '\0';
 	if (!(b->tenants = tenants_load(b->need_token ? cfg->token_file : NULL, err)))
 		goto fail;
-	if (!(b->leases = leases_new(b, kinds)) || !(b->sessions = sessions_new()) ||
+	if (!(b->leases = leases_new(b, cfg->upstream[0] ? forwarding_kinds : kinds)) || !(b->sessions = sessions_new()) ||
 	    !(b->rpc = rpc_new(methods_table))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		goto fail;
@@ -140,7 +150,13 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	if (cfg->portserver_socket[0] && cfg->listen_port >= 0 &&
 	    !(b->portserver = portserver_new(b, err)))
 		goto fail;
-	pg_start(b->pg);
+	if (cfg->upstream[0] && forward_new(b, err) == -1)
+		goto fail;
+	if (!cfg->upstream[0])
+		pg_start(b->pg);
+	else if (cfg->postgres || cfg->pg_url[0])
+		log_warnx("upstream is set: PostgreSQL fixtures are leased from %s, and the "
+		    "\"postgres\" settings here are not used", cfg->upstream);
 	return b;
 fail:
 	broker_free(b);
@@ -155,6 +171,7 @@ broker_free(struct broker *b)
 	while (b->sessions && sessions_first(b->sessions))
 		session_close(b, sessions_first(b->sessions), "broker stopped");
 	portserver_free(b->portserver);
+	forward_free(b); /* before the loop: its connection and timers are the loop's */
 	pg_free(b->pg); /* its threads call lws_cancel_service(): before the context goes */
 	loop_stop(b);
 	integresql_free(b->integresql); /* after the loop: its open requests are gone then */

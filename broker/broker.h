@@ -34,6 +34,8 @@ struct integresql;
 struct rpc;
 struct sessions;
 struct audit;
+struct upstream;
+struct forward;
 
 struct broker {
 	struct config cfg; /* its json sections are borrowed from the caller's config */
@@ -55,6 +57,8 @@ struct broker {
 	struct portserver *portserver; /* portpicker's protocol, or NULL (portserver.h) */
 	struct integresql *integresql; /* IntegreSQL's REST API, or NULL (integresql.h) */
 	int instance_lock;       /* holds the instance id in the state dir; -1: none */
+	struct upstream *upstream; /* the session with the upstream broker, or NULL (upstream.h) */
+	struct forward *forward;   /* the fixtures forwarded there, or NULL (forward.h) */
 
 	struct sessions *sessions; /* connected or in grace (session.h) */
 	struct rpc *rpc;           /* the JSON-RPC dispatcher and its counters (rpc.h) */

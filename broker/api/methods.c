@@ -11,6 +11,7 @@
 #include "api/metrics.h"
 #include "broker.h"
 #include "core/clock.h"
+#include "fixtures/forward/forward.h"
 #include "fixtures/pg/pg.h"
 #include "fixtures/server/servers.h"
 #include "lease/lease.h"
@@ -204,6 +205,8 @@ method_server_logs(struct broker *b, struct session *s, struct rpc_call *call, j
 	(void)call;
 	UNPACK(params, table, err, "{s:s, s:s, s?I}", "lease", &lid, "fixture", &fixture, "tail",
 	    &tail);
+	if (b->forward)
+		return forward_server_logs(b, s, call, lid, fixture, tail, err);
 	return servers_logs(b, s, lid, fixture, tail, err);
 }
 
@@ -222,6 +225,8 @@ method_pg_template_ensure(struct broker *b, struct session *s, struct rpc_call *
 		error_set(err, ERR_INVALID_PARAMS, "invalid params: wait_ms: expected 0 to 3600000");
 		return NULL;
 	}
+	if (b->forward)
+		return forward_pg_call(b, s, call, "pg.template.ensure", params, err);
 	return pg_template_ensure(b, s, call, hash, wait, err);
 }
 
@@ -233,6 +238,8 @@ method_pg_template_finish(struct broker *b, struct session *s, struct rpc_call *
 	const char *hash;
 
 	UNPACK(params, table, err, "{s:s}", "hash", &hash);
+	if (b->forward)
+		return forward_pg_call(b, s, call, "pg.template.finish", params, err);
 	return pg_template_finish(b, s, call, hash, err);
 }
 
@@ -244,6 +251,8 @@ method_pg_template_discard(struct broker *b, struct session *s, struct rpc_call 
 	const char *hash;
 
 	UNPACK(params, table, err, "{s:s}", "hash", &hash);
+	if (b->forward)
+		return forward_pg_call(b, s, call, "pg.template.discard", params, err);
 	return pg_template_discard(b, s, call, hash, err);
 }
 
@@ -252,6 +261,8 @@ method_pg_status(struct broker *b, struct session *s, struct rpc_call *call, jso
     struct fxb_error *err)
 {
 	UNPACK(params, no_params, err, "{}");
+	if (b->forward)
+		return forward_pg_call(b, s, call, "pg.status", params, err);
 	return pg_status(b, s, call, err);
 }
 

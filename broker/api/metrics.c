@@ -16,6 +16,7 @@
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/http.h"
+#include "net/upstream.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
 #include "tenant/tenant.h"
@@ -57,6 +58,10 @@ metrics_render(struct broker *b, size_t *len)
 	fprintf(f, "# HELP fxb_leases_reclaimed_total Leases released because their session ended.\n"
 	    "# TYPE fxb_leases_reclaimed_total counter\nfxb_leases_reclaimed_total %llu\n",
 	    (unsigned long long)ls.reclaimed);
+	if (b->upstream)
+		fprintf(f, "# HELP fxb_upstream_up 1 while the session with the upstream broker is up.\n"
+		    "# TYPE fxb_upstream_up gauge\nfxb_upstream_up{state=\"%s\"} %d\n",
+		    upstream_state(b->upstream), !strcmp(upstream_state(b->upstream), "up"));
 	fprintf(f, "# HELP fxb_ports Ports of the pool by state.\n# TYPE fxb_ports gauge\n"
 	    "fxb_ports{state=\"free\"} %zu\nfxb_ports{state=\"leased\"} %zu\n"
 	    "fxb_ports{state=\"quarantined\"} %zu\n", pc.free, pc.leased, pc.quarantined);
@@ -101,7 +106,7 @@ metrics_status_json(struct broker *b)
 	uint64_t now = now_ms();
 
 	ports_counts(b->ports, now, &pc);
-	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}}",
+	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}, s:o*}",
 	    "version", FXB_VERSION_STR, "instance", b->instance,
 	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", leases_draining(b->leases),
 	    "sessions", (json_int_t)connected,
@@ -110,7 +115,8 @@ metrics_status_json(struct broker *b)
 	    "waiting", (json_int_t)leases_waiting(b->leases),
 	    "ports", "first", b->cfg.ports_first, "last", b->cfg.ports_last,
 	    "size", (json_int_t)pc.size, "free", (json_int_t)pc.free,
-	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined);
+	    "leased", (json_int_t)pc.leased, "quarantined", (json_int_t)pc.quarantined,
+	    "upstream", b->upstream ? upstream_json(b->upstream) : NULL);
 }
 
 /* A 401 body for a request without a valid token on a broker that requires one. */
@@ -147,8 +153,15 @@ static char *
 get_healthz(struct broker *b, const char *auth, int *status, size_t *len)
 {
 	int draining = leases_draining(b->leases);
-	char *body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
+	char *body = NULL;
 
+	/* With an upstream, its state too; the broker serves ports and its own servers either
+	 * way, so it stays healthy (200) while the upstream is away. */
+	if (b->upstream)
+		(void)!asprintf(&body, "{\"status\":\"%s\",\"upstream\":\"%s\"}\n",
+		    draining ? "draining" : "ok", upstream_state(b->upstream));
+	else
+		body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
 	(void)auth;
 	*status = draining ? 503 : 200;
 	*len = body ? strlen(body) : 0;
