@@ -1,0 +1,522 @@
+/* test_forward.c: a broker forwarding to an upstream broker (--upstream), end to end.
+ *
+ * Every test starts two real brokers on loopback: a "shared" one with its embedded
+ * PostgreSQL cluster (one state directory for the suite, so initdb runs once) and server
+ * templates of its own, and a "local" one with --upstream pointing at it, its own port
+ * range and server templates of its own (one of which needs a database). Workers talk to
+ * the local broker over the raw WebSocket client of harness.h, which also returns the
+ * notifications; what the shared broker holds is read with admin.leases (a broker without
+ * a token file treats every session as admin), and databases are checked with libpq.
+ * Waits poll with generous deadlines; no test asserts a duration. Every test stops both
+ * brokers and checks that the shared broker's postmaster is gone.
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <errno.h>
+#include <ftw.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define WAIT_MS 30000
+#define LOCAL_FIRST 28700
+#define LOCAL_LAST 28799
+
+struct pair {
+	struct test_broker shared, local;
+	char local_state[600];
+	int pg_port;     /* the shared cluster's */
+	int postmaster;  /* its pid */
+};
+
+static const char *
+log_dir(void)
+{
+	const char *d = getenv("FXB_TEST_LOG_DIR");
+
+	return d && *d ? d : "/tmp";
+}
+
+/* The shared broker's state directory: one per run of this binary. */
+static const char *
+shared_state(void)
+{
+	static char dir[512];
+
+	if (!dir[0]) {
+		snprintf(dir, sizeof dir, "%s/fwd-state-%d", log_dir(), (int)getppid());
+		mkdir(dir, 0755);
+	}
+	return dir;
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	char dir[512];
+
+	(void)stats;
+	snprintf(dir, sizeof dir, "%s/fwd-state-%d", log_dir(), (int)getpid());
+	test_rm_pg_state(dir);
+}
+
+static const char *
+httpd(void)
+{
+	static char path[512];
+	const char *dir = getenv("FXB_TEST_SERVERS");
+
+	cr_assert(dir && *dir, "FXB_TEST_SERVERS is not set (run through make integration)");
+	snprintf(path, sizeof path, "%s/httpd", dir);
+	return path;
+}
+
+/* Writes a configuration file (fmt's %1$s is the httpd path) and returns its path. */
+static const char *
+config(char *path, size_t len, const char *name, const char *servers)
+{
+	char *text = NULL;
+
+	cr_assert_geq(asprintf(&text, "{\"servers\": {%s}}", servers), 0);
+	cr_assert_eq(temp_file(path, len, name, text), 0);
+	free(text);
+	return path;
+}
+
+static json_t *call_on(int port, const char *method, json_t *params);
+
+static void
+start_shared(struct pair *p, const char *const *extra)
+{
+	static char cfg[1024];
+	char servers[2048];
+	const char *args[24] = { "--state-dir", shared_state(), "--grace-ms", "1000",
+		"--ports", "28800-28899", "--port-quarantine-ms", "0", "--config", NULL };
+	size_t n = 9;
+	json_t *st, *emb;
+	char err[512];
+
+	snprintf(servers, sizeof servers,
+	    "\"api\": {\"command\": [\"%s\", \"--port\", \"{port}\"],"
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]}", httpd());
+	args[n++] = config(cfg, sizeof cfg, "shared.json", servers);
+	for (size_t i = 0; extra && extra[i]; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	cr_assert_eq(test_broker_start(&p->shared, args, err, sizeof err), 0, "%s", err);
+	st = call_on(p->shared.port, "pg.status", NULL);
+	cr_assert_not_null(st, "pg.status on the shared broker; see %s", p->shared.log);
+	emb = json_object_get(raw_rpc_result(st), "embedded");
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(st), "state")), "ready",
+	    "the shared broker's PostgreSQL did not start; see %s", p->shared.log);
+	p->pg_port = (int)json_integer_value(json_object_get(emb, "port"));
+	p->postmaster = (int)json_integer_value(json_object_get(emb, "pid"));
+	json_decref(st);
+}
+
+static void
+start_local(struct pair *p)
+{
+	static char cfg[1024];
+	char servers[2048], ports[32];
+	const char *args[24] = { "--upstream", p->shared.url, "--state-dir", NULL,
+		"--ports", NULL, "--port-quarantine-ms", "0", "--config", NULL, NULL };
+	char err[512];
+
+	snprintf(servers, sizeof servers,
+	    "\"local_api\": {\"command\": [\"%s\", \"--port\", \"{port}\"],"
+	    " \"needs\": {\"db\": {\"kind\": \"postgres\"}},"
+	    " \"env\": {\"DB_URL\": \"{fixtures.db.url}\"},"
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]},"
+	    "\"local_crash\": {\"command\": [\"%s\", \"--port\", \"{port}\", \"--crash-on-start\", \"3\"],"
+	    " \"needs\": {\"db\": {\"kind\": \"postgres\"}}}", httpd(), httpd());
+	snprintf(p->local_state, sizeof p->local_state, "%s/fwd-local-%d", log_dir(), (int)getpid());
+	mkdir(p->local_state, 0700);
+	snprintf(ports, sizeof ports, "%d-%d", LOCAL_FIRST, LOCAL_LAST);
+	args[3] = p->local_state;
+	args[5] = ports;
+	args[9] = config(cfg, sizeof cfg, "local.json", servers);
+	cr_assert_eq(test_broker_start(&p->local, args, err, sizeof err), 0, "%s", err);
+}
+
+static void
+pair_start(struct pair *p, const char *const *shared_extra)
+{
+	memset(p, 0, sizeof *p);
+	start_shared(p, shared_extra);
+	start_local(p);
+}
+
+static int
+alive(int pid)
+{
+	return pid > 0 && kill(pid, 0) == 0;
+}
+
+static void
+pair_stop(struct pair *p)
+{
+	BROKER_STOP(&p->local);
+	if (p->shared.pid)
+		BROKER_STOP(&p->shared);
+	for (uint64_t end = clock_ms() + WAIT_MS; alive(p->postmaster) && clock_ms() < end;)
+		sleep_ms(20);
+	cr_assert(!alive(p->postmaster), "postgres (pid %d) outlived the shared broker",
+	    p->postmaster);
+	test_rm_pg_state(p->local_state);
+}
+
+/* One call on a fresh connection to port; the whole reply (NULL on failure). */
+static json_t *
+call_on(int port, const char *method, json_t *params)
+{
+	struct raw_ws w;
+	json_t *r;
+
+	if (raw_ws_connect(&w, port, "fixture-broker.v1", NULL) != 101) {
+		json_decref(params);
+		raw_ws_close(&w);
+		return NULL;
+	}
+	r = raw_rpc_call(&w, method, params);
+	raw_ws_close(&w);
+	return r;
+}
+
+/* The shared broker's leases (admin.leases), or NULL. */
+static json_t *
+upstream_leases(const struct pair *p)
+{
+	json_t *r = call_on(p->shared.port, "admin.leases", NULL), *l;
+
+	l = json_incref(json_object_get(raw_rpc_result(r), "leases"));
+	json_decref(r);
+	return l;
+}
+
+/* Waits until the shared broker holds n leases; returns how many it holds then. */
+static size_t
+wait_upstream_leases(const struct pair *p, size_t n)
+{
+	size_t have = (size_t)-1;
+
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end; sleep_ms(50)) {
+		json_t *l = upstream_leases(p);
+		have = l ? json_array_size(l) : (size_t)-1;
+		json_decref(l);
+		if (have == n)
+			break;
+	}
+	return have;
+}
+
+/* Waits until the local broker's pool has n ports leased; returns the count then. */
+static long
+wait_local_leased(const struct pair *p, long n)
+{
+	long have = -1;
+
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end; sleep_ms(50))
+		if ((have = test_broker_ports(&p->local, "leased")) == n)
+			break;
+	return have;
+}
+
+static void
+ws_open(struct raw_ws *w, const struct test_broker *tb)
+{
+	cr_assert_eq(raw_ws_connect(w, tb->port, "fixture-broker.v1", NULL), 101);
+}
+
+/* Reads messages until a notification of method arrives (others are dropped); NULL if
+ * none came within WAIT_MS. */
+static json_t *
+wait_notification(struct raw_ws *w, const char *method)
+{
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end;) {
+		json_t *m = raw_rpc_read(w, 1000);
+		const char *got = json_string_value(json_object_get(m, "method"));
+
+		if (got && !strcmp(got, method))
+			return m;
+		json_decref(m);
+	}
+	return NULL;
+}
+
+static const char *
+fixture_str(json_t *result, const char *fixture, const char *field)
+{
+	return json_string_value(json_object_get(json_object_get(json_object_get(result,
+	    "fixtures"), fixture), field));
+}
+
+static int
+fixture_int(json_t *result, const char *fixture, const char *field)
+{
+	return (int)json_integer_value(json_object_get(json_object_get(json_object_get(result,
+	    "fixtures"), fixture), field));
+}
+
+static char *
+sql_value(const char *url, const char *sql)
+{
+	PGconn *c = PQconnectdb(url);
+	PGresult *r;
+	char *v = NULL;
+
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s: %s", url, PQerrorMessage(c));
+	r = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+Test(forward, a_forwarded_database_is_on_the_shared_cluster_and_ports_stay_local,
+    .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *res, *leases, *labels = NULL;
+	const char *url, *lid;
+	char *db;
+	int http, found = 0;
+	size_t i;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s}}, s:{s:s}}",
+	    "fixtures", "db", "kind", "postgres", "http", "kind", "port", "labels", "worker", "w7"));
+	res = raw_rpc_result(r);
+	cr_assert_not_null(res, "acquire failed: %s; see %s", json_dumps(r, 0), p.local.log);
+	lid = json_string_value(json_object_get(res, "lease"));
+	url = fixture_str(res, "db", "url");
+	cr_assert_not_null(url);
+	cr_assert_eq(fixture_int(res, "db", "port"), p.pg_port,
+	    "the database is not on the shared broker's cluster");
+	db = sql_value(url, "SELECT current_database()");
+	cr_assert_str_eq(db, fixture_str(res, "db", "database"));
+	http = fixture_int(res, "http", "port");
+	cr_assert(http >= LOCAL_FIRST && http <= LOCAL_LAST, "port %d is not the local broker's", http);
+
+	/* The upstream holds it under the worker's labels and this runner's names. */
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1, "the shared broker holds %zu leases",
+	    json_array_size(leases));
+	json_array_foreach(leases, i, labels) {
+		labels = json_object_get(labels, "labels");
+		found = 1;
+		break;
+	}
+	cr_assert(found);
+	cr_assert_str_eq(json_string_value(json_object_get(labels, "worker")), "w7");
+	cr_assert_str_eq(json_string_value(json_object_get(labels, "runner_lease")), lid);
+	cr_assert_not_null(json_string_value(json_object_get(labels, "runner_host")));
+	json_decref(leases);
+
+	/* Released here, released there; the database is dropped. */
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease", lid)));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the upstream lease was not released");
+	cr_assert_eq(wait_local_leased(&p, 0), 0);
+	{
+		PGconn *c = PQconnectdb(url);
+		cr_assert_neq(PQstatus(c), CONNECTION_OK, "the released database still takes logins");
+		PQfinish(c);
+	}
+	free(db);
+	json_decref(r);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, a_local_server_gets_the_forwarded_database_it_needs, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *res;
+	char *body = NULL;
+	const char *url;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s, s:s}}}", "fixtures", "api",
+	    "kind", "server", "template", "local_api"));
+	res = raw_rpc_result(r);
+	cr_assert_not_null(res, "acquire failed: %s; see %s", json_dumps(r, 0), p.local.log);
+	url = fixture_str(res, "api.db", "url");
+	cr_assert_not_null(url);
+	cr_assert_eq(fixture_int(res, "api.db", "port"), p.pg_port);
+	cr_assert_eq(http_get(fixture_int(res, "api", "port"), "/env/DB_URL", &body), 200);
+	body[strcspn(body, "\n")] = '\0';
+	cr_assert_str_eq(body, url, "the server's {fixtures.db.url} is not the forwarded database");
+	free(body);
+	cr_assert_eq(wait_upstream_leases(&p, 1), 1);
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease",
+	    json_string_value(json_object_get(res, "lease")))));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	json_decref(r);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, a_lease_whose_local_server_fails_releases_its_upstream_part, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	/* The server needs a database: it starts once the upstream has granted one, and then
+	 * crashes, so the upstream part is held when the lease fails. */
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s, s:s}, s:{s:s}}}", "fixtures",
+	    "api", "kind", "server", "template", "local_crash", "http", "kind", "port"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "SERVER_EXITED", "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the upstream still holds the database");
+	cr_assert_eq(wait_local_leased(&p, 0), 0, "the local ports are still leased");
+	r = raw_rpc_call(&w, "lease.list", NULL);
+	cr_assert_eq(json_array_size(json_object_get(raw_rpc_result(r), "leases")), 0);
+	json_decref(r);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, a_lease_whose_upstream_part_fails_releases_its_local_part, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s}, s:{s:s, s:s}}}",
+	    "fixtures", "a", "kind", "port", "b", "kind", "port", "db", "kind", "postgres",
+	    "template", "never-built-1234"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "PG_TEMPLATE_NOT_FOUND", "%s", json_dumps(r, 0));
+	json_decref(r);
+	/* An upstream-only server template that does not exist there either. */
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s, s:s}}}",
+	    "fixtures", "a", "kind", "port", "web", "kind", "server", "template", "nowhere"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "SERVER_TEMPLATE_UNKNOWN", "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(wait_local_leased(&p, 0), 0, "the local ports are still leased");
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, reset_logs_and_server_exited_pass_through, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *res, *n, *params;
+	const char *lid;
+	char *db1, *body = NULL;
+	int web;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s, s:s}}}", "fixtures",
+	    "db", "kind", "postgres", "web", "kind", "server", "template", "api"));
+	res = raw_rpc_result(r);
+	cr_assert_not_null(res, "acquire failed: %s; see %s", json_dumps(r, 0), p.local.log);
+	lid = json_string_value(json_object_get(res, "lease"));
+	db1 = strdup(fixture_str(res, "db", "database"));
+
+	/* lease.reset of the forwarded database: a fresh one, under the local lease. */
+	n = raw_rpc_call(&w, "lease.reset", json_pack("{s:s, s:s}", "lease", lid, "fixture", "db"));
+	cr_assert_not_null(raw_rpc_result(n), "%s", json_dumps(n, 0));
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(n), "lease")), lid);
+	cr_assert_str_neq(fixture_str(raw_rpc_result(n), "db", "database"), db1);
+	json_decref(n);
+
+	/* server.logs of the upstream's server. */
+	n = raw_rpc_call(&w, "server.logs", json_pack("{s:s, s:s}", "lease", lid, "fixture", "web"));
+	cr_assert_not_null(raw_rpc_result(n), "%s", json_dumps(n, 0));
+	cr_assert_not_null(strstr(json_string_value(json_object_get(raw_rpc_result(n), "stdout")),
+	    "listening on"), "%s", json_dumps(n, 0));
+	json_decref(n);
+
+	/* The upstream's server dies: the local session hears it under its own names. */
+	web = fixture_int(res, "web", "port");
+	cr_assert_eq(http_get(web, "/pid", &body), 200);
+	cr_assert_eq(kill(atoi(body), SIGKILL), 0);
+	free(body);
+	n = wait_notification(&w, "server.exited");
+	cr_assert_not_null(n, "no server.exited came");
+	params = json_object_get(n, "params");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "lease")), lid);
+	cr_assert_str_eq(json_string_value(json_object_get(params, "fixture")), "web");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "signal_name")), "SIGKILL");
+	json_decref(n);
+
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease", lid)));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	free(db1);
+	json_decref(r);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, a_lost_upstream_ends_the_leases_that_depended_on_it, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *n, *params, *st;
+	const char *lid;
+	char *body = NULL;
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s}}}", "fixtures",
+	    "db", "kind", "postgres", "http", "kind", "port"));
+	cr_assert_not_null(raw_rpc_result(r), "acquire failed: %s", json_dumps(r, 0));
+	lid = json_string_value(json_object_get(raw_rpc_result(r), "lease"));
+	cr_assert_eq(test_broker_ports(&p.local, "leased"), 1);
+
+	test_broker_kill(&p.shared);
+	n = wait_notification(&w, "lease.ended");
+	cr_assert_not_null(n, "no lease.ended came; see %s", p.local.log);
+	params = json_object_get(n, "params");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "lease")), lid);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(params, "error"),
+	    "name")), "UPSTREAM_LOST");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(params, "fixtures"), 0)),
+	    "db");
+	json_decref(n);
+	cr_assert_eq(wait_local_leased(&p, 0), 0, "the lease's local port is still leased");
+	json_decref(r);
+	r = raw_rpc_call(&w, "lease.list", NULL);
+	cr_assert_eq(json_array_size(json_object_get(raw_rpc_result(r), "leases")), 0);
+	json_decref(r);
+
+	/* New databases fail with a clear error; ports are still served. */
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "UPSTREAM_UNAVAILABLE", "%s", json_dumps(r, 0));
+	json_decref(r);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "p", "kind",
+	    "port"));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(http_get(p.local.port, "/healthz", &body), 200);
+	cr_assert_not_null(strstr(body, "\"upstream\":\"down\""), "%s", body);
+	free(body);
+	st = test_broker_status(&p.local);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(st, "upstream"), "lost")), 1);
+	json_decref(st);
+	raw_ws_close(&w);
+
+	/* The shared broker again on its state: it sweeps what the killed one left, and its
+	 * postmaster goes with it. */
+	start_shared(&p, NULL);
+	pair_stop(&p);
+}
