@@ -90,6 +90,9 @@ config(char *path, size_t len, const char *name, const char *servers)
 
 static json_t *call_on(int port, const char *method, json_t *params);
 
+/* The bearer token for the shared broker, when it has a token file (else NULL). */
+static const char *shared_token;
+
 static void
 start_shared(struct pair *p, const char *const *extra)
 {
@@ -120,7 +123,7 @@ start_shared(struct pair *p, const char *const *extra)
 }
 
 static void
-start_local(struct pair *p)
+start_local(struct pair *p, const char *const *extra)
 {
 	static char cfg[1024];
 	char servers[2048], ports[32];
@@ -141,6 +144,8 @@ start_local(struct pair *p)
 	args[3] = p->local_state;
 	args[5] = ports;
 	args[9] = config(cfg, sizeof cfg, "local.json", servers);
+	for (size_t i = 0, n = 10; extra && extra[i]; i++)
+		args[n++] = extra[i];
 	cr_assert_eq(test_broker_start(&p->local, args, err, sizeof err), 0, "%s", err);
 }
 
@@ -149,7 +154,7 @@ pair_start(struct pair *p, const char *const *shared_extra)
 {
 	memset(p, 0, sizeof *p);
 	start_shared(p, shared_extra);
-	start_local(p);
+	start_local(p, NULL);
 }
 
 static int
@@ -178,7 +183,7 @@ call_on(int port, const char *method, json_t *params)
 	struct raw_ws w;
 	json_t *r;
 
-	if (raw_ws_connect(&w, port, "fixture-broker.v1", NULL) != 101) {
+	if (raw_ws_connect(&w, port, "fixture-broker.v1", shared_token) != 101) {
 		json_decref(params);
 		raw_ws_close(&w);
 		return NULL;
@@ -518,5 +523,99 @@ Test(forward, a_lost_upstream_ends_the_leases_that_depended_on_it, .timeout = 12
 	/* The shared broker again on its state: it sweeps what the killed one left, and its
 	 * postmaster goes with it. */
 	start_shared(&p, NULL);
+	pair_stop(&p);
+}
+
+Test(forward, the_upstream_token_is_sent_and_a_wrong_one_is_a_clear_error, .timeout = 120)
+{
+	char tokens[512], good[512], bad[512];
+	const char *shared_extra[] = { "--token-file", tokens, NULL };
+	const char *local_bad[] = { "--upstream-token-file", bad, NULL };
+	const char *local_good[] = { "--upstream-token-file", good, NULL };
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *st;
+	const char *last;
+
+	cr_assert_eq(temp_file(tokens, sizeof tokens, "tokens", "fwd-good-token ci admin=true\n"), 0);
+	cr_assert_eq(temp_file(good, sizeof good, "good", "fwd-good-token\n"), 0);
+	cr_assert_eq(temp_file(bad, sizeof bad, "bad", "fwd-wrong-token\n"), 0);
+	shared_token = "fwd-good-token";
+	memset(&p, 0, sizeof p);
+	start_shared(&p, shared_extra);
+
+	start_local(&p, local_bad);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "UPSTREAM_UNAVAILABLE", "%s", json_dumps(r, 0));
+	json_decref(r);
+	st = test_broker_status(&p.local);
+	last = json_string_value(json_object_get(json_object_get(st, "upstream"), "last_error"));
+	cr_assert(last && strstr(last, "UNAUTHENTICATED") == NULL && strstr(last, "refused"),
+	    "last_error: %s", last ? last : "(none)");
+	json_decref(st);
+	raw_ws_close(&w);
+	BROKER_STOP(&p.local);
+
+	start_local(&p, local_good);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.local.log);
+	json_decref(r);
+	cr_assert_eq(wait_upstream_leases(&p, 1), 1);
+	raw_ws_close(&w);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the closed session's lease stayed upstream");
+	pair_stop(&p);
+	shared_token = NULL;
+}
+
+Test(forward, two_local_sessions_ensuring_one_hash_get_one_builder, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws a, b;
+	json_t *r, *rb;
+	char hash[64];
+
+	snprintf(hash, sizeof hash, "fwd-build-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	pair_start(&p, NULL);
+	ws_open(&a, &p.local);
+	ws_open(&b, &p.local);
+	r = raw_rpc_call(&a, "pg.template.ensure", json_pack("{s:s}", "hash", hash));
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(r), "state")), "build",
+	    "%s", json_dumps(r, 0));
+	cr_assert_eq((int)json_integer_value(json_object_get(raw_rpc_result(r), "port")), p.pg_port);
+	json_decref(r);
+
+	/* The upstream sees one session: b must wait here for a's build, not build too. */
+	cr_assert_eq(raw_rpc_send(&b, 7, "pg.template.ensure", json_pack("{s:s}", "hash", hash)), 0);
+	rb = raw_rpc_read(&b, 1000);
+	cr_assert_null(rb, "the second session got an answer while the first builds: %s",
+	    json_dumps(rb, 0));
+	r = raw_rpc_call(&b, "pg.template.finish", json_pack("{s:s}", "hash", hash));
+	cr_assert_str_eq(raw_rpc_error_name(r), "PG_NOT_BUILDER", "%s", json_dumps(r, 0));
+	json_decref(r);
+
+	r = raw_rpc_call(&a, "pg.template.finish", json_pack("{s:s}", "hash", hash));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	rb = raw_rpc_read(&b, WAIT_MS);
+	cr_assert_not_null(rb, "the waiting ensure was never answered");
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(rb), "state")), "ready",
+	    "%s", json_dumps(rb, 0));
+	json_decref(rb);
+
+	r = raw_rpc_call(&b, "lease.acquire", json_pack("{s:{s:{s:s, s:s}}}", "fixtures", "db",
+	    "kind", "postgres", "template", hash));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	r = raw_rpc_call(&a, "pg.status", NULL);
+	cr_assert_not_null(json_object_get(raw_rpc_result(r), "templates"), "%s", json_dumps(r, 0));
+	json_decref(r);
+	raw_ws_close(&a);
+	raw_ws_close(&b);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
 	pair_stop(&p);
 }
