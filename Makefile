@@ -412,3 +412,4 @@ include mk/deploy.mk
 include mk/tenants.mk
 include mk/fuzz.mk
 include mk/fleet.mk
+include mk/forward.mk
