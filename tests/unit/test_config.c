@@ -1,6 +1,8 @@
 /* test_config.c: defaults, the JSON file, flags over the file, errors naming their key. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/config.h"
 
@@ -169,4 +171,57 @@ Test(config, anchors_template_directories_at_the_configuration_file)
 	    cfg.postgres, "templates"), "app"), "cwd")), "/tmp/fxb-test-anchor/conf/db",
 	    "a relative cwd: below the file's directory");
 	config_clear(&cfg);
+}
+
+Test(config, takes_the_upstream_from_the_file_the_environment_and_flags_in_that_order)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	const char *path = write_file("{\"upstream\": \"ws://file.example:7357\", "
+	    "\"upstream_ca\": \"/etc/ca.pem\"}");
+	char *file_only[] = { "fixture-broker", "--config", (char *)path, NULL };
+	char *with_flag[] = { "fixture-broker", "--upstream", "wss://flag.example:7357", "--config",
+		(char *)path, NULL };
+
+	unsetenv("FIXTURE_BROKER_UPSTREAM");
+	unsetenv("FIXTURE_BROKER_UPSTREAM_CA");
+	unsetenv("FIXTURE_BROKER_CA");
+	cr_assert_eq(parse(&cfg, &err, 3, file_only), 0, "%s", err.text);
+	cr_assert_str_eq(cfg.upstream, "ws://file.example:7357");
+	cr_assert_str_eq(cfg.upstream_ca, "/etc/ca.pem");
+	setenv("FIXTURE_BROKER_UPSTREAM", "wss://env.example:7357", 1);
+	setenv("FIXTURE_BROKER_UPSTREAM_TOKEN", "tok-env", 1);
+	setenv("FIXTURE_BROKER_CA", "/etc/sdk-ca.pem", 1);
+	cr_assert_eq(parse(&cfg, &err, 3, file_only), 0, "%s", err.text);
+	cr_assert_str_eq(cfg.upstream, "wss://env.example:7357");
+	cr_assert_str_eq(cfg.upstream_token, "tok-env");
+	cr_assert_str_eq(cfg.upstream_ca, "/etc/sdk-ca.pem");
+	cr_assert_eq(parse(&cfg, &err, 5, with_flag), 0, "%s", err.text);
+	cr_assert_str_eq(cfg.upstream, "wss://flag.example:7357");
+	unsetenv("FIXTURE_BROKER_UPSTREAM");
+	unsetenv("FIXTURE_BROKER_UPSTREAM_TOKEN");
+	unsetenv("FIXTURE_BROKER_CA");
+}
+
+Test(config, refuses_an_upstream_that_is_not_a_websocket_url)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	char *http[] = { "fixture-broker", "--upstream", "http://x.example", NULL };
+	char *bare[] = { "fixture-broker", "--upstream", "wss://", NULL };
+	char *half_cert[] = { "fixture-broker", "--upstream-cert", "/etc/c.pem", NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 3, http), -1);
+	cr_assert(strstr(err.text, "upstream: expected a ws:// or wss:// URL"), "%s", err.text);
+	error_clear(&err);
+	cr_assert_eq(parse(&cfg, &err, 3, bare), -1);
+	cr_assert(strstr(err.text, "upstream:"), "%s", err.text);
+	error_clear(&err);
+	setenv("FIXTURE_BROKER_UPSTREAM", "tcp://env.example", 1);
+	cr_assert_eq(parse(&cfg, &err, 1, http), -1);
+	cr_assert(strstr(err.text, "FIXTURE_BROKER_UPSTREAM: upstream:"), "%s", err.text);
+	unsetenv("FIXTURE_BROKER_UPSTREAM");
+	error_clear(&err);
+	cr_assert_eq(parse(&cfg, &err, 3, half_cert), -1);
+	cr_assert(strstr(err.text, "upstream_key"), "%s", err.text);
 }
