@@ -71,7 +71,9 @@ struct upstream {
 	uint64_t cut_ms;
 	int backoff_ms;
 	char last_error[200];
-	char refused[200]; /* why the upstream refused session.hello, until one succeeds */
+	/* Why the last connection ended, when this side knows better than lws (a refused
+	 * session.hello, a silent link); cleared by a successful hello. */
+	char cause[200];
 	uint64_t connects, resumes, lost;
 
 	struct up_call *calls, *tail;
@@ -85,10 +87,12 @@ struct upstream {
 	lws_sorted_usec_list_t retry_timer, beat_timer;
 	upstream_notify_fn on_notify;
 	upstream_lost_fn on_lost;
+	upstream_resumed_fn on_resumed;
 };
 
 static void connect_now(lws_sorted_usec_list_t *sul);
 static void send_hello(struct upstream *u);
+static void heartbeat(lws_sorted_usec_list_t *sul);
 
 static void
 call_free(struct up_call *c)
@@ -189,8 +193,8 @@ connection_gone(struct upstream *u, const char *why)
 	enum up_state was = u->state;
 	char text[1600];
 
-	if (u->refused[0])
-		why = u->refused;
+	if (u->cause[0])
+		why = u->cause;
 	u->wsi = NULL;
 	u->ping_due = 0;
 	free(u->rx);
@@ -239,6 +243,7 @@ connect_now(lws_sorted_usec_list_t *sul)
 {
 	struct upstream *u = lws_container_of(sul, struct upstream, retry_timer);
 	struct lws_client_connect_info i;
+	struct lws *wsi;
 
 	if (u->wsi || u->connecting)
 		return;
@@ -262,9 +267,18 @@ connect_now(lws_sorted_usec_list_t *sul)
 	i.opaque_user_data = u;
 	u->connecting = 1;
 	u->connects++;
-	if (!lws_client_connect_via_info(&i) && u->connecting) {
+	wsi = lws_client_connect_via_info(&i);
+	if (!wsi && u->connecting) {
 		u->connecting = 0;
 		connection_gone(u, "cannot start a connection");
+		return;
+	}
+	if (wsi && u->connecting) {
+		/* Watched from now: an upgrade or a hello that never comes is a dead link too. */
+		u->wsi = wsi;
+		u->seen_ms = now_ms();
+		lws_sul_schedule(u->b->ctx, 0, &u->beat_timer, heartbeat,
+		    (lws_usec_t)(u->dead_after_ms / 4 + 1) * LWS_US_PER_MS);
 	}
 }
 
@@ -315,10 +329,11 @@ more_to_write(const struct upstream *u)
 	return 0;
 }
 
-/* Queues a call; the text is built here so that its id is in it. Returns the call. */
+/* Queues a call; the text is built here so that its id is in it. A hello goes first on
+ * the list, a call with first before every call not yet sent. Returns the call. */
 static struct up_call *
 enqueue(struct upstream *u, const char *method, json_t *params, upstream_reply_fn fn, void *arg,
-    int hello)
+    int hello, int first)
 {
 	struct up_call *c = calloc(1, sizeof *c);
 	json_t *msg;
@@ -341,11 +356,17 @@ enqueue(struct upstream *u, const char *method, json_t *params, upstream_reply_f
 	c->fn = fn;
 	c->arg = arg;
 	c->hello = hello;
-	if (hello) {
-		/* First on the list: it goes before every call that waited for the session. */
-		c->next = u->calls;
-		u->calls = c;
-		if (!u->tail)
+	if (hello || first) {
+		/* Before every call that waited for the session (a first after the hello). */
+		struct up_call **pp = &u->calls, *prev = NULL;
+
+		while (*pp && ((*pp)->sent || (*pp)->off || (first && (*pp)->hello))) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		c->next = *pp;
+		*pp = c;
+		if (u->tail == prev)
 			u->tail = c;
 		u->open_calls++;
 	} else {
@@ -367,10 +388,12 @@ heartbeat(lws_sorted_usec_list_t *sul)
 	if (silent >= (uint64_t)u->dead_after_ms) {
 		log_warnx("upstream %s: nothing for %llu ms (dead_after_ms %d): dropping the "
 		    "connection", u->url, (unsigned long long)silent, u->dead_after_ms);
+		snprintf(u->cause, sizeof u->cause, "nothing from it for %llu ms",
+		    (unsigned long long)silent);
 		lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 		return;
 	}
-	if (silent >= (uint64_t)u->dead_after_ms / 2) {
+	if (silent >= (uint64_t)u->dead_after_ms / 2 && !u->connecting) {
 		u->ping_due = 1;
 		lws_callback_on_writable(u->wsi);
 	}
@@ -398,7 +421,7 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 		if (err->code == ERR_UPSTREAM_UNAVAILABLE || err->code == ERR_SHUTTING_DOWN)
 			return; /* the connection went; connection_gone() has decided */
 		log_warnx("upstream %s: session.hello refused: %s", u->url, err->text);
-		snprintf(u->refused, sizeof u->refused, "session.hello refused: %.170s", err->text);
+		snprintf(u->cause, sizeof u->cause, "session.hello refused: %.170s", err->text);
 		if (u->wsi)
 			lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 		u->resume[0] = '\0';
@@ -429,7 +452,9 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 	snprintf(u->resume, sizeof u->resume, "%s", resume);
 	u->state = UP_UP;
 	u->backoff_ms = 0;
-	u->last_error[0] = u->refused[0] = '\0';
+	u->last_error[0] = u->cause[0] = '\0';
+	if (resumed && u->on_resumed)
+		u->on_resumed(u->b);
 	if (u->wsi && more_to_write(u))
 		lws_callback_on_writable(u->wsi);
 }
@@ -444,7 +469,7 @@ send_hello(struct upstream *u)
 		json_object_set_new(params, "token", json_string(u->token));
 	if (params && u->resume[0])
 		json_object_set_new(params, "resume", json_string(u->resume));
-	if (!enqueue(u, "session.hello", params, hello_done, u, 1) && u->wsi)
+	if (!enqueue(u, "session.hello", params, hello_done, u, 1, 0) && u->wsi)
 		lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 }
 
@@ -626,7 +651,7 @@ read_token(struct upstream *u, const char *path, struct fxb_error *err)
 
 struct upstream *
 upstream_new(struct broker *b, upstream_notify_fn on_notify, upstream_lost_fn on_lost,
-    struct fxb_error *err)
+    upstream_resumed_fn on_resumed, struct fxb_error *err)
 {
 	const struct config *cfg = &b->cfg;
 	struct upstream *u = calloc(1, sizeof *u);
@@ -643,6 +668,7 @@ upstream_new(struct broker *b, upstream_notify_fn on_notify, upstream_lost_fn on
 	u->grace_ms = DEFAULT_GRACE_MS;
 	u->on_notify = on_notify;
 	u->on_lost = on_lost;
+	u->on_resumed = on_resumed;
 	snprintf(u->url, sizeof u->url, "%s", cfg->upstream);
 	snprintf(copy, sizeof copy, "%s", cfg->upstream);
 	if (lws_parse_uri(copy, &prot, &ads, &u->port, &path) || !ads[0] ||
@@ -717,7 +743,25 @@ upstream_call(struct upstream *u, const char *method, json_t *params, upstream_r
 		    u->url, u->last_error[0] ? ": " : "", u->last_error);
 		return -1;
 	}
-	if (!(c = enqueue(u, method, params, fn, arg, 0))) {
+	if (!(c = enqueue(u, method, params, fn, arg, 0, 0))) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	return c->id;
+}
+
+int64_t
+upstream_call_first(struct upstream *u, const char *method, json_t *params,
+    upstream_reply_fn fn, void *arg, struct fxb_error *err)
+{
+	struct up_call *c;
+
+	if (u->state == UP_DOWN) {
+		json_decref(params);
+		error_set(err, ERR_UPSTREAM_UNAVAILABLE, "the upstream broker %s is unavailable", u->url);
+		return -1;
+	}
+	if (!(c = enqueue(u, method, params, fn, arg, 0, 1))) {
 		error_set(err, ERR_INTERNAL, "out of memory");
 		return -1;
 	}

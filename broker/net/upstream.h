@@ -32,12 +32,15 @@ typedef void (*upstream_reply_fn)(struct broker *b, void *arg, json_t *result,
 typedef void (*upstream_notify_fn)(struct broker *b, const char *method, json_t *params);
 /* The upstream session is lost for good (err says why); every call already failed. */
 typedef void (*upstream_lost_fn)(struct broker *b, const struct fxb_error *err);
+/* The session was resumed after a cut; calls made now with upstream_call_first() go before
+ * the calls that waited for it. */
+typedef void (*upstream_resumed_fn)(struct broker *b);
 
 /* Starts the upstream session of b (b->cfg.upstream and its token and TLS settings) on b's
  * loop: the first connection is made from the loop, at once. Returns NULL with err set
  * (a bad URL, an unreadable token file, a TLS file lws cannot load). */
 struct upstream *upstream_new(struct broker *b, upstream_notify_fn on_notify,
-    upstream_lost_fn on_lost, struct fxb_error *err);
+    upstream_lost_fn on_lost, upstream_resumed_fn on_resumed, struct fxb_error *err);
 /* Fails the open calls (SHUTTING_DOWN) and frees u; before the loop stops. NULL: nothing. */
 void upstream_free(struct upstream *u);
 
@@ -45,6 +48,9 @@ void upstream_free(struct upstream *u);
  * from within this call. Returns the call's id (> 0), or -1 with err set (UPSTREAM_UNAVAILABLE
  * while no session is had; nothing is kept then). */
 int64_t upstream_call(struct upstream *u, const char *method, json_t *params,
+    upstream_reply_fn fn, void *arg, struct fxb_error *err);
+/* upstream_call(), but the call goes before every call not yet sent. */
+int64_t upstream_call_first(struct upstream *u, const char *method, json_t *params,
     upstream_reply_fn fn, void *arg, struct fxb_error *err);
 /* fn of call id will not be called (its reply, if one comes, is dropped). */
 void upstream_cancel(struct upstream *u, int64_t id);
