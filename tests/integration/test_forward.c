@@ -15,7 +15,12 @@
 #include <errno.h>
 #include <ftw.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +171,8 @@ alive(int pid)
 static void
 pair_stop(struct pair *p)
 {
-	BROKER_STOP(&p->local);
+	if (p->local.pid)
+		BROKER_STOP(&p->local);
 	if (p->shared.pid)
 		BROKER_STOP(&p->shared);
 	for (uint64_t end = clock_ms() + WAIT_MS; alive(p->postmaster) && clock_ms() < end;)
@@ -618,4 +624,317 @@ Test(forward, two_local_sessions_ensuring_one_hash_get_one_builder, .timeout = 1
 	raw_ws_close(&b);
 	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
 	pair_stop(&p);
+}
+
+/* ---- a TCP relay between the local broker and the shared one, to cut the link ---- */
+
+#define RELAY_MAX 8
+
+struct relay {
+	int lfd, port, target;
+	int ctl[2];            /* commands: 'c' cut, 'r' refuse, 'a' accept, 'b' blackhole, 'q' */
+	int refuse, blackhole; /* the relay thread's */
+	int fd[RELAY_MAX][2];  /* [i][0] the local broker's side, [i][1] the shared one's */
+	pthread_t th;
+};
+
+static void
+relay_close_all(struct relay *r)
+{
+	for (int i = 0; i < RELAY_MAX; i++) {
+		if (r->fd[i][0] < 0)
+			continue;
+		close(r->fd[i][0]);
+		close(r->fd[i][1]);
+		r->fd[i][0] = r->fd[i][1] = -1;
+	}
+}
+
+static void *
+relay_run(void *arg)
+{
+	struct relay *r = arg;
+	char buf[65536];
+
+	for (;;) {
+		struct pollfd p[2 + 2 * RELAY_MAX];
+		int n = 0, map[2 + 2 * RELAY_MAX][2];
+
+		p[n].fd = r->ctl[0];
+		p[n++].events = POLLIN;
+		p[n].fd = r->lfd;
+		p[n++].events = POLLIN;
+		for (int i = 0; i < RELAY_MAX; i++) {
+			if (r->fd[i][0] < 0)
+				continue;
+			for (int side = 0; side < 2; side++) {
+				map[n][0] = i;
+				map[n][1] = side;
+				p[n].fd = r->fd[i][side];
+				p[n++].events = POLLIN;
+			}
+		}
+		if (poll(p, (nfds_t)n, -1) < 0)
+			continue;
+		if (p[0].revents) {
+			char c = 0;
+			if (read(r->ctl[0], &c, 1) != 1 || c == 'q') {
+				relay_close_all(r);
+				return NULL;
+			}
+			if (c == 'c') {
+				relay_close_all(r);
+				r->blackhole = 0;
+			}
+			r->refuse = c == 'r' ? 1 : c == 'a' ? 0 : r->refuse;
+			r->blackhole = c == 'b' ? 1 : r->blackhole;
+			continue;
+		}
+		if (p[1].revents) {
+			int cfd = accept(r->lfd, NULL, NULL), ufd, slot;
+			struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)r->target),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+			for (slot = 0; slot < RELAY_MAX && r->fd[slot][0] >= 0; slot++)
+				;
+			if (cfd < 0)
+				continue;
+			if (r->refuse || slot == RELAY_MAX || (ufd = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
+				close(cfd);
+				continue;
+			}
+			if (connect(ufd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+				close(ufd);
+				close(cfd);
+				continue;
+			}
+			r->fd[slot][0] = cfd;
+			r->fd[slot][1] = ufd;
+			continue;
+		}
+		for (int k = 2; k < n; k++) {
+			int i = map[k][0], side = map[k][1];
+			ssize_t got;
+
+			if (!p[k].revents || r->fd[i][0] < 0)
+				continue;
+			got = read(r->fd[i][side], buf, sizeof buf);
+			if (got <= 0) {
+				close(r->fd[i][0]);
+				close(r->fd[i][1]);
+				r->fd[i][0] = r->fd[i][1] = -1;
+				continue;
+			}
+			if (side == 1 && r->blackhole)
+				continue; /* what the shared broker says is lost on the way */
+			if (write(r->fd[i][!side], buf, (size_t)got) != got) {
+				close(r->fd[i][0]);
+				close(r->fd[i][1]);
+				r->fd[i][0] = r->fd[i][1] = -1;
+			}
+		}
+	}
+}
+
+static void
+relay_start(struct relay *r, int target)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+
+	memset(r, 0, sizeof *r);
+	memset(r->fd, -1, sizeof r->fd);
+	r->target = target;
+	cr_assert((r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0);
+	cr_assert_eq(bind(r->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(r->lfd, 8), 0);
+	cr_assert_eq(getsockname(r->lfd, (struct sockaddr *)&sa, &len), 0);
+	r->port = ntohs(sa.sin_port);
+	cr_assert_eq(pipe(r->ctl), 0);
+	cr_assert_eq(pthread_create(&r->th, NULL, relay_run, r), 0);
+}
+
+static void
+relay_cmd(struct relay *r, char c)
+{
+	cr_assert_eq(write(r->ctl[1], &c, 1), 1);
+	sleep_ms(50); /* the relay thread has read it by then */
+}
+
+static void
+relay_stop(struct relay *r)
+{
+	relay_cmd(r, 'q');
+	pthread_join(r->th, NULL);
+	close(r->lfd);
+	close(r->ctl[0]);
+	close(r->ctl[1]);
+}
+
+/* Starts the shared broker and a local one that reaches it through relay r. */
+static void
+pair_start_relayed(struct pair *p, struct relay *r, const char *grace_ms)
+{
+	const char *shared_extra[] = { "--grace-ms", grace_ms, NULL };
+	char url[64];
+
+	memset(p, 0, sizeof *p);
+	start_shared(p, shared_extra);
+	relay_start(r, p->shared.port);
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d", r->port);
+	snprintf(p->shared.url, sizeof p->shared.url, "%s", url); /* what start_local dials */
+	start_local(p, NULL);
+}
+
+/* Waits until the local broker's upstream session is up; 0 when it is. */
+static int
+wait_up(const struct pair *p)
+{
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end; sleep_ms(50)) {
+		json_t *st = test_broker_status(&p->local);
+		const char *state = json_string_value(json_object_get(json_object_get(st, "upstream"),
+		    "state"));
+		int up = state && !strcmp(state, "up");
+
+		json_decref(st);
+		if (up)
+			return 0;
+	}
+	return -1;
+}
+
+/* The local broker's upstream counter name, or -1. */
+static long
+upstream_counter(const struct pair *p, const char *name)
+{
+	json_t *st = test_broker_status(&p->local);
+	long v = st ? (long)json_integer_value(json_object_get(json_object_get(st, "upstream"),
+	    name)) : -1;
+
+	json_decref(st);
+	return v;
+}
+
+static long
+wait_counter(const struct pair *p, const char *name, long n)
+{
+	long v = -1;
+
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end; sleep_ms(50))
+		if ((v = upstream_counter(p, name)) == n)
+			break;
+	return v;
+}
+
+Test(forward, a_cut_link_is_resumed_and_the_forwarded_leases_stay, .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a, *leases;
+	const char *url, *lid;
+	char *one, ulid[64];
+
+	pair_start_relayed(&p, &r, "5000");
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s", json_dumps(a, 0));
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+	url = fixture_str(raw_rpc_result(a), "db", "url");
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1);
+	snprintf(ulid, sizeof ulid, "%s", json_string_value(json_object_get(json_array_get(leases, 0),
+	    "lease")));
+	json_decref(leases);
+
+	relay_cmd(&r, 'c');
+	cr_assert_eq(wait_counter(&p, "resumes", 1), 1, "the session was not resumed; see %s",
+	    p.local.log);
+	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(leases, 0), "lease")), ulid,
+	    "the upstream lease changed over the resume");
+	json_decref(leases);
+	one = sql_value(url, "SELECT 1");
+	cr_assert_str_eq(one, "1");
+	free(one);
+
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease", lid)));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	json_decref(a);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+}
+
+Test(forward, a_lease_granted_while_the_link_was_cut_is_released_after_the_resume,
+    .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a;
+
+	pair_start_relayed(&p, &r, "5000");
+	ws_open(&w, &p.local);
+	cr_assert_eq(wait_up(&p), 0, "the upstream session never came up; see %s", p.local.log);
+	/* The shared broker's replies are lost from now on: it grants the database, and the
+	 * local broker never hears of it. */
+	relay_cmd(&r, 'b');
+	cr_assert_eq(raw_rpc_send(&w, 1, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures",
+	    "db", "kind", "postgres")), 0);
+	cr_assert_eq(wait_upstream_leases(&p, 1), 1, "the shared broker granted nothing");
+	relay_cmd(&r, 'c');
+	a = raw_rpc_read(&w, WAIT_MS);
+	cr_assert_str_eq(raw_rpc_error_name(a), "UPSTREAM_UNAVAILABLE", "%s", json_dumps(a, 0));
+	json_decref(a);
+	cr_assert_eq(wait_counter(&p, "resumes", 1), 1, "the session was not resumed; see %s",
+	    p.local.log);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the orphaned upstream lease is still held");
+	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+}
+
+Test(forward, a_link_not_back_within_the_upstream_grace_period_loses_the_session,
+    .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a, *n;
+	const char *lid;
+
+	pair_start_relayed(&p, &r, "1000");
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s", json_dumps(a, 0));
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+	relay_cmd(&r, 'r');
+	relay_cmd(&r, 'c');
+	n = wait_notification(&w, "lease.ended");
+	cr_assert_not_null(n, "no lease.ended came; see %s", p.local.log);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(n, "params"), "lease")),
+	    lid);
+	json_decref(n);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the shared broker kept the lost session's lease");
+
+	/* The link comes back: a fresh session, and databases again. */
+	relay_cmd(&r, 'a');
+	cr_assert_eq(wait_counter(&p, "lost", 1), 1);
+	cr_assert_eq(wait_up(&p), 0, "no fresh upstream session; see %s", p.local.log);
+	json_decref(a);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "no database after the link came back: %s",
+	    json_dumps(a, 0));
+	json_decref(a);
+	raw_ws_close(&w);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	pair_stop(&p);
+	relay_stop(&r);
 }
