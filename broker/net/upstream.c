@@ -70,7 +70,7 @@ struct upstream {
 	int dead_after_ms, grace_ms;
 	uint64_t cut_ms;
 	int backoff_ms;
-	char last_error[200];
+	char last_error[320];
 	/* Why the last connection ended, when this side knows better than lws (a refused
 	 * session.hello, a silent link); cleared by a successful hello. */
 	char cause[200];
@@ -578,9 +578,10 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		return reason == LWS_CALLBACK_CLIENT_WRITEABLE ? -1 : 0;
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-		char why[200];
-		snprintf(why, sizeof why, "cannot connect: %s", in && len ? (const char *)in
-		    : in ? (const char *)in : "connection refused or closed");
+		char why[320];
+		snprintf(why, sizeof why, "cannot connect: %.120s%s", in ? (const char *)in
+		    : "connection refused or closed", u->tls && in && strstr(in, "SSL") ? " (TLS: "
+		    "does upstream_ca name the CA that signed its certificate, for this host name?)" : "");
 		u->connecting = 0;
 		if (u->wsi == wsi || !u->wsi)
 			connection_gone(u, why);

@@ -938,3 +938,67 @@ Test(forward, a_link_not_back_within_the_upstream_grace_period_loses_the_session
 	pair_stop(&p);
 	relay_stop(&r);
 }
+
+Test(forward, a_wss_upstream_is_verified_against_upstream_ca, .timeout = 120)
+{
+	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+	char dir[] = "/tmp/fxb-fwd-tls-XXXXXX", cmd[2048], ca[64], cert[64], key[64];
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *st;
+	const char *last, *url;
+	char *one;
+
+	memset(&p, 0, sizeof p);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cmd, sizeof cmd, "cd %s && openssl req -x509 %s -days 2 -subj /CN=ca -keyout ca.key "
+	    "-out ca.pem 2>/dev/null && openssl req %s -subj /CN=shared -keyout server.key "
+	    "-out server.csr 2>/dev/null && echo subjectAltName=IP:127.0.0.1 > server.ext && "
+	    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+	    "-extfile server.ext -out server.pem 2>/dev/null && chmod 600 server.key", dir, ec, ec);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(cert, sizeof cert, "%s/server.pem", dir);
+	snprintf(key, sizeof key, "%s/server.key", dir);
+	{
+		const char *args[] = { "--state-dir", shared_state(), "--ports", "28800-28899",
+			"--tls-cert", cert, "--tls-key", key, NULL };
+		char err[512];
+		cr_assert_eq(test_broker_start(&p.shared, args, err, sizeof err), 0, "%s", err);
+	}
+	cr_assert_eq(strncmp(p.shared.url, "wss://", 6), 0, "%s", p.shared.url);
+
+	/* Without the CA (the system's do not know it): refused, and said so. */
+	start_local(&p, NULL);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_str_eq(raw_rpc_error_name(r), "UPSTREAM_UNAVAILABLE", "%s", json_dumps(r, 0));
+	json_decref(r);
+	st = test_broker_status(&p.local);
+	last = json_string_value(json_object_get(json_object_get(st, "upstream"), "last_error"));
+	cr_assert(last && strstr(last, "upstream_ca"), "last_error: %s", last ? last : "(none)");
+	json_decref(st);
+	raw_ws_close(&w);
+	BROKER_STOP(&p.local);
+
+	{
+		const char *local_ca[] = { "--upstream-ca", ca, NULL };
+		start_local(&p, local_ca);
+	}
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.local.log);
+	url = fixture_str(raw_rpc_result(r), "db", "url");
+	one = sql_value(url, "SELECT 1");
+	cr_assert_str_eq(one, "1");
+	free(one);
+	json_decref(r);
+	raw_ws_close(&w);
+	BROKER_STOP(&p.local);
+	BROKER_STOP(&p.shared);
+	test_rm_pg_state(p.local_state);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
