@@ -111,7 +111,9 @@ start_shared(struct pair *p, const char *const *extra)
 
 	snprintf(servers, sizeof servers,
 	    "\"api\": {\"command\": [\"%s\", \"--port\", \"{port}\"],"
-	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]}", httpd());
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]},"
+	    "\"slow\": {\"command\": [\"%s\", \"--port\", \"{port}\", \"--slow-start\", \"1500\"],"
+	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]}", httpd(), httpd());
 	args[n++] = config(cfg, sizeof cfg, "shared.json", servers);
 	for (size_t i = 0; extra && extra[i]; i++)
 		args[n++] = extra[i];
@@ -894,6 +896,36 @@ Test(forward, a_lease_granted_while_the_link_was_cut_is_released_after_the_resum
 	    p.local.log);
 	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the orphaned upstream lease is still held");
 	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+}
+
+Test(forward, a_lease_still_starting_upstream_when_the_link_was_cut_is_released_once_granted,
+    .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a, *leases;
+
+	pair_start_relayed(&p, &r, "5000");
+	ws_open(&w, &p.local);
+	cr_assert_eq(wait_up(&p), 0, "the upstream session never came up; see %s", p.local.log);
+	relay_cmd(&r, 'b');
+	cr_assert_eq(raw_rpc_send(&w, 1, "lease.acquire", json_pack("{s:{s:{s:s, s:s}}}",
+	    "fixtures", "web", "kind", "server", "template", "slow")), 0);
+	cr_assert_eq(wait_upstream_leases(&p, 1), 1, "the shared broker has no lease");
+	leases = upstream_leases(&p);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(leases, 0), "state")),
+	    "acquiring", "the server started too soon for this test");
+	json_decref(leases);
+	relay_cmd(&r, 'c');
+	a = raw_rpc_read(&w, WAIT_MS);
+	cr_assert_str_eq(raw_rpc_error_name(a), "UPSTREAM_UNAVAILABLE", "%s", json_dumps(a, 0));
+	json_decref(a);
+	cr_assert_eq(wait_counter(&p, "resumes", 1), 1);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the orphan was not released once granted");
 	raw_ws_close(&w);
 	pair_stop(&p);
 	relay_stop(&r);
