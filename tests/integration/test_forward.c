@@ -1034,3 +1034,41 @@ Test(forward, a_wss_upstream_is_verified_against_upstream_ca, .timeout = 120)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+Test(forward, a_local_builder_that_goes_away_passes_the_build_to_the_next_session,
+    .timeout = 120)
+{
+	const char *local_extra[] = { "--grace-ms", "200", NULL };
+	struct pair p;
+	struct raw_ws a, b;
+	json_t *r, *rb;
+	char hash[64];
+
+	snprintf(hash, sizeof hash, "fwd-gone-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+	start_local(&p, local_extra);
+	ws_open(&a, &p.local);
+	ws_open(&b, &p.local);
+	r = raw_rpc_call(&a, "pg.template.ensure", json_pack("{s:s}", "hash", hash));
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(r), "state")), "build",
+	    "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(raw_rpc_send(&b, 3, "pg.template.ensure", json_pack("{s:s}", "hash", hash)), 0);
+	rb = raw_rpc_read(&b, 500);
+	cr_assert_null(rb, "answered while another session builds: %s", json_dumps(rb, 0));
+
+	/* The builder's worker dies: its build is discarded upstream, and b builds. */
+	raw_ws_close(&a);
+	rb = raw_rpc_read(&b, WAIT_MS);
+	cr_assert_not_null(rb, "the waiting ensure was never answered; see %s", p.local.log);
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(rb), "state")), "build",
+	    "%s", json_dumps(rb, 0));
+	json_decref(rb);
+	r = raw_rpc_call(&b, "pg.template.finish", json_pack("{s:s}", "hash", hash));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	raw_ws_close(&b);
+	pair_stop(&p);
+}
