@@ -420,8 +420,12 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 		}
 		if (err->code == ERR_UPSTREAM_UNAVAILABLE || err->code == ERR_SHUTTING_DOWN)
 			return; /* the connection went; connection_gone() has decided */
-		log_warnx("upstream %s: session.hello refused: %s", u->url, err->text);
-		snprintf(u->cause, sizeof u->cause, "session.hello refused: %.170s", err->text);
+		char cause[sizeof u->cause];
+
+		snprintf(cause, sizeof cause, "session.hello refused: %.170s", err->text);
+		if (strcmp(cause, u->last_error) != 0) /* once, not on every retry */
+			log_warnx("upstream %s: %s", u->url, cause);
+		snprintf(u->cause, sizeof u->cause, "%s", cause);
 		if (u->wsi)
 			lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 		u->resume[0] = '\0';
