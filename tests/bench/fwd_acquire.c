@@ -153,13 +153,20 @@ main(void)
 stop:
 	raw_ws_close(&direct.w);
 	raw_ws_close(&fwd.w);
-	test_broker_stop(&local);
-	test_broker_stop(&shared);
+	if (test_broker_stop(&local) != 0 || test_broker_stop(&shared) != 0) {
+		fprintf(stderr, "fwd_acquire: a broker did not exit 0; see %s and %s\n", local.log,
+		    shared.log);
+		rc = 1;
+	} else if (rc == 0) {
+		unlink(local.log);
+		unlink(shared.log);
+	}
 	free(direct.acquire);
 	free(direct.round);
 	free(fwd.acquire);
 	free(fwd.round);
 out:
+	unlink(cfg);
 	test_rm_pg_state(state);
 	test_rm_pg_state(local_state);
 	return rc;
