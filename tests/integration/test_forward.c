@@ -635,6 +635,7 @@ Test(forward, two_local_sessions_ensuring_one_hash_get_one_builder, .timeout = 1
 struct relay {
 	int lfd, port, target;
 	int ctl[2];            /* commands: 'c' cut, 'r' refuse, 'a' accept, 'b' blackhole, 'q' */
+	volatile int next_target; /* set by the test thread, then 'a': connect there from now on */
 	int refuse, blackhole; /* the relay thread's */
 	int fd[RELAY_MAX][2];  /* [i][0] the local broker's side, [i][1] the shared one's */
 	pthread_t th;
@@ -688,6 +689,8 @@ relay_run(void *arg)
 				relay_close_all(r);
 				r->blackhole = 0;
 			}
+			if (c == 'a' && r->next_target)
+				r->target = r->next_target;
 			r->refuse = c == 'r' ? 1 : c == 'a' ? 0 : r->refuse;
 			r->blackhole = c == 'b' ? 1 : r->blackhole;
 			continue;
@@ -1071,4 +1074,47 @@ Test(forward, a_local_builder_that_goes_away_passes_the_build_to_the_next_sessio
 	json_decref(r);
 	raw_ws_close(&b);
 	pair_stop(&p);
+}
+
+Test(forward, an_upstream_that_restarted_refuses_the_resume_and_its_leases_end,
+    .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a, *n;
+	const char *lid;
+
+	pair_start_relayed(&p, &r, "15000");
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s", json_dumps(a, 0));
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+
+	/* The shared broker dies and comes back (a new instance, on its state) before the
+	 * session's grace period would have passed: it does not know the session. */
+	relay_cmd(&r, 'r');
+	test_broker_kill(&p.shared);
+	start_shared(&p, NULL);
+	r.next_target = p.shared.port;
+	relay_cmd(&r, 'a');
+	n = wait_notification(&w, "lease.ended");
+	cr_assert_not_null(n, "no lease.ended came; see %s", p.local.log);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(n, "params"), "lease")),
+	    lid);
+	cr_assert_not_null(strstr(json_string_value(json_object_get(json_object_get(n, "params"),
+	    "reason")), "no longer knows"), "%s", json_dumps(n, 0));
+	json_decref(n);
+	cr_assert_eq(upstream_counter(&p, "resumes"), 0);
+	cr_assert_eq(wait_up(&p), 0, "no fresh upstream session; see %s", p.local.log);
+	json_decref(a);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s", json_dumps(a, 0));
+	json_decref(a);
+	raw_ws_close(&w);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	pair_stop(&p);
+	relay_stop(&r);
 }
