@@ -191,10 +191,14 @@ static void
 connection_gone(struct upstream *u, const char *why)
 {
 	enum up_state was = u->state;
-	char text[1600];
+	char text[1600], cause[sizeof u->cause];
 
-	if (u->cause[0])
-		why = u->cause;
+	/* Said once: a later connection that fails has its own reason. */
+	if (u->cause[0]) {
+		snprintf(cause, sizeof cause, "%s", u->cause);
+		u->cause[0] = '\0';
+		why = cause;
+	}
 	u->wsi = NULL;
 	u->ping_due = 0;
 	free(u->rx);
