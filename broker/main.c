@@ -36,6 +36,9 @@ main(int argc, char **argv)
 		/* A private broker: any free loopback port, and quiet next to the command. */
 		cfg.listen_port = 0;
 		cfg.log_level = LOG_LEVEL_WARN;
+		/* Its command's signal is the command's (run.c); the broker stops when the
+		 * command has exited, and nothing is left to drain for. */
+		cfg.drain_timeout_ms = 0;
 		argv++;
 	}
 	if ((rc = config_parse_args(&cfg, nflags, argv, &err)) != 0) {

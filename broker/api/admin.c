@@ -9,6 +9,7 @@
 #include "fixtures/pg/pg.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "net/loop.h"
 #include "tenant/tenant.h"
 
 int
@@ -118,4 +119,22 @@ admin_release(struct broker *b, struct session *s, const char *lid, struct fxb_e
 	    "tenant", s->token.tenant->name, "lease", l->lid, "owner_tenant", l->tenant->name));
 	lease_release(b, l, "released by an admin");
 	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
+}
+
+json_t *
+admin_drain(struct broker *b, struct session *s, int timeout_ms, struct fxb_error *err)
+{
+	uint64_t left;
+
+	if (need_admin(s, err) == -1)
+		return NULL;
+	if (timeout_ms < 0)
+		timeout_ms = b->cfg.drain_timeout_ms;
+	audit_event(b->audit, "admin.drain", json_pack("{s:s, s:s, s:i}", "session", s->sid,
+	    "tenant", s->token.tenant->name, "timeout_ms", timeout_ms));
+	loop_drain(b, "admin.drain", timeout_ms);
+	(void)loop_draining(b, &left);
+	return json_pack("{s:b, s:b, s:I, s:I}", "draining", 1, "shutting_down",
+	    leases_draining(b->leases), "remaining_ms", (json_int_t)left,
+	    "leases", (json_int_t)leases_active(b->leases));
 }

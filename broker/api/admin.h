@@ -27,4 +27,9 @@ json_t *admin_leases(struct broker *b, struct session *s, struct fxb_error *err)
 /* admin.release: releases any tenant's held lease lid. */
 json_t *admin_release(struct broker *b, struct session *s, const char *lid, struct fxb_error *err);
 
+/* admin.drain: starts the drain (loop_drain) with timeout_ms, or drain_timeout_ms when
+ * negative; during a drain, moves its deadline. Returns {draining, shutting_down,
+ * remaining_ms, leases}, or NULL with err set (NOT_ADMIN). */
+json_t *admin_drain(struct broker *b, struct session *s, int timeout_ms, struct fxb_error *err);
+
 #endif

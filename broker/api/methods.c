@@ -17,6 +17,7 @@
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "core/audit.h"
+#include "net/loop.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
 
@@ -102,6 +103,14 @@ method_lease_acquire(struct broker *b, struct session *s, struct rpc_call *call,
 {
 	struct lease_request req;
 
+	/* During a drain, a session that holds leases is a job in the middle of its run
+	 * (one more lease for its next test) and is served; one holding none is about to be
+	 * closed (ws_drain_sessions) and belongs on another broker. */
+	if (loop_draining(b, NULL) && !leases_draining(b->leases) && s->lease_count == 0) {
+		error_set(err, ERR_SHUTTING_DOWN, "the broker is draining: only sessions that hold "
+		    "leases may acquire; connect to another broker");
+		return NULL;
+	}
 	if (lease_request_parse(b, params, &req, err) == -1)
 		return NULL;
 	return lease_acquire(b, s, call, &req, err);
@@ -299,6 +308,24 @@ method_admin_release(struct broker *b, struct session *s, struct rpc_call *call,
 	return admin_release(b, s, lid, err);
 }
 
+static json_t *
+method_admin_drain(struct broker *b, struct session *s, struct rpc_call *call,
+    json_t *params, struct fxb_error *err)
+{
+	static const struct rpc_param table[] = {
+		{ "timeout_ms", JSON_INTEGER, 0, 0 }, { NULL, 0, 0, 0 },
+	};
+	json_int_t timeout = -1;
+
+	(void)call;
+	UNPACK(params, table, err, "{s?I}", "timeout_ms", &timeout);
+	if (json_object_get(params, "timeout_ms") && (timeout < 0 || timeout > 86400000)) {
+		error_set(err, ERR_INVALID_PARAMS, "invalid params: timeout_ms: expected 0 to 86400000");
+		return NULL;
+	}
+	return admin_drain(b, s, (int)timeout, err);
+}
+
 extern const char openrpc_document[];
 
 /* protocol/openrpc.json, built into the binary and parsed once for the process: it never
@@ -345,6 +372,7 @@ const struct rpc_method methods_table[] = {
 	{ "broker.status", method_broker_status, 1 },
 	{ "admin.leases", method_admin_leases, 1 },
 	{ "admin.release", method_admin_release, 1 },
+	{ "admin.drain", method_admin_drain, 1 },
 	{ "rpc.discover", method_rpc_discover, 1 },
 	{ NULL, NULL, 0 },
 };

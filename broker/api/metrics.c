@@ -16,6 +16,7 @@
 #include "lease/lease.h"
 #include "lease/session.h"
 #include "net/http.h"
+#include "net/loop.h"
 #include "net/upstream.h"
 #include "ports/ports.h"
 #include "rpc/rpc.h"
@@ -29,7 +30,8 @@ metrics_render(struct broker *b, size_t *len)
 	struct leases_stats ls;
 	size_t connected = sessions_connected(b->sessions), nm = rpc_method_count(b->rpc);
 	size_t in_grace = sessions_count(b->sessions) - connected;
-	uint64_t calls, errors;
+	uint64_t calls, errors, left;
+	int draining = loop_draining(b, &left);
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 
@@ -43,6 +45,11 @@ metrics_render(struct broker *b, size_t *len)
 	fprintf(f, "# HELP fxb_uptime_seconds Seconds since the broker started.\n"
 	    "# TYPE fxb_uptime_seconds gauge\nfxb_uptime_seconds %.3f\n",
 	    (double)(now_ms() - b->started_ms) / 1000.0);
+	fprintf(f, "# HELP fxb_draining 1 while the broker drains or shuts down: it takes no new "
+	    "sessions.\n# TYPE fxb_draining gauge\nfxb_draining %d\n", draining);
+	fprintf(f, "# HELP fxb_drain_remaining_seconds Time left before a drain releases the leases "
+	    "still held (0 when not draining).\n# TYPE fxb_drain_remaining_seconds gauge\n"
+	    "fxb_drain_remaining_seconds %.3f\n", (double)left / 1000.0);
 	fprintf(f, "# HELP fxb_sessions_active Sessions with a live connection.\n"
 	    "# TYPE fxb_sessions_active gauge\nfxb_sessions_active %zu\n", connected);
 	fprintf(f, "# HELP fxb_sessions_in_grace Disconnected sessions that may still resume.\n"
@@ -103,12 +110,16 @@ metrics_status_json(struct broker *b)
 {
 	struct ports_counts pc;
 	size_t connected = sessions_connected(b->sessions);
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), left;
+	int draining = loop_draining(b, &left);
 
 	ports_counts(b->ports, now, &pc);
-	return json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:{s:i, s:i, s:I, s:I, s:I, s:I}, s:o*}",
+	return json_pack("{s:s, s:s, s:I, s:b, s:b, s:o, s:I, s:I, s:I, s:I, "
+	    "s:{s:i, s:i, s:I, s:I, s:I, s:I}, s:o*}",
 	    "version", FXB_VERSION_STR, "instance", b->instance,
 	    "uptime_ms", (json_int_t)(now - b->started_ms), "shutting_down", leases_draining(b->leases),
+	    "draining", draining,
+	    "drain_remaining_ms", draining ? json_integer((json_int_t)left) : json_null(),
 	    "sessions", (json_int_t)connected,
 	    "sessions_in_grace", (json_int_t)(sessions_count(b->sessions) - connected),
 	    "leases", (json_int_t)leases_active(b->leases),
@@ -149,21 +160,42 @@ tenant_metrics(struct broker *b, FILE *f)
 				    quota_name((enum quota)q), (long long)t->limit[q]);
 }
 
+/* Readiness: 503 from the drain's first moment, so a load balancer sends no new worker. */
+/* Readiness: 503 from the moment a drain starts, so a load balancer sends new workers
+ * elsewhere. With an upstream, its state too; the broker serves ports and its own servers
+ * either way, so it stays ready (200) while the upstream is away. */
 static char *
 get_healthz(struct broker *b, const char *auth, int *status, size_t *len)
 {
-	int draining = leases_draining(b->leases);
+	uint64_t left;
+	int draining = loop_draining(b, &left);
+	char remaining[48] = "", up[64] = "";
 	char *body = NULL;
 
-	/* With an upstream, its state too; the broker serves ports and its own servers either
-	 * way, so it stays healthy (200) while the upstream is away. */
-	if (b->upstream)
-		(void)!asprintf(&body, "{\"status\":\"%s\",\"upstream\":\"%s\"}\n",
-		    draining ? "draining" : "ok", upstream_state(b->upstream));
-	else
-		body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
 	(void)auth;
+	if (draining)
+		snprintf(remaining, sizeof remaining, ",\"remaining_ms\":%llu", (unsigned long long)left);
+	if (b->upstream)
+		snprintf(up, sizeof up, ",\"upstream\":\"%s\"", upstream_state(b->upstream));
+	if (asprintf(&body, "{\"status\":\"%s\"%s%s}\n", draining ? "draining" : "ok", remaining,
+	    up) == -1)
+		body = NULL;
 	*status = draining ? 503 : 200;
+	*len = body ? strlen(body) : 0;
+	return body;
+}
+
+/* Liveness: 200 while the process serves HTTP at all, draining included, so an
+ * orchestrator does not kill a broker that is letting its jobs finish. */
+static char *
+get_livez(struct broker *b, const char *auth, int *status, size_t *len)
+{
+	uint64_t left;
+	int draining = loop_draining(b, &left);
+	char *body = strdup(draining ? "{\"status\":\"draining\"}\n" : "{\"status\":\"ok\"}\n");
+
+	(void)auth;
+	*status = 200;
 	*len = body ? strlen(body) : 0;
 	return body;
 }
@@ -260,6 +292,7 @@ get_page_css(struct broker *b, const char *auth, int *status, size_t *len)
 
 const struct http_route metrics_routes[] = {
 	{ "/healthz", "application/json", get_healthz },
+	{ "/livez", "application/json", get_livez },
 	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", get_metrics },
 	{ "/status", "application/json", get_status },
 	{ "/", "text/html; charset=utf-8", get_page },

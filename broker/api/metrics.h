@@ -15,7 +15,8 @@ char *metrics_render(struct broker *b, size_t *len);
 /* The broker.status result (a new reference), or NULL when out of memory. */
 json_t *metrics_status_json(struct broker *b);
 
-/* The HTTP routes: GET /healthz (503 while draining), /metrics and /status. */
+/* The HTTP routes: GET /healthz (503 while draining: readiness), /livez (200 while the
+ * process serves: liveness), /metrics and /status. */
 extern const struct http_route metrics_routes[];
 
 #endif

@@ -29,6 +29,7 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->port_lock_file, sizeof cfg->port_lock_file,
 	    "/tmp/fixture-broker-%d/ports.lock", (int)getuid());
 	cfg->grace_ms = 5000;
+	cfg->drain_timeout_ms = 300000;
 	cfg->max_message_bytes = 1024 * 1024;
 	cfg->max_fixtures = 64;
 	cfg->heartbeat_ms = 5000;
@@ -177,6 +178,7 @@ static const struct {
 } int_settings[] = {
 	{ "ports.quarantine_ms", offsetof(struct config, quarantine_ms), 0, 3600000, 0 },
 	{ "grace_ms", offsetof(struct config, grace_ms), 0, 3600000, 0 },
+	{ "drain_timeout_ms", offsetof(struct config, drain_timeout_ms), 0, 86400000, 0 },
 	{ "max_message_bytes", offsetof(struct config, max_message_bytes), 1024, 64L * 1024 * 1024, 1 },
 	{ "max_fixtures_per_lease", offsetof(struct config, max_fixtures), 1, 4096, 0 },
 	{ "heartbeat_ms", offsetof(struct config, heartbeat_ms), 0, 3600000, 0 },
@@ -491,6 +493,9 @@ static const char usage[] =
     "  --ephemeral-range-file FILE the kernel's ephemeral range (default\n"
     "                              /proc/sys/net/ipv4/ip_local_port_range)\n"
     "  --grace-ms N                how long a dropped session keeps its leases (default 5000)\n"
+    "  --drain-timeout-ms N        on SIGTERM, serve the sessions holding leases this long\n"
+    "                              before releasing them; 0: shut down at once (default\n"
+    "                              300000; 0 for run)\n"
     "  --max-message-bytes N       the WebSocket message cap (default 1048576)\n"
     "  --max-fixtures N            fixtures per lease at most (default 64)\n"
     "  --heartbeat-ms N            ping every client this often, 0: never (default 5000)\n"
@@ -534,6 +539,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ "ephemeral-range-file", required_argument, NULL, 'e' },
 		{ "port-lock-file", required_argument, NULL, 'K' },
 		{ "grace-ms", required_argument, NULL, 'g' },
+		{ "drain-timeout-ms", required_argument, NULL, 'T' },
 		{ "max-message-bytes", required_argument, NULL, 'm' },
 		{ "max-fixtures", required_argument, NULL, 'f' },
 		{ "heartbeat-ms", required_argument, NULL, 'P' },
@@ -560,7 +566,7 @@ config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *e
 		{ 'C', "tls.cert" }, { 'k', "tls.key" }, { 'a', "tls.client_ca" }, { 'p', "ports.range" },
 		{ 'q', "ports.quarantine_ms" }, { 'e', "ports.ephemeral_range_file" },
 		{ 'K', "ports.lock_file" },
-		{ 'g', "grace_ms" }, { 'm', "max_message_bytes" },
+		{ 'g', "grace_ms" }, { 'T', "drain_timeout_ms" }, { 'm', "max_message_bytes" },
 		{ 'f', "max_fixtures_per_lease" }, { 'P', "heartbeat_ms" },
 		{ 'D', "dead_after_ms" }, { 'L', "log_level" },
 		{ 'S', "state_dir" }, { 'U', "postgres.url" }, { 'R', "portserver.socket" },

@@ -32,6 +32,9 @@ struct config {
 	char ephemeral_path[PATH_MAX];
 	char port_lock_file[PATH_MAX]; /* shared by the brokers of a host; "none": not shared */
 	int grace_ms;
+	/* SIGTERM and admin.drain: how long sessions holding leases are served before the
+	 * rest is released (net/loop.c); 0: shut down at once. */
+	int drain_timeout_ms;
 	size_t max_message_bytes;
 	int max_fixtures;
 	int heartbeat_ms;  /* ping every session this often; 0: never */

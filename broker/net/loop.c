@@ -12,9 +12,14 @@
  * also the default for clients that name none), "ctl" here for the signalfd adopted as a
  * raw file and for lws_cancel_service() wake-ups, and "fdwatch" (fdwatch.c) for child
  * pipes and probe sockets. SIGCHLD reaps children (proc.h); SIGHUP calls the reload hook
- * (the token file, read again); SIGINT and SIGTERM go to the
- * signal hook if one is set, else start the graceful shutdown, and a second one stops at
- * once.
+ * (the token file, read again); SIGINT and SIGTERM go to the signal hook if one is set,
+ * else start the drain (or, with drain_timeout_ms 0, the graceful shutdown); a second one
+ * during the drain starts the shutdown, and one during the shutdown stops at once.
+ *
+ * The drain, for rolling restarts: /healthz answers 503 and new connections are refused
+ * (ws.c), sessions holding leases go on working, the others are closed with 1001 so their
+ * clients connect elsewhere (ws_drain_sessions), and once no lease is held, or after
+ * drain_timeout_ms, the graceful shutdown releases what is left.
  */
 #include <dlfcn.h>
 #include <signal.h>
@@ -27,6 +32,8 @@
 #include <ev.h>
 
 #include "broker.h"
+#include "core/audit.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
@@ -37,6 +44,8 @@
 #include "proc/proc.h"
 
 #define SHUTDOWN_DEADLINE_S 3
+/* How often the drain closes sessions that hold nothing and looks for its end. */
+#define DRAIN_TICK_MS 100
 
 struct loop {
 	struct lws_protocols protocols[5]; /* read by lws for the context's lifetime */
@@ -50,6 +59,9 @@ struct loop {
 	int stopped;
 	int exit_status;
 	lws_sorted_usec_list_t shutdown_timer;
+	int draining;               /* loop_drain() ran; the shutdown has not begun */
+	uint64_t drain_deadline_ms; /* then the shutdown begins, whatever is held */
+	lws_sorted_usec_list_t drain_tick;
 	struct broker *b;
 	struct ev_loop *ev; /* lws runs on it; NULL: lws's own poll() loop */
 };
@@ -90,7 +102,13 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 			lws_cancel_service(b->ctx);
 			continue;
 		}
-		loop_shutdown(b, strsignal((int)si.ssi_signo));
+		if (b->loop->draining) {
+			log_warnx("second signal (%s) during the drain: shutting down now",
+			    strsignal((int)si.ssi_signo));
+			loop_shutdown(b, "second signal during the drain");
+			continue;
+		}
+		loop_drain(b, strsignal((int)si.ssi_signo), b->cfg.drain_timeout_ms);
 	}
 	return 0;
 }
@@ -356,6 +374,8 @@ loop_stop(struct broker *b)
 
 	/* lws stops its watchers on the foreign loop and closes every wsi at once (libev
 	 * closes nothing asynchronously); the loop goes after the context. */
+	if (l && l->draining && b->ctx)
+		lws_sul_cancel(&l->drain_tick);
 	if (b->ctx)
 		lws_context_destroy(b->ctx);
 	b->ctx = NULL;
@@ -383,12 +403,89 @@ loop_shutdown(struct broker *b, const char *why)
 
 	if (leases_draining(b->leases))
 		return;
+	if (l->draining) {
+		l->draining = 0;
+		lws_sul_cancel(&l->drain_tick);
+	}
 	leases_drain(b->leases);
 	log_info("shutting down (%s): releasing every lease, closing %zu session(s)", why,
 	    sessions_count(b->sessions));
 	ws_close_all(b, "broker shutting down");
 	lws_sul_schedule(b->ctx, 0, &l->shutdown_timer, shutdown_deadline,
 	    SHUTDOWN_DEADLINE_S * LWS_US_PER_SEC);
+}
+
+/* The drain's heartbeat: closes the sessions that hold nothing, then ends the drain when
+ * no lease is held or waited for, or when its deadline has passed. */
+static void
+drain_tick(lws_sorted_usec_list_t *sul)
+{
+	struct loop *l = lws_container_of(sul, struct loop, drain_tick);
+	struct broker *b = l->b;
+	uint64_t now = now_ms();
+	size_t held;
+
+	ws_drain_sessions(b, "broker draining: connect to another broker");
+	held = leases_active(b->leases);
+	if (held == 0 && leases_waiting(b->leases) == 0) {
+		log_info("drained: no lease is held any more");
+		audit_event(b->audit, "broker.drained", json_pack("{s:s, s:I}", "outcome", "drained",
+		    "leases", (json_int_t)0));
+		loop_shutdown(b, "drained");
+		return;
+	}
+	if (now >= l->drain_deadline_ms) {
+		log_warnx("drain_timeout_ms passed with %zu lease(s) still held: releasing them", held);
+		audit_event(b->audit, "broker.drained", json_pack("{s:s, s:I}", "outcome", "timeout",
+		    "leases", (json_int_t)held));
+		loop_shutdown(b, "drain_timeout_ms passed");
+		return;
+	}
+	lws_sul_schedule(b->ctx, 0, &l->drain_tick, drain_tick,
+	    (lws_usec_t)(l->drain_deadline_ms - now < DRAIN_TICK_MS ? l->drain_deadline_ms - now
+	    : DRAIN_TICK_MS) * LWS_US_PER_MS);
+}
+
+void
+loop_drain(struct broker *b, const char *why, int timeout_ms)
+{
+	struct loop *l = b->loop;
+
+	if (leases_draining(b->leases))
+		return;
+	if (timeout_ms <= 0) {
+		loop_shutdown(b, why);
+		return;
+	}
+	l->drain_deadline_ms = now_ms() + (uint64_t)timeout_ms;
+	if (l->draining) {
+		log_info("drain (%s): %d ms left now", why, timeout_ms);
+		return;
+	}
+	l->draining = 1;
+	log_info("draining (%s): refusing new sessions; %zu lease(s) of %zu session(s) may run "
+	    "for up to %d ms", why, leases_active(b->leases), sessions_count(b->sessions),
+	    timeout_ms);
+	audit_event(b->audit, "broker.drain", json_pack("{s:s, s:i, s:I, s:I}", "reason", why,
+	    "timeout_ms", timeout_ms, "leases", (json_int_t)leases_active(b->leases),
+	    "sessions", (json_int_t)sessions_count(b->sessions)));
+	/* Not from here: the caller may be a call of a session the tick closes. */
+	lws_sul_schedule(b->ctx, 0, &l->drain_tick, drain_tick, 1);
+}
+
+int
+loop_draining(const struct broker *b, uint64_t *remaining_ms)
+{
+	const struct loop *l = b->loop;
+	uint64_t now = now_ms();
+
+	if (remaining_ms)
+		*remaining_ms = 0;
+	if (!l || (!l->draining && !leases_draining(b->leases)))
+		return 0;
+	if (remaining_ms && l->draining && l->drain_deadline_ms > now)
+		*remaining_ms = l->drain_deadline_ms - now;
+	return 1;
 }
 
 int

@@ -10,6 +10,8 @@
 #ifndef FXB_LOOP_H
 #define FXB_LOOP_H
 
+#include <stdint.h>
+
 #include "core/errors.h"
 
 struct broker;
@@ -47,6 +49,16 @@ void loop_stop(struct broker *b);
  * is closed with 1001, and the loop stops once every released fixture has stopped, or
  * after a deadline. A second call does nothing. */
 void loop_shutdown(struct broker *b, const char *why);
+
+/* Starts the drain (SIGTERM and admin.drain): new connections are refused with 503 and
+ * /healthz answers 503; sessions holding leases go on working, the others are closed with
+ * 1001; once no lease is held, or timeout_ms from now, loop_shutdown() releases the rest.
+ * With timeout_ms 0 it is loop_shutdown() at once. During a drain it only moves the
+ * deadline to timeout_ms from now; during the shutdown it does nothing. */
+void loop_drain(struct broker *b, const char *why, int timeout_ms);
+/* 1 while the broker drains or shuts down, else 0. remaining_ms (if not NULL) gets the
+ * drain's time left, 0 once the shutdown has begun. */
+int loop_draining(const struct broker *b, uint64_t *remaining_ms);
 
 /* The port the listener got (the kernel's pick for port 0); 0 when not listening. */
 int loop_listen_port(const struct loop *l);

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "lease/lease.h"
 #include "lease/session.h"
+#include "net/loop.h"
 #include "net/ws.h"
 #include "rpc/rpc.h"
 #include "util/addr.h"
@@ -361,8 +362,9 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
 		 * the TCP connection. */
-		if (leases_draining(b->leases)) {
-			refuse_upgrade(wsi, 503, "Service Unavailable", "shutting down");
+		if (loop_draining(b, NULL)) {
+			refuse_upgrade(wsi, 503, "Service Unavailable", leases_draining(b->leases)
+			    ? "shutting down" : "draining: connect to another broker");
 			return 1;
 		}
 		switch (b->need_token ? bearer(b, wsi, NULL) : 0) {
@@ -384,7 +386,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* cb_http has answered a refused upgrade already; this is the backstop. */
-		if (leases_draining(b->leases) || (b->need_token && bearer(b, wsi, NULL) < 0))
+		if (loop_draining(b, NULL) || (b->need_token && bearer(b, wsi, NULL) < 0))
 			return 1;
 		break;
 	case LWS_CALLBACK_ESTABLISHED: {
@@ -454,6 +456,25 @@ ws_close_all(struct broker *b, const char *reason)
 		} else {
 			session_close(b, s, reason);
 		}
+	}
+}
+
+void
+ws_drain_sessions(struct broker *b, const char *reason)
+{
+	struct session *s, *next;
+
+	for (s = sessions_first(b->sessions); s; s = next) {
+		next = s->next;
+		if (s->io != &conn_io)
+			continue; /* a module's own session (IntegreSQL's) drains with its leases */
+		if (!s->conn)
+			/* In its grace period: its client cannot come back here to resume. */
+			session_close(b, s, "disconnected during the drain");
+		else if (s->lease_count == 0 && s->peer.open_calls == 0)
+			/* The session ends when the connection has closed, as on any disconnect;
+			 * till then the loop counts it and does not stop. */
+			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, reason);
 	}
 }
 

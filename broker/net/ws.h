@@ -22,5 +22,10 @@ extern const struct lws_protocols ws_protocol;
  * closes every other session (in its grace period, or of another front end such as the
  * portserver) at once. */
 void ws_close_all(struct broker *b, const char *reason);
+/* For the drain: closes the connected sessions that hold no lease and wait for nothing with
+ * 1001 and reason, so their clients connect to another broker, and ends the sessions in
+ * their grace period (releasing their leases: no connection may come back to resume).
+ * Sessions holding leases are left alone. */
+void ws_drain_sessions(struct broker *b, const char *reason);
 
 #endif

@@ -222,8 +222,10 @@ static char **broker_argv(const char *const *prefix, const char *const *args)
 int test_broker_start(struct test_broker *tb, const char *const *args, char *errbuf,
     size_t errlen)
 {
+	/* Brokers of a test stop at once on SIGTERM, as an SDK's do; test_drain.c asks for a
+	 * drain with a later --drain-timeout-ms, which wins. */
 	static const char *const prefix[] = { "--listen", "127.0.0.1:0", "--log-level", "debug",
-		NULL };
+		"--drain-timeout-ms", "0", NULL };
 	static int seq;
 	char tn[160], line[256];
 	size_t linelen = 0;

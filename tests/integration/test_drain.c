@@ -1,0 +1,364 @@
+/* test_drain.c: SIGTERM and admin.drain drain the broker for a rolling restart.
+ *
+ * With --drain-timeout-ms N (the harness passes 0, today's immediate shutdown, unless a
+ * test asks otherwise): /healthz turns 503 at once and /livez stays 200, new connections
+ * are refused with 503, sessions holding leases go on working (renew, acquire, release)
+ * and the others are closed with 1001; the broker exits 0 as soon as no lease is held, or
+ * releases what is left when N passes. A second signal shuts down at once. admin.drain
+ * does the same for admin tokens only.
+ *
+ * The brokers here lease from 27200-27249.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fxb.h"
+#include "harness.h"
+
+/* The log file's text (malloc'd), or NULL. */
+static char *
+read_log(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 1 << 20);
+
+	if (f && text)
+		text[fread(text, 1, (1 << 20) - 1, f)] = '\0';
+	if (f)
+		fclose(f);
+	return text;
+}
+
+/* 1 while pid exists and is not a zombie. */
+static int
+pid_alive(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* Acquires one port fixture named name on w; returns the lease id (malloc'd). */
+static char *
+acquire_port(struct raw_ws *w, const char *name)
+{
+	json_t *reply = raw_rpc_call(w, "lease.acquire",
+	    json_pack("{s:{s:{s:s}}}", "fixtures", name, "kind", "port"));
+	json_t *res = raw_rpc_result(reply);
+	char *lid;
+
+	cr_assert_not_null(res, "lease.acquire: %s", json_dumps(reply, 0));
+	lid = strdup(json_string_value(json_object_get(res, "lease")));
+	json_decref(reply);
+	return lid;
+}
+
+/* Reads w until its close frame; returns the close code (the reason in reason), or -1. */
+static int
+read_close(struct raw_ws *w, char *reason, size_t cap, int timeout_ms)
+{
+	struct ws_msg m;
+	int code;
+
+	for (;;) {
+		if (raw_ws_read(w, &m, timeout_ms) != 0)
+			return -1;
+		if (m.opcode == WS_CLOSE)
+			break;
+		raw_ws_msg_clear(&m);
+	}
+	code = m.close_code;
+	if (reason)
+		snprintf(reason, cap, "%s", m.len > 2 ? m.payload + 2 : "");
+	raw_ws_msg_clear(&m);
+	return code;
+}
+
+/* A member of broker.status on w. */
+static json_t *
+status_member(struct raw_ws *w, const char *member)
+{
+	json_t *reply = raw_rpc_call(w, "broker.status", json_object());
+	json_t *v = json_incref(json_object_get(raw_rpc_result(reply), member));
+
+	cr_assert_not_null(v, "broker.status has no %s: %s", member, json_dumps(reply, 0));
+	json_decref(reply);
+	return v;
+}
+
+Test(drain, a_lease_held_through_sigterm_keeps_working_until_released_then_the_broker_exits_0,
+    .timeout = 90)
+{
+	struct test_broker tb;
+	struct raw_ws holder, idle, late;
+	char *lid, *lid2, *body = NULL, reason[128];
+	json_t *reply, *v;
+	int code, st;
+
+	BROKER_START(&tb, "--ports", "27200-27209", "--drain-timeout-ms", "60000");
+	cr_assert_eq(raw_ws_connect(&holder, tb.port, "fixture-broker.v1", NULL), 101);
+	cr_assert_eq(raw_ws_connect(&idle, tb.port, "fixture-broker.v1", NULL), 101);
+	lid = acquire_port(&holder, "p");
+	json_decref(raw_rpc_call(&idle, "broker.status", json_object()));
+	cr_assert_eq(http_get(tb.port, "/healthz", NULL), 200);
+
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	/* The session holding nothing is told to go elsewhere. */
+	code = read_close(&idle, reason, sizeof(reason), 15000);
+	cr_assert_eq(code, 1001, "the idle session: close code %d", code);
+	cr_assert(strstr(reason, "draining"), "close reason \"%s\"", reason);
+
+	/* Readiness says draining, liveness does not fail, new sessions are refused. */
+	cr_assert_eq(http_get(tb.port, "/healthz", &body), 503, "%s", body ? body : "");
+	cr_assert(strstr(body, "draining"), "%s", body);
+	free(body);
+	body = NULL;
+	cr_assert_eq(http_get(tb.port, "/livez", &body), 200);
+	free(body);
+	body = NULL;
+	cr_assert_eq(raw_ws_connect(&late, tb.port, "fixture-broker.v1", NULL), 503,
+	    "a new session during the drain: %s", late.status_line);
+	raw_ws_close(&late);
+	cr_assert_eq(http_get(tb.port, "/metrics", &body), 200);
+	cr_assert(strstr(body, "\nfxb_draining 1\n"), "%s", body);
+	free(body);
+
+	/* The holder's session works on, well past the drain's first turns. */
+	sleep_ms(500);
+	cr_assert_eq(test_broker_wait(&tb, 0), -2, "the broker exited while a lease was held");
+	v = status_member(&holder, "draining");
+	cr_assert(json_is_true(v), "broker.status draining is not true");
+	json_decref(v);
+	v = status_member(&holder, "drain_remaining_ms");
+	cr_assert(json_integer_value(v) > 0 && json_integer_value(v) <= 60000, "drain_remaining_ms %lld",
+	    (long long)json_integer_value(v));
+	json_decref(v);
+	cr_assert_eq(test_broker_ports(&tb, "leased"), 1, "the held port was given back");
+	reply = raw_rpc_call(&holder, "lease.renew", json_pack("{s:s, s:i}", "lease", lid, "ttl_ms",
+	    60000));
+	cr_assert_not_null(raw_rpc_result(reply), "lease.renew during the drain: %s",
+	    json_dumps(reply, 0));
+	json_decref(reply);
+	/* A job in the middle of a test file may need one more lease. */
+	lid2 = acquire_port(&holder, "q");
+	reply = raw_rpc_call(&holder, "lease.release", json_pack("{s:s}", "lease", lid2));
+	cr_assert(json_is_true(json_object_get(raw_rpc_result(reply), "released")), "%s",
+	    json_dumps(reply, 0));
+	json_decref(reply);
+	cr_assert_eq(test_broker_wait(&tb, 300), -2, "the broker exited while a lease was held");
+
+	/* The last release ends the drain. */
+	reply = raw_rpc_call(&holder, "lease.release", json_pack("{s:s}", "lease", lid));
+	cr_assert(json_is_true(json_object_get(raw_rpc_result(reply), "released")), "%s",
+	    json_dumps(reply, 0));
+	json_decref(reply);
+	code = read_close(&holder, NULL, 0, 15000);
+	cr_assert_eq(code, 1001, "the holder after its release: close code %d", code);
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "the broker exited with %d (-2: still running 15 s later); see %s", st,
+	    tb.log);
+	raw_ws_close(&holder);
+	raw_ws_close(&idle);
+	free(lid);
+	free(lid2);
+}
+
+Test(drain, a_broker_that_holds_nothing_exits_0_at_once_on_sigterm, .timeout = 60)
+{
+	struct test_broker tb;
+	struct raw_ws idle;
+	int st;
+
+	/* The default drain_timeout_ms (300000) must not keep an idle broker up. */
+	BROKER_START(&tb, "--ports", "27210-27211", "--drain-timeout-ms", "300000");
+	cr_assert_eq(raw_ws_connect(&idle, tb.port, "fixture-broker.v1", NULL), 101);
+	json_decref(raw_rpc_call(&idle, "broker.status", json_object()));
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	cr_assert_eq(read_close(&idle, NULL, 0, 15000), 1001);
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
+	raw_ws_close(&idle);
+}
+
+/* A config with one server template, "web": tests/servers/httpd. */
+static void
+server_config(char *path, size_t cap)
+{
+	const char *dir = getenv("FXB_TEST_SERVERS");
+	char text[1024];
+
+	cr_assert(dir != NULL && *dir, "FXB_TEST_SERVERS is not set (run through make integration)");
+	snprintf(text, sizeof(text),
+	    "{\"servers\": {\"web\": {\"command\": [\"%s/httpd\", \"--port\", \"{port}\"]}}}\n", dir);
+	cr_assert_eq(temp_file(path, cap, "drain.json", text), 0);
+}
+
+Test(drain, drain_timeout_ms_passing_releases_what_is_still_held, .timeout = 90)
+{
+	struct test_broker tb;
+	struct raw_ws holder;
+	char config[512], *log;
+	json_t *reply, *f;
+	pid_t server;
+	int st, code;
+
+	server_config(config, sizeof(config));
+	BROKER_START(&tb, "--ports", "27220-27229", "--config", config, "--drain-timeout-ms", "1500");
+	cr_assert_eq(raw_ws_connect(&holder, tb.port, "fixture-broker.v1", NULL), 101);
+	reply = raw_rpc_call(&holder, "lease.acquire", json_pack("{s:{s:{s:s, s:s}}}", "fixtures",
+	    "web", "kind", "server", "template", "web"));
+	f = json_object_get(json_object_get(raw_rpc_result(reply), "fixtures"), "web");
+	cr_assert_not_null(f, "lease.acquire: %s", json_dumps(reply, 0));
+	server = (pid_t)json_integer_value(json_object_get(f, "pid"));
+	json_decref(reply);
+	cr_assert(pid_alive(server), "the server (pid %d) is not running", (int)server);
+
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	sleep_ms(500);
+	cr_assert_eq(test_broker_wait(&tb, 0), -2, "the broker exited before drain_timeout_ms");
+	cr_assert(pid_alive(server), "the server stopped before drain_timeout_ms");
+	code = read_close(&holder, NULL, 0, 15000);
+	cr_assert_eq(code, 1001, "close code %d", code);
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
+	cr_assert(!pid_alive(server), "the server (pid %d) outlived the drain", (int)server);
+	log = read_log(tb.log);
+	cr_assert(log && strstr(log, "drain_timeout_ms passed with 1 lease(s) still held"),
+	    "the log does not say why: see %s", tb.log);
+	free(log);
+	raw_ws_close(&holder);
+}
+
+Test(drain, a_second_sigterm_during_the_drain_shuts_down_at_once, .timeout = 60)
+{
+	struct test_broker tb;
+	struct raw_ws holder;
+	char *lid, *log;
+	int st, code;
+
+	BROKER_START(&tb, "--ports", "27230-27231", "--drain-timeout-ms", "600000");
+	cr_assert_eq(raw_ws_connect(&holder, tb.port, "fixture-broker.v1", NULL), 101);
+	lid = acquire_port(&holder, "p");
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	sleep_ms(300);
+	cr_assert_eq(test_broker_wait(&tb, 0), -2, "the broker exited while a lease was held");
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	code = read_close(&holder, NULL, 0, 10000);
+	cr_assert_eq(code, 1001, "close code %d", code);
+	/* Long before the drain's 10 minutes, with a wide margin for a loaded machine. */
+	st = test_broker_wait(&tb, 10000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running 10 s after the second signal)", st);
+	log = read_log(tb.log);
+	cr_assert(log && strstr(log, "second signal (Terminated) during the drain"), "see %s", tb.log);
+	free(log);
+	raw_ws_close(&holder);
+	free(lid);
+}
+
+static void
+admin_hello(struct raw_ws *w, int port, const char *token)
+{
+	json_t *r;
+
+	cr_assert_eq(raw_ws_connect(w, port, "fixture-broker.v1", NULL), 101);
+	r = raw_rpc_call(w, "session.hello", json_pack("{s:s}", "token", token));
+	cr_assert_not_null(raw_rpc_result(r), "hello: %s", json_dumps(r, 0));
+	json_decref(r);
+}
+
+Test(drain, admin_drain_needs_an_admin_token_and_drains, .timeout = 60)
+{
+	struct test_broker tb;
+	struct raw_ws tenant, op;
+	char tokens[512], audit[512], *log, *lid;
+	json_t *r, *res;
+	int st;
+
+	cr_assert_eq(temp_file(tokens, sizeof(tokens), "tokens",
+	    "tok-a team-a\ntok-op ops admin=true\n"), 0);
+	cr_assert_eq(temp_file(audit, sizeof(audit), "audit", ""), 0);
+	BROKER_START(&tb, "--ports", "27240-27241", "--token-file", tokens, "--audit-log", audit,
+	    "--drain-timeout-ms", "60000");
+	admin_hello(&tenant, tb.port, "tok-a");
+	admin_hello(&op, tb.port, "tok-op");
+	lid = acquire_port(&tenant, "p");
+
+	r = raw_rpc_call(&tenant, "admin.drain", json_object());
+	cr_assert_str_eq(raw_rpc_error_name(r), "NOT_ADMIN", "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(http_get(tb.port, "/healthz", NULL), 200, "a refused admin.drain drained");
+
+	r = raw_rpc_call(&op, "admin.drain", json_pack("{s:i}", "timeout_ms", 30000));
+	res = raw_rpc_result(r);
+	cr_assert(json_is_true(json_object_get(res, "draining")), "%s", json_dumps(r, 0));
+	cr_assert_eq(json_integer_value(json_object_get(res, "leases")), 1, "%s", json_dumps(r, 0));
+	cr_assert(json_integer_value(json_object_get(res, "remaining_ms")) > 0, "%s", json_dumps(r, 0));
+	json_decref(r);
+	cr_assert_eq(http_get(tb.port, "/healthz", NULL), 503);
+	/* The admin's session holds nothing: it is closed like any other. */
+	cr_assert_eq(read_close(&op, NULL, 0, 15000), 1001);
+	cr_assert_eq(test_broker_wait(&tb, 300), -2, "the broker exited while a lease was held");
+
+	r = raw_rpc_call(&tenant, "lease.release", json_pack("{s:s}", "lease", lid));
+	cr_assert(json_is_true(json_object_get(raw_rpc_result(r), "released")), "%s", json_dumps(r, 0));
+	json_decref(r);
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
+	log = read_log(audit);
+	cr_assert(log && strstr(log, "\"event\":\"admin.drain\"") && strstr(log,
+	    "\"event\":\"broker.drain\"") && strstr(log, "\"outcome\":\"drained\""),
+	    "the audit log: %s", log);
+	free(log);
+	raw_ws_close(&tenant);
+	raw_ws_close(&op);
+	free(lid);
+}
+
+Test(drain, a_libfxb_client_holding_a_lease_keeps_it_through_the_drain, .timeout = 60)
+{
+	struct test_broker tb;
+	struct fxb_client *c;
+	struct fxb_lease *l = NULL, *more = NULL;
+	int st;
+
+	BROKER_START(&tb, "--ports", "27245-27249", "--drain-timeout-ms", "60000");
+	CLIENT_NEW(c, &tb, NULL, NULL);
+	cr_assert_eq(test_acquire_ports(c, 2, 0, &l), 0, "%s", fxb_client_errmsg(c));
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	sleep_ms(500);
+	cr_assert_eq(fxb_client_state(c), FXB_STATE_OPEN, "the client lost its connection");
+	cr_assert_gt(test_lease_port(l, 0), 0);
+	cr_assert_eq(test_acquire_ports(c, 1, 0, &more), 0, "%s", fxb_client_errmsg(c));
+	cr_assert_eq(fxb_lease_release(c, more), 0, "%s", fxb_client_errmsg(c));
+	cr_assert_eq(test_broker_wait(&tb, 0), -2, "the broker exited while a lease was held");
+	cr_assert_eq(fxb_lease_release(c, l), 0, "%s", fxb_client_errmsg(c));
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
+	cr_assert_eq(fxb_client_sessions_lost(c), 0, "the client lost its session");
+	fxb_client_free(c);
+}
