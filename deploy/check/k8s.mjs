@@ -5,8 +5,10 @@
 // - every container, init containers included, has CPU and memory requests and limits,
 //   a read-only root filesystem and no privilege escalation;
 // - the containers (init containers aside) run as a user that is not root;
-// - a broker container (image fixture-broker) has readiness and liveness probes on
-//   /healthz and a preStop hook, and its pod a terminationGracePeriodSeconds of 30 or more.
+// - a broker container (image fixture-broker) has a readiness probe on /healthz (503 from
+//   the first moment of a drain) and a liveness probe on /livez (200 while draining: a
+//   liveness probe on /healthz would kill a draining broker), a preStop hook, and its pod a
+//   terminationGracePeriodSeconds of 30 or more.
 //
 //   node k8s.mjs FILE.yaml...
 import { readFileSync } from 'node:fs';
@@ -55,9 +57,9 @@ function rules(obj) {
         problems.push(`${where}: may run as root (runAsNonRoot ${nonRoot}, runAsUser ${uid})`);
     }
     if (!init && /(^|\/)fixture-broker(:|@|$)/.test(c.image ?? '')) {
-      for (const probe of ['readinessProbe', 'livenessProbe'])
-        if (c[probe]?.httpGet?.path !== '/healthz')
-          problems.push(`${where}: ${probe} does not ask /healthz`);
+      for (const [probe, path] of [['readinessProbe', '/healthz'], ['livenessProbe', '/livez']])
+        if (c[probe]?.httpGet?.path !== path)
+          problems.push(`${where}: ${probe} does not ask ${path}`);
       if (!c.lifecycle?.preStop)
         problems.push(`${where}: no preStop hook (a broker drains before it stops)`);
       if (!((spec.terminationGracePeriodSeconds ?? 30) >= 30))

@@ -81,6 +81,12 @@ test('a broker running as root fails', () => {
   assert.match(r.out, /container broker: may run as root/);
 });
 
+test('a liveness probe on /healthz fails: it would kill a draining broker', () => {
+  const r = k8sCheck((src) => replace(join(src, 'node/daemonset.yaml'), 'path: /livez', 'path: /healthz'));
+  assert.equal(r.status, 1, r.out);
+  assert.match(r.out, /DaemonSet fixture-broker-node: container broker: livenessProbe does not ask \/livez/);
+});
+
 test('an overlay patch that writes a misspelt path fails', () => {
   const r = k8sCheck((src) => replace(join(src, 'overlays/example/kustomization.yaml'),
     'path: /spec/type', 'path: /spec/typo'));
