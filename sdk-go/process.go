@@ -108,7 +108,9 @@ type BrokerProcess struct {
 
 var listening = regexp.MustCompile(`^listening (wss?://\S+)\s*$`)
 
-// StartBroker starts a broker on 127.0.0.1:0 and returns once it listens.
+// StartBroker starts a broker on 127.0.0.1:0 and returns once it listens. The broker
+// stops at once on SIGTERM (--drain-timeout-ms 0: a run's own broker has no other broker
+// to hand its workers to); FIXTURE_BROKER_ARGS and opts.Args come after and may override.
 func StartBroker(ctx context.Context, opts *BrokerOptions) (*BrokerProcess, error) {
 	if opts == nil {
 		opts = &BrokerOptions{}
@@ -117,7 +119,8 @@ func StartBroker(ctx context.Context, opts *BrokerOptions) (*BrokerProcess, erro
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"--listen", "127.0.0.1:0"}, strings.Fields(os.Getenv("FIXTURE_BROKER_ARGS"))...)
+	args := append([]string{"--listen", "127.0.0.1:0", "--drain-timeout-ms", "0"},
+		strings.Fields(os.Getenv("FIXTURE_BROKER_ARGS"))...)
 	args = append(args, opts.Args...)
 	p := &BrokerProcess{exited: make(chan struct{}), LogFile: opts.LogFile}
 	if p.LogFile == "" {

@@ -5,8 +5,9 @@
 // once it accepts connections; that line is the readiness signal. Its log (stderr) goes to a
 // file, never to a pipe this process would have to keep draining: a test runner that blocks
 // its event loop must not stall the broker. The child is stopped with SIGTERM (the broker
-// releases every lease and exits), and its process group with SIGKILL if it has not exited
-// after a grace period.
+// releases every lease and exits: it starts with --drain-timeout-ms 0, since a run's own
+// broker has no other broker to hand its workers to), and its process group with SIGKILL
+// if it has not exited after a grace period.
 // The broker runs under a small sh watchdog that holds a pipe from this process: if this
 // process dies without stopping it (killed by a CI timeout, SIGKILL), the pipe closes and the
 // watchdog sends the broker SIGTERM, so no broker outlives the run that started it.
@@ -120,7 +121,8 @@ function readTail(file, bytes = 4096) {
 }
 
 /**
- * Starts a broker on 127.0.0.1:0 and resolves, once it listens, to
+ * Starts a broker on 127.0.0.1:0 (stopping at once on SIGTERM, without a drain) and
+ * resolves, once it listens, to
  * `{url, pid, logFile, child, stop()}`. Options: `bin` (see findBrokerBinary), `args`
  * (extra command-line flags, after those of $FIXTURE_BROKER_ARGS), `logFile` (default
  * $FIXTURE_BROKER_LOG, else a new file in the temporary directory, removed when the broker
@@ -129,7 +131,8 @@ function readTail(file, bytes = 4096) {
  */
 function startBroker(options = {}) {
   const bin = findBrokerBinary(options.bin);
-  const args = ['--listen', '127.0.0.1:0', ...splitArgs(process.env.FIXTURE_BROKER_ARGS),
+  const args = ['--listen', '127.0.0.1:0', '--drain-timeout-ms', '0',
+    ...splitArgs(process.env.FIXTURE_BROKER_ARGS),
     ...(options.args || [])];
   const logSetting = options.logFile || process.env.FIXTURE_BROKER_LOG;
   let logFile = null;

@@ -59,7 +59,7 @@ def start_broker(state_dir: Path, ports: str, *args: str) -> Broker:
     state_dir.mkdir(parents=True, exist_ok=True)
     log = open(state_dir / "broker.log", "w")
     proc = subprocess.Popen(
-        [BINARY, "--listen", "127.0.0.1:0", "--ports", ports, "--state-dir", str(state_dir), *args],
+        [BINARY, "--listen", "127.0.0.1:0", "--drain-timeout-ms", "0", "--ports", ports, "--state-dir", str(state_dir), *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -18,7 +18,7 @@ rounds=${FXB_CLIENTS_ROUNDS:-3}
 tmp=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
-"$broker" --listen 127.0.0.1:0 --ports 27900-27999 --port-quarantine-ms 0 \
+"$broker" --listen 127.0.0.1:0 --drain-timeout-ms 0 --ports 27900-27999 --port-quarantine-ms 0 \
 	--port-lock-file none --state-dir "$tmp/state" --log-level warn >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 50); do

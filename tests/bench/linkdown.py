@@ -131,7 +131,7 @@ def main():
         make_net()
         broker = subprocess.Popen(
             ["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"], "--listen",
-             "%s.1:0" % SUBNET, "--log-level", "error", "--port-lock-file", "none",
+             "%s.1:0" % SUBNET, "--drain-timeout-ms", "0", "--log-level", "error", "--port-lock-file", "none",
              "--state-dir", state, "--heartbeat-ms", str(HEARTBEAT_MS), "--dead-after-ms",
              str(DEAD_AFTER_MS), "--grace-ms", str(GRACE_MS)],
             stdout=subprocess.PIPE, text=True)

@@ -33,7 +33,7 @@ ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
 start() {
 	name=$1 ports=$2
 	shift 2
-	"$broker" --listen 127.0.0.1:0 --ports "$ports" --port-quarantine-ms 0 \
+	"$broker" --listen 127.0.0.1:0 --drain-timeout-ms 0 --ports "$ports" --port-quarantine-ms 0 \
 		--port-lock-file none --state-dir "$tmp/state-$name" --log-level warn "$@" \
 		>"$tmp/out-$name" 2>"$tmp/err-$name" &
 	pids="$pids $!"

@@ -64,7 +64,7 @@ as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -o "-p $pgpor
 	-c listen_addresses=127.0.0.1 -k $pgdir -c fsync=off -c synchronous_commit=off \
 	-c full_page_writes=off -c max_connections=300" start >/dev/null
 
-"$FXB_BROKER" --integresql --listen 127.0.0.1:0 --state-dir "$work/state" --ports 29000-29099 \
+"$FXB_BROKER" --integresql --listen 127.0.0.1:0 --drain-timeout-ms 0 --state-dir "$work/state" --ports 29000-29099 \
 	--pg-url "postgresql://postgres:$pw@127.0.0.1:$pgport/postgres" --log-level warn \
 	${ISQL_BENCH_BROKER_ARGS:-} \
 	> "$work/broker.out" 2> "$work/broker.log" &

@@ -30,7 +30,7 @@ def broker(tmp_path):
 
     def start(*args):
         p = subprocess.Popen(
-            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--ports", "27700-27709",
+            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--drain-timeout-ms", "0", "--ports", "27700-27709",
              "--port-lock-file", "none", "--state-dir", str(tmp_path / "state"), *args],
             stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline()

@@ -34,7 +34,7 @@ class Broker:
         config = tmp_path / "broker.json"
         config.write_text(json.dumps({"servers": servers or {}}))
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"], "--listen", listen,
+            ["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"], "--listen", listen, "--drain-timeout-ms", "0",
              "--config", str(config), "--ports", "%d-%d" % (FIRST, LAST), "--port-lock-file",
              "none", "--state-dir", str(tmp_path / "state"), *args],
             stdout=subprocess.PIPE, text=True)

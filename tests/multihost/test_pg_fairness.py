@@ -38,7 +38,7 @@ def test_a_postgres_pool_serves_its_waiters_tenants_in_turn(tmp_path):
     (tmp_path / "tokens").write_text(TOKENS)
     (tmp_path / "pool.json").write_text(json.dumps(POOL))
     broker = subprocess.Popen(
-        [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--ports", "27710-27729",
+        [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--drain-timeout-ms", "0", "--ports", "27710-27729",
          "--port-lock-file", "none", "--token-file", str(tmp_path / "tokens"), "--config",
          str(tmp_path / "pool.json"), "--state-dir", str(tmp_path / "state")],
         stdout=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ EXAMPLE = os.path.join(ROOT, "sdk-js", "examples", "express-pg")
 
 class Broker:
     def __init__(self, tmp_path, *args, config=None, ports="27820-27899"):
-        argv = [os.environ["FXB_BROKER"], "--listen", "0.0.0.0:0", "--ports", ports,
+        argv = [os.environ["FXB_BROKER"], "--listen", "0.0.0.0:0", "--drain-timeout-ms", "0", "--ports", ports,
                 "--port-lock-file", "none", "--state-dir", str(tmp_path / "state"), *args]
         if config:
             argv += ["--config", config]
@@ -149,7 +149,7 @@ def call(url, method, params=None):
 class LocalBroker:
     def __init__(self, tmp_path, name, *args):
         self.proc = subprocess.Popen(
-            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--ports", "27900-27999",
+            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--drain-timeout-ms", "0", "--ports", "27900-27999",
              "--port-lock-file", "none", "--state-dir", str(tmp_path / name), *args],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()

@@ -63,7 +63,7 @@ def pki(tmp_path_factory):
 
 class Broker:
     def __init__(self, tmp_path, pki, *args, netns=None, listen="127.0.0.1:0", cert="server"):
-        argv = [os.environ["FXB_BROKER"], "--listen", listen, "--ports", "27800-27809",
+        argv = [os.environ["FXB_BROKER"], "--listen", listen, "--drain-timeout-ms", "0", "--ports", "27800-27809",
                 "--port-lock-file", "none", "--state-dir", str(tmp_path / "state"),
                 "--tls-cert", str(pki / (cert + ".pem")), "--tls-key", str(pki / (cert + ".key")),
                 *args]
@@ -230,7 +230,7 @@ def test_no_token_crosses_the_network_in_clear_text(net, tmp_path, pki):
     tokens.write_text(TOKEN + "\n")
     # The control: over ws:// the sniffer does see the token, so it would see a leak.
     plain = subprocess.Popen(["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"],
-                              "--listen", "0.0.0.0:0", "--token-file", str(tokens),
+                              "--listen", "0.0.0.0:0", "--drain-timeout-ms", "0", "--token-file", str(tokens),
                               "--port-lock-file", "none", "--ports", "27810-27819",
                               "--state-dir", str(tmp_path / "plain")],
                              stdout=subprocess.PIPE, text=True)
@@ -453,7 +453,7 @@ def test_each_sdk_sends_its_token_once_and_never_in_clear_over_wss(net, tmp_path
     # Over ws:// the sniffer sees the token: once per connection, not twice (the upgrade's
     # Authorization header, not session.hello's params too).
     plain = subprocess.Popen(["ip", "netns", "exec", NS_B, os.environ["FXB_BROKER"],
-                              "--listen", "0.0.0.0:0", "--token-file", str(tokens),
+                              "--listen", "0.0.0.0:0", "--drain-timeout-ms", "0", "--token-file", str(tokens),
                               "--port-lock-file", "none", "--ports", "27800-27809",
                               "--state-dir", str(tmp_path / "plain")],
                              stdout=subprocess.PIPE, text=True)

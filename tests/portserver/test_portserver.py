@@ -38,7 +38,7 @@ class Broker:
         path = tmp_path / "broker.json"
         path.write_text(json.dumps(config))
         self.proc = subprocess.Popen(
-            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--config", str(path),
+            [os.environ["FXB_BROKER"], "--listen", "127.0.0.1:0", "--drain-timeout-ms", "0", "--config", str(path),
              "--ports", "%d-%d" % (FIRST, LAST), "--state-dir", str(tmp_path / "state")],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()

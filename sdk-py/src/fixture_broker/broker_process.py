@@ -165,13 +165,16 @@ def start_broker(
     env: Optional[Mapping[str, str]] = None,
     start_timeout: float = DEFAULT_START_TIMEOUT,
 ) -> BrokerProcess:
-    """Starts a broker on 127.0.0.1:0 and returns once it listens. ``args`` come after the
+    """Starts a broker on 127.0.0.1:0 and returns once it listens. It stops at once on SIGTERM
+    (``--drain-timeout-ms 0``: a run's own broker has no other broker to hand its workers to).
+    ``args`` come after the
     flags in $FIXTURE_BROKER_ARGS; ``log_file`` defaults to $FIXTURE_BROKER_LOG, else a new
     file in the temporary directory (removed when the broker stops cleanly; ``"-"`` writes to
     this process's stderr). Raises BrokerStartError with the log's tail when it does not
     start."""
     binary = find_broker_binary(bin)
-    argv = ["--listen", "127.0.0.1:0", *shlex.split(os.environ.get("FIXTURE_BROKER_ARGS", "")), *args]
+    argv = ["--listen", "127.0.0.1:0", "--drain-timeout-ms", "0",
+            *shlex.split(os.environ.get("FIXTURE_BROKER_ARGS", "")), *args]
     setting = log_file or os.environ.get("FIXTURE_BROKER_LOG")
     own_log = False
     log_path: Optional[str] = None

@@ -54,7 +54,7 @@ func startBroker(t *testing.T, settings map[string]any, token string) *broker {
 		t.Fatal(err)
 	}
 	args := []string{"--config", filepath.Join(dir, "broker.json"), "--listen", "127.0.0.1:0",
-		"--state-dir", state, "--ports", ports}
+		"--drain-timeout-ms", "0", "--state-dir", state, "--ports", ports}
 	if token != "" {
 		if err := os.WriteFile(filepath.Join(dir, "tokens"), []byte(token+"\n"), 0o600); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ export async function startBroker({ settings = {}, token } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fxb-isql-'))
   const config = join(dir, 'broker.json')
   writeFileSync(config, JSON.stringify({ integresql: { enabled: true, ...settings } }))
-  const args = ['--config', config, '--listen', '127.0.0.1:0', '--state-dir', STATE, '--ports', PORTS]
+  const args = ['--config', config, '--listen', '127.0.0.1:0', '--drain-timeout-ms', '0', '--state-dir', STATE, '--ports', PORTS]
   if (token) {
     writeFileSync(join(dir, 'tokens'), token + '\n')
     args.push('--token-file', join(dir, 'tokens'))
