@@ -292,15 +292,19 @@ func (c *Client) List(ctx context.Context) ([]LeaseInfo, error) {
 
 // Status is broker.status's answer.
 type Status struct {
-	Version         string `json:"version"`
-	Instance        string `json:"instance"`
-	UptimeMs        int64  `json:"uptime_ms"`
-	ShuttingDown    bool   `json:"shutting_down"`
-	Sessions        int    `json:"sessions"`
-	SessionsInGrace int    `json:"sessions_in_grace"`
-	Leases          int    `json:"leases"`
-	Waiting         int    `json:"waiting"`
-	Ports           struct {
+	Version      string `json:"version"`
+	Instance     string `json:"instance"`
+	UptimeMs     int64  `json:"uptime_ms"`
+	ShuttingDown bool   `json:"shutting_down"`
+	// Draining is true from the first moment of a drain (SIGTERM, admin.drain); then
+	// DrainRemainingMs is the time left before the leases still held are released.
+	Draining         bool   `json:"draining"`
+	DrainRemainingMs *int64 `json:"drain_remaining_ms"`
+	Sessions         int    `json:"sessions"`
+	SessionsInGrace  int    `json:"sessions_in_grace"`
+	Leases           int    `json:"leases"`
+	Waiting          int    `json:"waiting"`
+	Ports            struct {
 		First       int `json:"first"`
 		Last        int `json:"last"`
 		Size        int `json:"size"`

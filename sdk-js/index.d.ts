@@ -104,6 +104,10 @@ export interface BrokerStatus {
   sessions: number;
   sessions_in_grace: number;
   shutting_down: boolean;
+  /** True from the first moment of a drain (SIGTERM, admin.drain): no new sessions. */
+  draining: boolean;
+  /** While draining, ms left before the leases still held are released; else null. */
+  drain_remaining_ms: number | null;
   leases: number;
   waiting: number;
   ports: { first: number; last: number; size: number; free: number; leased: number; quarantined: number };

@@ -1,0 +1,44 @@
+"""test_drain.py: the client against a draining broker (SIGTERM with --drain-timeout-ms).
+
+A client holding a lease keeps working through the drain (renew, one more acquire, release)
+and the broker exits 0 once it has released; a client holding nothing is closed with 1001,
+waits with backoff while the draining broker refuses it, and once a new broker answers on
+the same address (as behind a load balancer) reports its session lost, since no other broker
+can resume it.
+"""
+
+import signal
+from urllib.parse import urlsplit
+
+import fixture_broker
+from conftest import until
+
+
+def test_a_held_lease_survives_the_drain_and_an_idle_session_is_reported_lost_elsewhere(start):
+    b = start("27760-27763", "--drain-timeout-ms", "60000")
+    port = urlsplit(b.url).port
+    lost = []
+    with fixture_broker.connect(b.url) as holder, \
+            fixture_broker.connect(b.url, on_session_lost=lost.append) as idle:
+        lease = holder.acquire({"http": "port"})
+        idle_session = idle.session
+        b.proc.send_signal(signal.SIGTERM)
+
+        until(lambda: not idle.connected)
+        status = holder.status()
+        assert status["draining"] is True and status["shutting_down"] is False, status
+        assert 0 < status["drain_remaining_ms"] <= 60000, status
+        assert holder.connected and holder.sessions_lost == 0
+        lease.renew(ttl_ms=60000)
+        more = holder.acquire({"more": "port"})
+        more.release()
+        assert b.proc.poll() is None, "the broker exited while a lease was held"
+        # Refused with 503 while the broker drains: the idle client is still waiting.
+        assert not idle.connected and idle.sessions_lost == 0
+
+        lease.release()
+        assert b.proc.wait(15) == 0
+        start("27760-27763", "--listen", f"127.0.0.1:{port}")
+        until(lambda: idle.connected and idle.sessions_lost == 1)
+        assert idle.session != idle_session and len(lost) == 1
+        assert idle.list() == []
