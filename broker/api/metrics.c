@@ -50,6 +50,10 @@ metrics_render(struct broker *b, size_t *len)
 	fprintf(f, "# HELP fxb_drain_remaining_seconds Time left before a drain releases the leases "
 	    "still held (0 when not draining).\n# TYPE fxb_drain_remaining_seconds gauge\n"
 	    "fxb_drain_remaining_seconds %.3f\n", (double)left / 1000.0);
+	fprintf(f, "# HELP fxb_connections_refused_draining_total WebSocket connections refused "
+	    "with 503 because the broker drains or shuts down.\n"
+	    "# TYPE fxb_connections_refused_draining_total counter\n"
+	    "fxb_connections_refused_draining_total %llu\n", (unsigned long long)loop_refused(b));
 	fprintf(f, "# HELP fxb_sessions_active Sessions with a live connection.\n"
 	    "# TYPE fxb_sessions_active gauge\nfxb_sessions_active %zu\n", connected);
 	fprintf(f, "# HELP fxb_sessions_in_grace Disconnected sessions that may still resume.\n"

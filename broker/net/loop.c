@@ -62,6 +62,7 @@ struct loop {
 	int draining;               /* loop_drain() ran; the shutdown has not begun */
 	uint64_t drain_deadline_ms; /* then the shutdown begins, whatever is held */
 	lws_sorted_usec_list_t drain_tick;
+	uint64_t refused; /* upgrades refused while draining or shutting down, for /metrics */
 	struct broker *b;
 	struct ev_loop *ev; /* lws runs on it; NULL: lws's own poll() loop */
 };
@@ -486,6 +487,18 @@ loop_draining(const struct broker *b, uint64_t *remaining_ms)
 	if (remaining_ms && l->draining && l->drain_deadline_ms > now)
 		*remaining_ms = l->drain_deadline_ms - now;
 	return 1;
+}
+
+void
+loop_count_refused(struct broker *b)
+{
+	b->loop->refused++;
+}
+
+uint64_t
+loop_refused(const struct broker *b)
+{
+	return b->loop ? b->loop->refused : 0;
 }
 
 int

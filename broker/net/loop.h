@@ -60,6 +60,11 @@ void loop_drain(struct broker *b, const char *why, int timeout_ms);
  * drain's time left, 0 once the shutdown has begun. */
 int loop_draining(const struct broker *b, uint64_t *remaining_ms);
 
+/* Counts a connection refused because the broker drains or shuts down (ws.c), and reads
+ * the count (for /metrics: clients that retry too fast show here). */
+void loop_count_refused(struct broker *b);
+uint64_t loop_refused(const struct broker *b);
+
 /* The port the listener got (the kernel's pick for port 0); 0 when not listening. */
 int loop_listen_port(const struct loop *l);
 /* The routes loop_start() was given. */

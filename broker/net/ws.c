@@ -363,6 +363,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
 		 * the TCP connection. */
 		if (loop_draining(b, NULL)) {
+			loop_count_refused(b);
 			refuse_upgrade(wsi, 503, "Service Unavailable", leases_draining(b->leases)
 			    ? "shutting down" : "draining: connect to another broker");
 			return 1;

@@ -7,11 +7,21 @@ the same address (as behind a load balancer) reports its session lost, since no 
 can resume it.
 """
 
+import re
 import signal
+import time
+import urllib.request
 from urllib.parse import urlsplit
 
 import fixture_broker
 from conftest import until
+
+
+def refused_connections(port):
+    """fxb_connections_refused_draining_total of the broker on port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return int(re.search(r"^fxb_connections_refused_draining_total (\d+)$", text, re.M).group(1))
 
 
 def test_a_held_lease_survives_the_drain_and_an_idle_session_is_reported_lost_elsewhere(start):
@@ -33,8 +43,13 @@ def test_a_held_lease_survives_the_drain_and_an_idle_session_is_reported_lost_el
         more = holder.acquire({"more": "port"})
         more.release()
         assert b.proc.poll() is None, "the broker exited while a lease was held"
-        # Refused with 503 while the broker drains: the idle client is still waiting.
+        # Refused with 503 while the broker drains: the idle client is still waiting, and
+        # tries again with backoff (100 ms, 250 ms, ... 2 s): a few attempts in 3 s, where
+        # one that spun would make hundreds.
+        time.sleep(3)
         assert not idle.connected and idle.sessions_lost == 0
+        refused = refused_connections(port)
+        assert 1 <= refused <= 8, f"{refused} connections refused in 3 s"
 
         lease.release()
         assert b.proc.wait(15) == 0

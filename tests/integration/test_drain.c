@@ -134,6 +134,7 @@ Test(drain, a_lease_held_through_sigterm_keeps_working_until_released_then_the_b
 	raw_ws_close(&late);
 	cr_assert_eq(http_get(tb.port, "/metrics", &body), 200);
 	cr_assert(strstr(body, "\nfxb_draining 1\n"), "%s", body);
+	cr_assert(strstr(body, "\nfxb_connections_refused_draining_total 1\n"), "%s", body);
 	free(body);
 
 	/* The holder's session works on, well past the drain's first turns. */
