@@ -7,13 +7,15 @@
  * releases what is left when N passes. A second signal shuts down at once. admin.drain
  * does the same for admin tokens only.
  *
- * The brokers here lease from 27200-27249.
+ * The brokers here lease from 27200-27259.
  */
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fxb.h"
@@ -362,4 +364,97 @@ Test(drain, a_libfxb_client_holding_a_lease_keeps_it_through_the_drain, .timeout
 	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
 	cr_assert_eq(fxb_client_sessions_lost(c), 0, "the client lost its session");
 	fxb_client_free(c);
+}
+
+/* The lease's postgres fixture "db" member name (borrowed from l). */
+static const char *
+db_field(const struct fxb_lease *l, const char *name)
+{
+	const char *v = fxb_lease_field(l, "db", name);
+
+	cr_assert_not_null(v, "the lease has no %s", name);
+	return v;
+}
+
+/* How many rows sql (one text parameter) returns on c. */
+static int
+rows(PGconn *c, const char *sql, const char *param)
+{
+	const char *params[1] = { param };
+	PGresult *r = PQexecParams(c, sql, 1, NULL, params, NULL, NULL, 0);
+	int n;
+
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+	n = PQntuples(r);
+	PQclear(r);
+	return n;
+}
+
+/* Broker "a" runs the embedded PostgreSQL; broker "b" leases databases on it through
+ * --pg-url and drains with a short drain_timeout_ms while a client holds one: b's
+ * shutdown drops the database and its role, which a's cluster (still up) shows. */
+Test(drain, drain_timeout_ms_passing_drops_a_held_database, .timeout = 180)
+{
+	struct fxb_fixture_spec spec = { "db", "postgres", NULL };
+	char state_a[512], state_b[600], url[1024], *res = NULL, dbname[128], role[128];
+	struct test_broker a, b;
+	struct fxb_client *ca, *cb;
+	struct fxb_lease *la, *lb;
+	json_t *st, *emb;
+	PGconn *admin;
+	int status;
+
+	snprintf(state_a, sizeof(state_a), "%s/drain-pg-a-%d", getenv("FXB_TEST_LOG_DIR") &&
+	    *getenv("FXB_TEST_LOG_DIR") ? getenv("FXB_TEST_LOG_DIR") : "/tmp", (int)getpid());
+	snprintf(state_b, sizeof(state_b), "%s-b", state_a);
+	test_rm_pg_state(state_a);
+	test_rm_pg_state(state_b);
+	/* Readable by the cluster's own unprivileged user when the tests run as root. */
+	cr_assert_eq(mkdir(state_a, 0755), 0);
+	cr_assert_eq(mkdir(state_b, 0755), 0);
+	BROKER_START(&a, "--ports", "27250-27254", "--state-dir", state_a);
+	CLIENT_NEW(ca, &a, NULL, NULL);
+	cr_assert_eq(fxb_lease_acquire(ca, &spec, 1, NULL, &la), 0, "%s", fxb_client_errmsg(ca));
+	cr_assert_eq(fxb_call(ca, "pg.status", NULL, &res), 0, "%s", fxb_client_errmsg(ca));
+	st = json_loads(res, 0, NULL);
+	free(res);
+	emb = json_object_get(st, "embedded");
+	cr_assert(json_is_object(emb), "pg.status: no embedded cluster");
+	snprintf(url, sizeof(url), "host=%s port=%d user=postgres dbname=postgres",
+	    json_string_value(json_object_get(emb, "socket_dir")),
+	    (int)json_integer_value(json_object_get(emb, "port")));
+	json_decref(st);
+
+	BROKER_START(&b, "--ports", "27255-27259", "--state-dir", state_b, "--pg-url", url,
+	    "--drain-timeout-ms", "1500");
+	CLIENT_NEW(cb, &b, NULL, NULL);
+	cr_assert_eq(fxb_lease_acquire(cb, &spec, 1, NULL, &lb), 0, "%s", fxb_client_errmsg(cb));
+	snprintf(dbname, sizeof(dbname), "%s", db_field(lb, "database"));
+	snprintf(role, sizeof(role), "%s", db_field(lb, "user"));
+	admin = PQconnectdb(url);
+	cr_assert_eq(PQstatus(admin), CONNECTION_OK, "%s", PQerrorMessage(admin));
+	cr_assert_eq(rows(admin, "SELECT 1 FROM pg_database WHERE datname = $1", dbname), 1);
+
+	cr_assert_eq(kill(b.pid, SIGTERM), 0);
+	sleep_ms(500);
+	cr_assert_eq(test_broker_wait(&b, 0), -2, "b exited before drain_timeout_ms");
+	cr_assert_eq(rows(admin, "SELECT 1 FROM pg_database WHERE datname = $1", dbname), 1,
+	    "the database was dropped before drain_timeout_ms");
+	status = test_broker_wait(&b, 30000);
+	if (status == -2)
+		test_broker_kill(&b);
+	cr_assert_eq(status, 0, "b exited with %d (-2: still running); see %s", status, b.log);
+	cr_assert_eq(rows(admin, "SELECT 1 FROM pg_database WHERE datname = $1", dbname), 0,
+	    "database %s outlived the drain", dbname);
+	cr_assert_eq(rows(admin, "SELECT 1 FROM pg_roles WHERE rolname = $1", role), 0,
+	    "role %s outlived the drain", role);
+	PQfinish(admin);
+	fxb_lease_free(lb);
+	fxb_client_free(cb);
+
+	cr_assert_eq(fxb_lease_release(ca, la), 0, "%s", fxb_client_errmsg(ca));
+	fxb_client_free(ca);
+	BROKER_STOP(&a);
+	test_rm_pg_state(state_a);
+	test_rm_pg_state(state_b);
 }
