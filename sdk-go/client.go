@@ -556,9 +556,11 @@ func (c *Client) reconnect() *websocket.Conn {
 			conn.CloseNow()
 			return nil
 		}
-		// A resumed session keeps its id; a new id means the old one and its leases are gone.
+		// A resumed session keeps its id, and the broker says resumed; a new id, or a hello
+		// that did not resume (another broker, behind a load balancer, may hand out the
+		// same id), means the old one and its leases are gone.
 		var lost []*Lease
-		sessionLost := hello.Session != c.hello.Session
+		sessionLost := hello.Session != c.hello.Session || !hello.Resumed
 		if sessionLost {
 			c.sessionsLost++
 			for id, l := range c.leases {

@@ -444,9 +444,11 @@ hello_answered(struct fxb_client *c, json_t *msg, char *why, size_t whylen)
 			}
 			return -1;
 		}
-		/* A resumed session keeps its id: another id means the old one is gone, with
-		 * its leases. */
-		if ((!c->sess || strcmp(c->sess->id, sid)) && !(fresh = session_new(sid))) {
+		/* A resumed session keeps its id, and the broker says "resumed": another id, or
+		 * a hello that did not resume (another broker, behind a load balancer, may hand
+		 * out the same id), means the old one is gone, with its leases. */
+		if ((!c->sess || strcmp(c->sess->id, sid) ||
+		    json_is_false(json_object_get(res, "resumed"))) && !(fresh = session_new(sid))) {
 			snprintf(why, whylen, "session.hello: out of memory");
 			if (!c->ever_open) {
 				c->state = CONN_FAILED;

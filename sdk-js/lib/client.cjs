@@ -430,8 +430,11 @@ class Client extends EventEmitter {
     this.limits = hello.limits || null;
     this.hello = hello;
     this._watch(ws);
-    /* A resumed session keeps its id; a new id means the old session and its leases are gone. */
-    const lost = reconnecting && previous !== null && hello.session !== previous;
+    /* A resumed session keeps its id, and the broker says `resumed`; a new id, or a hello
+     * that did not resume (another broker, behind a load balancer, may hand out the same
+     * id), means the old session and its leases are gone. */
+    const lost = reconnecting && previous !== null &&
+      (hello.session !== previous || hello.resumed === false);
     return { resumed: hello.resumed === true, lost, previous };
   }
 

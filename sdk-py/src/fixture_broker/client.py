@@ -414,8 +414,11 @@ class Client:
         self.broker = hello.get("broker")
         self.limits = hello.get("limits")
         self.hello = hello
-        # A resumed session keeps its id; a new id means the old session and its leases are gone.
-        if reconnecting and previous is not None and hello["session"] != previous:
+        # A resumed session keeps its id, and the broker says "resumed"; a new id, or a hello
+        # that did not resume (another broker, behind a load balancer, may hand out the same
+        # id), means the old session and its leases are gone.
+        if reconnecting and previous is not None and (
+                hello["session"] != previous or hello.get("resumed") is False):
             self.sessions_lost += 1
             with self._lock:
                 lost = list(self._leases.values())
