@@ -340,19 +340,29 @@ Test(drain, admin_drain_needs_an_admin_token_and_drains, .timeout = 60)
 	free(lid);
 }
 
-Test(drain, a_libfxb_client_holding_a_lease_keeps_it_through_the_drain, .timeout = 60)
+Test(drain, a_libfxb_client_holding_a_lease_keeps_it_and_an_idle_one_is_lost_elsewhere,
+    .timeout = 90)
 {
-	struct test_broker tb;
-	struct fxb_client *c;
+	struct test_broker tb, next;
+	struct fxb_client *c, *idle;
 	struct fxb_lease *l = NULL, *more = NULL;
+	char listen[64];
+	uint64_t end;
 	int st;
 
-	BROKER_START(&tb, "--ports", "27245-27249", "--drain-timeout-ms", "60000");
+	/* --grace-ms 0: the clients, told so in session.hello, take RESUME_UNKNOWN from the
+	 * next broker as final at once. The idle client connects first, so its session is
+	 * s-1, the id the next broker gives the first session it opens: a lost session must be
+	 * told by "resumed" in session.hello, not by its id alone. */
+	BROKER_START(&tb, "--ports", "27245-27249", "--drain-timeout-ms", "60000", "--grace-ms", "0");
+	CLIENT_NEW(idle, &tb, NULL, NULL);
 	CLIENT_NEW(c, &tb, NULL, NULL);
 	cr_assert_eq(test_acquire_ports(c, 2, 0, &l), 0, "%s", fxb_client_errmsg(c));
 	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
 	sleep_ms(500);
 	cr_assert_eq(fxb_client_state(c), FXB_STATE_OPEN, "the client lost its connection");
+	cr_assert_eq(fxb_client_state(idle), FXB_STATE_CONNECTING,
+	    "the idle client was not closed, or got in again");
 	cr_assert_gt(test_lease_port(l, 0), 0);
 	cr_assert_eq(test_acquire_ports(c, 1, 0, &more), 0, "%s", fxb_client_errmsg(c));
 	cr_assert_eq(fxb_lease_release(c, more), 0, "%s", fxb_client_errmsg(c));
@@ -363,7 +373,21 @@ Test(drain, a_libfxb_client_holding_a_lease_keeps_it_through_the_drain, .timeout
 		test_broker_kill(&tb);
 	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
 	cr_assert_eq(fxb_client_sessions_lost(c), 0, "the client lost its session");
-	fxb_client_free(c);
+	cr_assert_eq(fxb_client_sessions_lost(idle), 0);
+	fxb_client_free(c); /* so that the idle client opens the next broker's first session */
+
+	/* A new broker on the same address, as behind a load balancer: the idle client's
+	 * session is not there, and it says so. */
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", tb.port);
+	BROKER_START(&next, "--ports", "27245-27249", "--listen", listen);
+	end = clock_ms() + 15000;
+	while ((fxb_client_state(idle) != FXB_STATE_OPEN || fxb_client_sessions_lost(idle) != 1) &&
+	    clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(fxb_client_sessions_lost(idle), 1, "the idle client did not report its session lost (state %d, session %s)", fxb_client_state(idle), fxb_client_session(idle));
+	cr_assert_eq(fxb_client_state(idle), FXB_STATE_OPEN);
+	fxb_client_free(idle);
+	BROKER_STOP(&next);
 }
 
 /* The lease's postgres fixture "db" member name (borrowed from l). */
