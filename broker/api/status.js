@@ -55,6 +55,8 @@
     }));
     fill("servers", servers);
     $("state").textContent = "version " + st.version + ", up " + age(st.uptime_ms) + ", " +
+      (st.shutting_down ? "shutting down, " : st.draining ? "draining (" +
+        age(st.drain_remaining_ms) + " left), " : "") +
       st.sessions + " session(s), " + st.leases + " lease(s)" +
       (full ? "" : " (aggregates only: an admin token shows who holds what)") +
       ", updated " + new Date().toLocaleTimeString();
