@@ -130,6 +130,30 @@ Test(config, names_the_key_of_an_invalid_value)
 	error_clear(&err);
 }
 
+Test(config, drains_for_five_minutes_unless_told_otherwise_and_a_later_flag_wins)
+{
+	struct fxb_error err = { 0 };
+	struct config cfg;
+	const char *path = write_file("{\"drain_timeout_ms\": 60000}");
+	char *none[] = { "fixture-broker", NULL };
+	char *file[] = { "fixture-broker", "--config", (char *)path, NULL };
+	/* The SDKs start their brokers with --drain-timeout-ms 0 first; a caller's own flag
+	 * after it wins. */
+	char *twice[] = { "fixture-broker", "--drain-timeout-ms", "0", "--drain-timeout-ms", "2500",
+		NULL };
+	char *bad[] = { "fixture-broker", "--drain-timeout-ms", "86400001", NULL };
+
+	cr_assert_eq(parse(&cfg, &err, 1, none), 0, "%s", err.text);
+	cr_assert_eq(cfg.drain_timeout_ms, 300000);
+	cr_assert_eq(parse(&cfg, &err, 3, file), 0, "%s", err.text);
+	cr_assert_eq(cfg.drain_timeout_ms, 60000);
+	cr_assert_eq(parse(&cfg, &err, 5, twice), 0, "%s", err.text);
+	cr_assert_eq(cfg.drain_timeout_ms, 2500);
+	cr_assert_eq(parse(&cfg, &err, 3, bad), -1);
+	cr_assert(strstr(err.text, "drain_timeout_ms") != NULL, "%s", err.text);
+	error_clear(&err);
+}
+
 Test(config, parses_listen_addresses)
 {
 	struct fxb_error err = { 0 };
