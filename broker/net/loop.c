@@ -67,6 +67,16 @@ struct loop {
 	struct ev_loop *ev; /* lws runs on it; NULL: lws's own poll() loop */
 };
 
+/* Ends the drain: the audit log says how (outcome), and the shutdown releases what is
+ * still held. */
+static void
+drain_end(struct broker *b, const char *outcome, const char *why)
+{
+	audit_event(b->audit, "broker.drained", json_pack("{s:s, s:I}", "outcome", outcome,
+	    "leases", (json_int_t)leases_active(b->leases)));
+	loop_shutdown(b, why);
+}
+
 static int
 cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -106,7 +116,7 @@ cb_ctl(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, 
 		if (b->loop->draining) {
 			log_warnx("second signal (%s) during the drain: shutting down now",
 			    strsignal((int)si.ssi_signo));
-			loop_shutdown(b, "second signal during the drain");
+			drain_end(b, "signal", "second signal during the drain");
 			continue;
 		}
 		loop_drain(b, strsignal((int)si.ssi_signo), b->cfg.drain_timeout_ms);
@@ -430,16 +440,12 @@ drain_tick(lws_sorted_usec_list_t *sul)
 	held = leases_active(b->leases);
 	if (held == 0 && leases_waiting(b->leases) == 0) {
 		log_info("drained: no lease is held any more");
-		audit_event(b->audit, "broker.drained", json_pack("{s:s, s:I}", "outcome", "drained",
-		    "leases", (json_int_t)0));
-		loop_shutdown(b, "drained");
+		drain_end(b, "drained", "drained");
 		return;
 	}
 	if (now >= l->drain_deadline_ms) {
 		log_warnx("drain_timeout_ms passed with %zu lease(s) still held: releasing them", held);
-		audit_event(b->audit, "broker.drained", json_pack("{s:s, s:I}", "outcome", "timeout",
-		    "leases", (json_int_t)held));
-		loop_shutdown(b, "drain_timeout_ms passed");
+		drain_end(b, "timeout", "drain_timeout_ms passed");
 		return;
 	}
 	lws_sul_schedule(b->ctx, 0, &l->drain_tick, drain_tick,
@@ -455,7 +461,10 @@ loop_drain(struct broker *b, const char *why, int timeout_ms)
 	if (leases_draining(b->leases))
 		return;
 	if (timeout_ms <= 0) {
-		loop_shutdown(b, why);
+		if (l->draining)
+			drain_end(b, "cut short", why);
+		else
+			loop_shutdown(b, why);
 		return;
 	}
 	l->drain_deadline_ms = now_ms() + (uint64_t)timeout_ms;

@@ -255,10 +255,12 @@ Test(drain, a_second_sigterm_during_the_drain_shuts_down_at_once, .timeout = 60)
 {
 	struct test_broker tb;
 	struct raw_ws holder;
-	char *lid, *log;
+	char *lid, *log, audit[512];
 	int st, code;
 
-	BROKER_START(&tb, "--ports", "27230-27231", "--drain-timeout-ms", "600000");
+	cr_assert_eq(temp_file(audit, sizeof(audit), "audit", ""), 0);
+	BROKER_START(&tb, "--ports", "27230-27231", "--drain-timeout-ms", "600000", "--audit-log",
+	    audit);
 	cr_assert_eq(raw_ws_connect(&holder, tb.port, "fixture-broker.v1", NULL), 101);
 	lid = acquire_port(&holder, "p");
 	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
@@ -274,6 +276,10 @@ Test(drain, a_second_sigterm_during_the_drain_shuts_down_at_once, .timeout = 60)
 	cr_assert_eq(st, 0, "exit status %d (-2: still running 10 s after the second signal)", st);
 	log = read_log(tb.log);
 	cr_assert(log && strstr(log, "second signal (Terminated) during the drain"), "see %s", tb.log);
+	free(log);
+	log = read_log(audit);
+	cr_assert(log && strstr(log, "\"event\":\"broker.drained\",\"outcome\":\"signal\",\"leases\":1"),
+	    "the audit log: %s", log);
 	free(log);
 	raw_ws_close(&holder);
 	free(lid);
