@@ -118,6 +118,7 @@ admin_release(struct broker *b, struct session *s, const char *lid, struct fxb_e
 	audit_event(b->audit, "admin.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "lease", l->lid, "owner_tenant", l->tenant->name));
 	lease_release(b, l, "released by an admin");
+	loop_drain_soon(b);
 	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
 }
 

@@ -136,6 +136,7 @@ method_lease_release(struct broker *b, struct session *s, struct rpc_call *call,
 	if (!(l = lease_owned(b, s, lid, err)))
 		return NULL;
 	lease_release(b, l, "released by its session");
+	loop_drain_soon(b); /* the last release ends a drain at once */
 	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
 }
 

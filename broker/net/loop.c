@@ -483,6 +483,16 @@ loop_drain(struct broker *b, const char *why, int timeout_ms)
 	lws_sul_schedule(b->ctx, 0, &l->drain_tick, drain_tick, 1);
 }
 
+void
+loop_drain_soon(struct broker *b)
+{
+	struct loop *l = b->loop;
+
+	/* Not from here either: the caller is a call of a session the tick may close. */
+	if (l && l->draining)
+		lws_sul_schedule(b->ctx, 0, &l->drain_tick, drain_tick, 1);
+}
+
 int
 loop_draining(const struct broker *b, uint64_t *remaining_ms)
 {

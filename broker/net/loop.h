@@ -56,6 +56,10 @@ void loop_shutdown(struct broker *b, const char *why);
  * With timeout_ms 0 it is loop_shutdown() at once. During a drain it only moves the
  * deadline to timeout_ms from now; during the shutdown it does nothing. */
 void loop_drain(struct broker *b, const char *why, int timeout_ms);
+/* During a drain, runs its next turn (closing sessions that hold nothing, ending the drain
+ * once no lease is held) as soon as the caller has returned to the loop, rather than on
+ * its next tick: after a release. Otherwise does nothing. */
+void loop_drain_soon(struct broker *b);
 /* 1 while the broker drains or shuts down, else 0. remaining_ms (if not NULL) gets the
  * drain's time left, 0 once the shutdown has begun. */
 int loop_draining(const struct broker *b, uint64_t *remaining_ms);
