@@ -413,3 +413,4 @@ include mk/tenants.mk
 include mk/fuzz.mk
 include mk/fleet.mk
 include mk/forward.mk
+include mk/drain.mk
