@@ -411,3 +411,4 @@ include mk/bench-loop.mk
 include mk/deploy.mk
 include mk/tenants.mk
 include mk/fuzz.mk
+include mk/instances.mk
