@@ -284,7 +284,8 @@ Test(pg_fleet, a_killed_brokers_clones_and_roles_are_swept_by_another_and_its_cr
 	struct fxb_lease *l1, *l2, *mine;
 	struct cred c1, c2, cm;
 	char dead[32], dead_prefix[64];
-	PGconn *admin, *held;
+	PGconn *admin, *held, *elsewhere;
+	char public_db[64], sql[1400];
 	FILE *f;
 	int found = 0;
 
@@ -302,12 +303,25 @@ Test(pg_fleet, a_killed_brokers_clones_and_roles_are_swept_by_another_and_its_cr
 	cred_of(l2, &c2);
 	cr_assert(cred_works(&c1), "B's database lease does not work: %s", scratch);
 	cr_assert(cred_works(&c2), "B's schema lease does not work: %s", scratch);
-	/* A session that stays open through the crash. */
+	/* Sessions that stay open through the crash: one in the lease's database, one in a
+	 * database of someone else's that lets everyone connect, which no sweep drops. */
 	held = PQconnectdb(c1.url);
 	cr_assert_eq(PQstatus(held), CONNECTION_OK, "%s", PQerrorMessage(held));
 	snprintf(dead, sizeof dead, "%s", b.instance);
 	snprintf(dead_prefix, sizeof dead_prefix, "%s", b.prefix);
 	admin = connect_admin(&a);
+	snprintf(public_db, sizeof public_db, "fleet_public_%d", (int)getpid());
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s", public_db);
+	{
+		PGresult *r = PQexec(admin, sql);
+		cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+		PQclear(r);
+	}
+	snprintf(sql, sizeof sql, "host=%s port=%d user=%s password=%s dbname=%s",
+	    fxb_lease_field(l2, "db", "host"), atoi(fxb_lease_field(l2, "db", "port")), c2.user,
+	    fxb_lease_field(l2, "db", "password"), public_db);
+	elsewhere = PQconnectdb(sql);
+	cr_assert_eq(PQstatus(elsewhere), CONNECTION_OK, "%s", PQerrorMessage(elsewhere));
 	cr_assert_gt(leftovers(admin, dead_prefix), 0, "B made nothing: the test proves nothing");
 
 	/* B dies without a word, and comes back from an empty state directory: another
@@ -327,9 +341,19 @@ Test(pg_fleet, a_killed_brokers_clones_and_roles_are_swept_by_another_and_its_cr
 	    scratch);
 	cr_assert_eq(qnum(admin, "SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, $1)",
 	    dead_prefix), 0, "a session of the dead instance's roles is still open");
-	cr_assert_eq(PQresultStatus(PQexec(held, "SELECT 1")) == PGRES_TUPLES_OK, 0,
-	    "the session opened before the crash still runs statements");
+	{
+		PGresult *r1 = PQexec(held, "SELECT 1"), *r2 = PQexec(elsewhere, "SELECT 1");
+		cr_assert_neq(PQresultStatus(r1), PGRES_TUPLES_OK, "the session opened in the lease's "
+		    "database before the crash still runs statements");
+		cr_assert_neq(PQresultStatus(r2), PGRES_TUPLES_OK, "the session opened in another "
+		    "database before the crash still runs statements");
+		PQclear(r1);
+		PQclear(r2);
+	}
 	PQfinish(held);
+	PQfinish(elsewhere);
+	snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", public_db);
+	PQclear(PQexec(admin, sql));
 	cr_assert_not(cred_works(&c1), "a dead lease's database credentials still work");
 	cr_assert_not(cred_works(&c2), "a dead lease's schema credentials still work");
 	/* The finished templates stay, as in a broker's own sweep. */
