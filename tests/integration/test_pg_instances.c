@@ -387,6 +387,56 @@ Test(pg_fleet, a_killed_brokers_clones_and_roles_are_swept_by_another_and_its_cr
 	pgb_stop(&a);
 }
 
+/* 1 when the advisory lock of instance inst is held. */
+static int
+lock_held(PGconn *admin, const char *inst)
+{
+	char key[16];
+
+	snprintf(key, sizeof key, "%lu", strtoul(inst + strlen(inst) - 8, NULL, 16));
+	return qnum(admin, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = "
+	    "6715490 AND objsubid = 2 AND granted AND objid::bigint = $1::bigint", key) > 0;
+}
+
+Test(pg_fleet, an_idle_broker_that_lost_its_lock_connection_takes_it_again_and_is_not_swept)
+{
+	struct pgb a, b;
+	struct fxb_lease *l;
+	struct cred c;
+	PGconn *admin;
+	char key[16];
+	long before;
+	uint64_t end;
+
+	pgb_start(&a, "a", config("a.json", "\"orphan_after_ms\": 1000"), NULL);
+	pgb_start_on(&b, &a, "b", config("b.json", "\"orphan_after_ms\": 0"));
+	ACQUIRE(b.c, NULL, &l);
+	cred_of(l, &c);
+	admin = connect_admin(&a);
+	before = leftovers(admin, b.prefix);
+	cr_assert(lock_held(admin, b.instance), "B does not hold its lock");
+	/* The session holding B's lock goes (as in a server restart or a network cut); B does
+	 * nothing meanwhile. */
+	snprintf(key, sizeof key, "%lu", strtoul(b.instance + strlen(b.instance) - 8, NULL, 16));
+	cr_assert_eq(qnum(admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE "
+	    "locktype = 'advisory' AND classid = 6715490 AND objsubid = 2 AND objid::bigint = "
+	    "$1::bigint", key), 1);
+	end = clock_ms() + WAIT_MS;
+	while (!lock_held(admin, b.instance) && clock_ms() < end)
+		sleep_ms(50);
+	cr_assert(lock_held(admin, b.instance), "idle B did not take its lock again");
+	/* Several of A's surveys later, nothing of B's was swept. */
+	sleep_ms(3000);
+	/* (B's pool may have grown meanwhile: it refills after the acquire.) */
+	cr_assert_geq(leftovers(admin, b.prefix), before, "A swept a live broker's objects");
+	cr_assert(cred_works(&c), "B's lease was swept: %s", scratch);
+	cr_assert_eq(metric(&a, "fxb_pg_fleet_sweeps_total"), 0);
+	PQfinish(admin);
+	fxb_lease_release(b.c, l);
+	pgb_stop(&b);
+	pgb_stop(&a);
+}
+
 /* ---- fixture-broker sweep ---- */
 
 /* Runs `fixture-broker sweep` with args (NULL-terminated); its exit status, its output in
