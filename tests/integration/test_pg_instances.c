@@ -34,6 +34,7 @@ struct pgb {
 };
 
 static char scratch[8192];
+static const char *client_token; /* pgb_start's client's token; NULL: none */
 
 static const char *
 log_dir(void)
@@ -87,7 +88,7 @@ pgb_start(struct pgb *p, const char *name, const char *cfg, const char *const *e
 		args[n++] = extra[i];
 	args[n] = NULL;
 	cr_assert_eq(test_broker_start(&p->tb, args, err, sizeof err), 0, "%s", err);
-	CLIENT_NEW(p->c, &p->tb, NULL, NULL);
+	CLIENT_NEW(p->c, &p->tb, client_token, NULL);
 	st = call(p->c, "pg.status", NULL);
 	cr_assert_not_null(st, "pg.status: %s", fxb_client_errmsg(p->c));
 	cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "ready",
@@ -116,13 +117,20 @@ admin_url(const struct pgb *a)
 	return url;
 }
 
-/* Starts a broker on A's cluster. */
+/* Starts a broker on A's cluster, with one more flag and its value (may be NULL). */
+static void
+pgb_start_on_with(struct pgb *p, const struct pgb *a, const char *name, const char *cfg,
+    const char *flag, const char *value)
+{
+	const char *extra[] = { "--pg-url", admin_url(a), flag, value, NULL };
+
+	pgb_start(p, name, cfg, extra);
+}
+
 static void
 pgb_start_on(struct pgb *p, const struct pgb *a, const char *name, const char *cfg)
 {
-	const char *extra[] = { "--pg-url", admin_url(a), NULL };
-
-	pgb_start(p, name, cfg, extra);
+	pgb_start_on_with(p, a, name, cfg, NULL, NULL);
 }
 
 static void
@@ -592,5 +600,74 @@ Test(pg_fleet, fleet_max_caps_the_clones_of_two_brokers_on_one_server)
 	fxb_lease_release(b.c, extra);
 	fxb_lease_release(b.c, lb);
 	pgb_stop(&b);
+	pgb_stop(&a);
+}
+
+/* ---- Tenant quotas across the fleet ---- */
+
+/* Acquires on c until it succeeds (another broker's release is recorded within a second
+ * or so); 0 when it did. */
+static int
+acquire_soon(struct fxb_client *c, struct fxb_lease **l)
+{
+	uint64_t end = clock_ms() + WAIT_MS;
+	int rc;
+
+	while ((rc = acquire(c, NULL, l)) != 0 && clock_ms() < end)
+		sleep_ms(100);
+	return rc;
+}
+
+Test(pg_fleet, a_tenants_database_quota_counts_across_the_brokers_on_one_server)
+{
+	struct pgb a, b;
+	struct fxb_client *ta, *tb;
+	struct fxb_lease *la, *lb1, *lb2 = NULL, *extra = NULL;
+	char tokens[1024];
+
+	cr_assert_eq(temp_file(tokens, sizeof tokens, "tokens", "tok-admin ops admin=true\n"
+	    "tok-team team databases=2\n"), 0);
+	client_token = "tok-admin";
+	{
+		const char *flags[] = { "--token-file", tokens, NULL };
+		pgb_start(&a, "a", config("a.json", "\"orphan_after_ms\": 1000"), flags);
+	}
+	pgb_start_on_with(&b, &a, "b", config("b.json", "\"orphan_after_ms\": 0"), "--token-file",
+	    tokens);
+	client_token = NULL;
+	CLIENT_NEW(ta, &a.tb, "tok-team", NULL);
+	CLIENT_NEW(tb, &b.tb, "tok-team", NULL);
+
+	/* One database on each broker: the tenant's two. */
+	ACQUIRE(ta, NULL, &la);
+	ACQUIRE(tb, NULL, &lb1);
+	cr_assert_neq(acquire(tb, NULL, &extra), 0, "B granted a third database of a tenant "
+	    "limited to 2 across the fleet");
+	cr_assert_str_eq(fxb_client_errname(tb), "QUOTA_EXCEEDED", "%s", fxb_client_errmsg(tb));
+	cr_assert_not_null(strstr(fxb_client_errmsg(tb), "across the brokers"), "%s",
+	    fxb_client_errmsg(tb));
+	cr_assert_neq(acquire(ta, NULL, &extra), 0, "A granted a third database");
+	cr_assert_str_eq(fxb_client_errname(ta), "QUOTA_EXCEEDED", "%s", fxb_client_errmsg(ta));
+
+	/* A's release is B's room. */
+	fxb_lease_release(ta, la);
+	cr_assert_eq(acquire_soon(tb, &lb2), 0, "B got no database after A released one: %s",
+	    fxb_client_errmsg(tb));
+	cr_assert_neq(acquire(ta, NULL, &extra), 0, "A granted a database while B holds two");
+
+	/* B dies holding both; once A sweeps it, they are the tenant's again. */
+	test_broker_kill(&b.tb);
+	fxb_lease_free(lb1);
+	fxb_lease_free(lb2);
+	fxb_client_free(tb);
+	fxb_client_free(b.c);
+	b.c = NULL;
+	test_rm_pg_state(b.state);
+	cr_assert_eq(acquire_soon(ta, &la), 0, "A gives no database after B's sweep: %s",
+	    fxb_client_errmsg(ta));
+	cr_assert_eq(acquire_soon(ta, &extra), 0, "%s", fxb_client_errmsg(ta));
+	fxb_lease_release(ta, la);
+	fxb_lease_release(ta, extra);
+	fxb_client_free(ta);
 	pgb_stop(&a);
 }
