@@ -8,7 +8,10 @@
  *   2. broker Z leases K databases and releases them (the baseline: Z dropping its own
  *      K clones), leases K again and is killed with SIGKILL; A (orphan_after_ms 1000)
  *      sweeps them: from the kill to the last one gone, beside orphan_after_ms plus the
- *      baseline.
+ *      baseline;
+ *   3. warm acquires (a clone ready) of a tenant whose databases quota counts across the
+ *      fleet, beside a tenant without quotas on the same broker, taking turns: the p50s
+ *      and their ratio (the check costs a few round trips before the clone is handed out).
  * Figures are printed, never asserted: the machine is shared and noisy. The state
  * directories (and their memory data) are removed at the end.
  */
@@ -59,6 +62,9 @@ median(double *v, size_t n)
 	return n ? v[n / 2] : 0;
 }
 
+static const char *tokens_path; /* fb_start's --token-file, and its client's token */
+static const char *client_token;
+
 /* Starts a broker named name with postgres settings (the inside of "postgres") on a fresh
  * state directory, on A's cluster when a is not NULL. */
 static int
@@ -84,9 +90,13 @@ fb_start(struct fb *b, const char *name, const char *postgres, const struct fb *
 		args[n++] = "--pg-url";
 		args[n++] = url;
 	}
+	if (tokens_path) {
+		args[n++] = "--token-file";
+		args[n++] = tokens_path;
+	}
 	args[n] = NULL;
 	if (test_broker_start(&b->tb, args, err, sizeof err) == -1 ||
-	    !(b->c = test_client(&b->tb, NULL, NULL, err, sizeof err))) {
+	    !(b->c = test_client(&b->tb, client_token, NULL, err, sizeof err))) {
 		fprintf(stderr, "bench_fleet: %s\n", err);
 		return -1;
 	}
@@ -250,6 +260,65 @@ bench_sweep(const struct fb *a, PGconn *admin)
 	return 0;
 }
 
+#define QUOTA_COUNT_ 200
+
+static int
+bench_quota(const struct fb *a)
+{
+	uint64_t free_ns[QUOTA_COUNT_], capped_ns[QUOTA_COUNT_];
+	struct fxb_client *c[2] = { NULL, NULL };
+	char tokens[1024], err[512];
+	struct fb q;
+	size_t n = 0;
+	int rc = 0;
+
+	if (temp_file(tokens, sizeof tokens, "bench-fleet-tokens", "tok-op ops admin=true\n"
+	    "tok-free free\ntok-capped capped databases=100000\n") == -1)
+		return -1;
+	tokens_path = tokens;
+	client_token = "tok-op";
+	rc = fb_start(&q, "q", "\"orphan_after_ms\": 0, \"pool\": {\"min_ready\": 4}", a);
+	tokens_path = client_token = NULL;
+	if (rc == -1 || !(c[0] = test_client(&q.tb, "tok-free", NULL, err, sizeof err)) ||
+	    !(c[1] = test_client(&q.tb, "tok-capped", NULL, err, sizeof err))) {
+		fprintf(stderr, "bench_fleet: %s\n", rc == -1 ? "the quota broker did not start" : err);
+		rc = -1;
+		goto out;
+	}
+	for (int i = 0; i < QUOTA_COUNT_ && !rc; i++) {
+		uint64_t *out[2] = { free_ns, capped_ns };
+		for (int k = 0; k < 2; k++) {
+			struct fxb_lease *l;
+			uint64_t t0 = now_ns();
+			if (acquire(c[k], &l) != 0) {
+				fprintf(stderr, "bench_fleet: acquire: %s\n", fxb_client_errmsg(c[k]));
+				rc = -1;
+				break;
+			}
+			out[k][n] = now_ns() - t0;
+			fxb_lease_release(c[k], l);
+			/* The pool refills between turns, so that both are served warm. */
+			sleep_ms(20);
+		}
+		n += !rc;
+	}
+	if (!rc) {
+		double f = percentile_us(free_ns, n, 50), cp = percentile_us(capped_ns, n, 50);
+		printf("\nacquire from a warm pool, %zu each, taking turns\n", n);
+		printf("  %-44s %9s %9s\n", "", "p50 us", "p99 us");
+		printf("  %-44s %9.1f %9.1f\n", "a tenant without quotas", f,
+		    percentile_us(free_ns, n, 99));
+		printf("  %-44s %9.1f %9.1f\n", "a tenant whose databases count fleet-wide", cp,
+		    percentile_us(capped_ns, n, 99));
+		printf("  fleet-wide / none: %.2fx\n", cp / f);
+	}
+out:
+	fxb_client_free(c[0]);
+	fxb_client_free(c[1]);
+	fb_stop(&q, 0);
+	return rc;
+}
+
 int
 main(void)
 {
@@ -281,6 +350,8 @@ main(void)
 	if (!failed && bench_cold(&a, admin) == -1)
 		failed = 1;
 	if (!failed && bench_sweep(&a, admin) == -1)
+		failed = 1;
+	if (!failed && bench_quota(&a) == -1)
 		failed = 1;
 	PQfinish(admin);
 	fb_stop(&a, 0);
