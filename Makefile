@@ -414,3 +414,4 @@ include mk/fuzz.mk
 include mk/fleet.mk
 include mk/forward.mk
 include mk/drain.mk
+include mk/instances.mk

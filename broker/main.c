@@ -3,7 +3,9 @@
  * As a daemon it prints exactly one line on stdout, "listening ws://HOST:PORT" with the
  * real port, once the broker accepts connections, so scripts and tests can start it on
  * port 0. Everything else goes to stderr through the log. `fixture-broker run [flags] --
- * COMMAND` (run.c) instead starts a private broker for one command and prints nothing.
+ * COMMAND` (run.c) instead starts a private broker for one command and prints nothing;
+ * `fixture-broker sweep` (pg_instances.c) drops what dead instances left on a PostgreSQL
+ * server and exits.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 
 #include "broker.h"
 #include "core/log.h"
+#include "fixtures/pg/pg.h"
 #include "util/addr.h"
 #include "net/loop.h"
 #include "run.h"
@@ -27,6 +30,8 @@ main(int argc, char **argv)
 	sigset_t set;
 	int rc, nflags = argc;
 
+	if (argc > 1 && !strcmp(argv[1], "sweep"))
+		return pg_sweep_main(argc - 1, argv + 1);
 	config_defaults(&cfg);
 	if (argc > 1 && !strcmp(argv[1], "run")) {
 		if (run_split(argc - 1, argv + 1, &nflags, &command) == -1) {

@@ -471,6 +471,7 @@ config_apply_env(struct config *cfg, struct fxb_error *err)
 static const char usage[] =
     "usage: fixture-broker [options]\n"
     "       fixture-broker run [options] -- COMMAND [ARG...]\n"
+    "       fixture-broker sweep [--instance ID] [--dry-run] [--pg-url URL | --config FILE]\n"
     "\n"
     "Leases isolated test fixtures (ports, ...) to test workers over WebSocket/JSON-RPC.\n"
     "\n"
@@ -519,7 +520,8 @@ static const char usage[] =
     "  --help, --version\n"
     "\n"
     "run: start a private broker on a free loopback port, run COMMAND with\n"
-    "FIXTURE_BROKER_URL set, stop when it exits, and exit with its status.\n";
+    "FIXTURE_BROKER_URL set, stop when it exits, and exit with its status.\n"
+    "sweep: drop what dead broker instances left on a PostgreSQL server (sweep --help).\n";
 
 int
 config_parse_args(struct config *cfg, int argc, char **argv, struct fxb_error *err)

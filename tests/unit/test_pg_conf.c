@@ -110,6 +110,10 @@ Test(pg_conf, names_the_key_of_every_bad_setting)
 		    "postgres.pool.max_refill_parallelism" },
 		{ "{\"gc\": {\"max_age_ms\": 5}}", "postgres.gc.max_age_ms" },
 		{ "{\"tempaltes\": {}}", "postgres.tempaltes: unknown setting" },
+		{ "{\"fleet_max\": -1}", "postgres.fleet_max" },
+		{ "{\"fleet_max\": \"10\"}", "postgres.fleet_max" },
+		{ "{\"orphan_after_ms\": 10}", "postgres.orphan_after_ms: expected 0 (never sweep" },
+		{ "{\"orphan_after_ms\": -1}", "postgres.orphan_after_ms" },
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -160,6 +164,47 @@ Test(pg_conf, makes_object_names_of_at_most_63_bytes_that_parse_back_for_their_i
 	cr_assert(pg_instance_valid("0123456789abcdef"));
 	cr_assert_not(pg_instance_valid("0123456789ABCDEF"));
 	cr_assert_not(pg_instance_valid("01234"));
+}
+
+Test(pg_conf, reads_the_fleet_settings_with_no_cap_and_five_minutes_by_default)
+{
+	struct fxb_error err = { 0 };
+	struct pg_conf c;
+
+	cr_assert_eq(parse(NULL, &c, &err), 0, "%s", err.text);
+	cr_assert_eq(c.fleet_max, 0, "no fleet-wide cap unless asked");
+	cr_assert_eq(c.orphan_after_ms, 300000);
+	pg_conf_clear(&c);
+	cr_assert_eq(parse("{\"fleet_max\": 12, \"orphan_after_ms\": 1500}", &c, &err), 0, "%s",
+	    err.text);
+	cr_assert_eq(c.fleet_max, 12);
+	cr_assert_eq(c.orphan_after_ms, 1500);
+	pg_conf_clear(&c);
+	cr_assert_eq(parse("{\"orphan_after_ms\": 0}", &c, &err), 0, "%s", err.text);
+	cr_assert_eq(c.orphan_after_ms, 0, "0: never sweep another instance");
+	pg_conf_clear(&c);
+}
+
+Test(pg_conf, finds_the_instance_of_any_brokers_object_name)
+{
+	char name[64], tid[17], inst[17];
+
+	pg_tid("some-hash", 150020, tid);
+	cr_assert_eq(pg_object_name(name, sizeof name, "89abcdef", 'u', tid, "a1b2c3d4"), 0);
+	cr_assert_eq(pg_object_instance(name, inst), 'u');
+	cr_assert_str_eq(inst, "89abcdef");
+	cr_assert_eq(pg_object_name(name, sizeof name, "0123456789abcdef", 't', tid, NULL), 0);
+	cr_assert_eq(pg_object_instance(name, inst), 't');
+	cr_assert_str_eq(inst, "0123456789abcdef");
+	/* Not a broker's: no instance, a bad instance, a bad kind or id, someone else's name. */
+	cr_assert_eq(pg_object_instance("fxb_", inst), 0);
+	cr_assert_eq(pg_object_instance("fxb_0123456_u_0123456789abcdef", inst), 0, "7 digits");
+	cr_assert_eq(pg_object_instance("fxb_0123456789ABCDEF_u_0123456789abcdef", inst), 0);
+	cr_assert_eq(pg_object_instance("fxb_0123456789abcdef0_u_0123456789abcdef", inst), 0);
+	cr_assert_eq(pg_object_instance("fxb_01234567_u_0123", inst), 0);
+	cr_assert_eq(pg_object_instance("fxb_01234567_U_0123456789abcdef", inst), 0);
+	cr_assert_eq(pg_object_instance("app_01234567_u_0123456789abcdef", inst), 0);
+	cr_assert_eq(pg_object_instance("postgres", inst), 0);
 }
 
 Test(pg_conf, salts_template_ids_with_the_server_major_version)
