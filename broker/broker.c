@@ -155,8 +155,9 @@ broker_new(const struct config *cfg, struct fxb_error *err)
 	if (!cfg->upstream[0])
 		pg_start(b->pg);
 	else if (cfg->postgres || cfg->pg_url[0])
-		log_warnx("upstream is set: PostgreSQL fixtures are leased from %s, and the "
-		    "\"postgres\" settings here are not used", cfg->upstream);
+		log_warnx("upstream is set: PostgreSQL fixtures are leased from %s; of the "
+		    "\"postgres\" settings here only the templates are used (built there)",
+		    cfg->upstream);
 	return b;
 fail:
 	broker_free(b);
