@@ -38,6 +38,7 @@ struct pair {
 	char local_state[600];
 	int pg_port;     /* the shared cluster's */
 	int postmaster;  /* its pid */
+	char pg_socket[512]; /* its socket directory */
 };
 
 static const char *
@@ -126,6 +127,8 @@ start_shared(struct pair *p, const char *const *extra)
 	    "the shared broker's PostgreSQL did not start; see %s", p->shared.log);
 	p->pg_port = (int)json_integer_value(json_object_get(emb, "port"));
 	p->postmaster = (int)json_integer_value(json_object_get(emb, "pid"));
+	snprintf(p->pg_socket, sizeof p->pg_socket, "%s",
+	    json_string_value(json_object_get(emb, "socket_dir")));
 	json_decref(st);
 }
 
@@ -1123,4 +1126,310 @@ Test(forward, an_upstream_that_restarted_refuses_the_resume_and_its_leases_end,
 	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
 	pair_stop(&p);
 	relay_stop(&r);
+}
+
+/* ---- templates of the local configuration, built through the upstream ---- */
+
+/* A directory for a configured template "app": schema.sql, its input, and runs, a line
+ * per run of its migrate command (sh: a line to runs, then psql -f schema.sql on {url}). */
+static void
+tpl_dir(char *dir, size_t len, const char *tag, const char *schema)
+{
+	char path[700];
+	FILE *f;
+
+	snprintf(dir, len, "%s/fwd-tpl-%s-%d-%llu", log_dir(), tag, (int)getpid(),
+	    (unsigned long long)clock_ms());
+	cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
+	snprintf(path, sizeof path, "%s/schema.sql", dir);
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(schema, f);
+	fclose(f);
+}
+
+static int
+tpl_runs(const char *dir)
+{
+	char path[700], line[64];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/runs", dir);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof line, f))
+		n++;
+	fclose(f);
+	return n;
+}
+
+static void
+tpl_rm(const char *dir)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Starts a local broker (into tb, state directory under state) on p's shared broker with
+ * template "app" of dir in its configuration. */
+static void
+start_local_tpl(struct pair *p, struct test_broker *tb, char *state, size_t statelen,
+    const char *dir)
+{
+	static char cfg[2][1024];
+	static int which;
+	char text[2048], ports[32], err[512], name[32];
+	const char *args[16] = { "--upstream", p->shared.url, "--state-dir", state, "--ports",
+		ports, "--port-quarantine-ms", "0", "--config", NULL, NULL };
+
+	snprintf(text, sizeof text, "{\"postgres\": {\"templates\": {\"app\": {"
+	    "\"migrate\": [\"sh\", \"-c\", \"echo run >> runs && psql -X -q -v ON_ERROR_STOP=1 "
+	    "-d \\\"$1\\\" -f schema.sql\", \"migrate\", \"{url}\"],"
+	    " \"inputs\": [\"schema.sql\"], \"cwd\": \"%s\", \"timeout_ms\": 60000}}}}", dir);
+	which = !which;
+	snprintf(name, sizeof name, "local-tpl-%d.json", which);
+	cr_assert_eq(temp_file(cfg[which], sizeof cfg[which], name, text), 0);
+	args[9] = cfg[which];
+	snprintf(state, statelen, "%s/fwd-local-%d-%d", log_dir(), (int)getpid(), which);
+	mkdir(state, 0700);
+	snprintf(ports, sizeof ports, "%d-%d", LOCAL_FIRST, LOCAL_LAST);
+	cr_assert_eq(test_broker_start(tb, args, err, sizeof err), 0, "%s", err);
+}
+
+/* A number from the shared cluster, as its superuser. */
+static long
+shared_num(const struct pair *p, const char *sql)
+{
+	char ci[700];
+	PGconn *c;
+	PGresult *r;
+	long v;
+
+	snprintf(ci, sizeof ci, "host=%s port=%d user=postgres dbname=postgres", p->pg_socket,
+	    p->pg_port);
+	c = PQconnectdb(ci);
+	cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+static long
+shared_builds(const struct pair *p)
+{
+	json_t *st = call_on(p->shared.port, "pg.status", NULL);
+	long n = (long)json_integer_value(json_object_get(raw_rpc_result(st), "template_builds"));
+
+	json_decref(st);
+	return n;
+}
+
+#define APP_DB "{s:{s:{s:s, s:s}}}", "fixtures", "db", "kind", "postgres", "template", "app"
+
+/* Sends an acquire of a database of "app" on each of n connections, then reads the
+ * replies into out (all at once, so the acquires wait for one build together). */
+static void
+acquire_all(struct raw_ws *w, size_t n, json_t **out)
+{
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(raw_rpc_send(&w[i], 100 + (json_int_t)i, "lease.acquire",
+		    json_pack(APP_DB)), 0);
+	for (size_t i = 0; i < n; i++) {
+		out[i] = raw_rpc_read(&w[i], 2 * WAIT_MS);
+		cr_assert_not_null(out[i], "acquire %zu was not answered", i);
+	}
+}
+
+#define WORKERS 6
+
+Test(forward, a_configured_template_is_built_once_upstream_for_many_local_workers,
+    .timeout = 180)
+{
+	struct pair p;
+	struct raw_ws w[WORKERS];
+	json_t *r[WORKERS], *e;
+	char dir[600];
+	char *v;
+
+	tpl_dir(dir, sizeof dir, "once", "CREATE TABLE widgets (id int PRIMARY KEY, name text);\n"
+	    "INSERT INTO widgets VALUES (1, 'sprocket');\n");
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+	start_local_tpl(&p, &p.local, p.local_state, sizeof p.local_state, dir);
+	for (size_t i = 0; i < WORKERS; i++)
+		ws_open(&w[i], &p.local);
+	acquire_all(w, WORKERS, r);
+	for (size_t i = 0; i < WORKERS; i++) {
+		json_t *res = raw_rpc_result(r[i]);
+		cr_assert_not_null(res, "acquire %zu: %s; see %s", i, json_dumps(r[i], 0), p.local.log);
+		cr_assert_eq(fixture_int(res, "db", "port"), p.pg_port);
+		cr_assert_str_eq(fixture_str(res, "db", "template"), "app");
+		v = sql_value(fixture_str(res, "db", "url"), "SELECT name FROM widgets WHERE id = 1");
+		cr_assert_str_eq(v, "sprocket", "the clone does not hold what the migration made");
+		free(v);
+	}
+	cr_assert_eq(tpl_runs(dir), 1, "the migrate command ran %d times", tpl_runs(dir));
+	cr_assert_eq(shared_builds(&p), 1, "the shared broker built %ld templates",
+	    shared_builds(&p));
+
+	/* pg.template.ensure of the name: the same inputs, the same key, ready, no new run. */
+	e = raw_rpc_call(&w[0], "pg.template.ensure", json_pack("{s:s}", "hash", "app"));
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(e), "state")), "ready",
+	    "%s", json_dumps(e, 0));
+	cr_assert_eq(strncmp(json_string_value(json_object_get(raw_rpc_result(e), "key")),
+	    "conf:app:", 9), 0, "%s", json_dumps(e, 0));
+	json_decref(e);
+	e = raw_rpc_call(&w[0], "pg.template.finish", json_pack("{s:s}", "hash", "app"));
+	cr_assert_str_eq(raw_rpc_error_name(e), "PG_NOT_BUILDER", "%s", json_dumps(e, 0));
+	json_decref(e);
+	cr_assert_eq(tpl_runs(dir), 1);
+	cr_assert_eq(shared_builds(&p), 1);
+
+	for (size_t i = 0; i < WORKERS; i++) {
+		json_decref(r[i]);
+		raw_ws_close(&w[i]);
+	}
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	pair_stop(&p);
+	tpl_rm(dir);
+}
+
+Test(forward, two_local_brokers_with_the_same_inputs_build_the_template_once,
+    .timeout = 180)
+{
+	struct pair p;
+	struct test_broker second;
+	char state2[600], dir[600];
+	struct raw_ws w[2];
+	json_t *r[2];
+
+	tpl_dir(dir, sizeof dir, "two", "CREATE TABLE gears (teeth int);\n"
+	    "INSERT INTO gears VALUES (12);\n");
+	memset(&p, 0, sizeof p);
+	memset(&second, 0, sizeof second);
+	start_shared(&p, NULL);
+	start_local_tpl(&p, &p.local, p.local_state, sizeof p.local_state, dir);
+	start_local_tpl(&p, &second, state2, sizeof state2, dir);
+	ws_open(&w[0], &p.local);
+	ws_open(&w[1], &second);
+	/* Both at once: one builds, the other's ensure waits upstream for it. */
+	for (size_t i = 0; i < 2; i++)
+		cr_assert_eq(raw_rpc_send(&w[i], 1, "lease.acquire", json_pack(APP_DB)), 0);
+	for (size_t i = 0; i < 2; i++) {
+		char *v;
+		r[i] = raw_rpc_read(&w[i], 2 * WAIT_MS);
+		cr_assert_not_null(raw_rpc_result(r[i]), "broker %zu: %s; see %s and %s", i,
+		    json_dumps(r[i], 0), p.local.log, second.log);
+		v = sql_value(fixture_str(raw_rpc_result(r[i]), "db", "url"), "SELECT teeth FROM gears");
+		cr_assert_str_eq(v, "12");
+		free(v);
+		json_decref(r[i]);
+		raw_ws_close(&w[i]);
+	}
+	cr_assert_eq(tpl_runs(dir), 1, "the migrate command ran %d times", tpl_runs(dir));
+	cr_assert_eq(shared_builds(&p), 1);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	BROKER_STOP(&second);
+	test_rm_pg_state(state2);
+	pair_stop(&p);
+	tpl_rm(dir);
+}
+
+Test(forward, changed_inputs_of_a_configured_template_build_a_new_version, .timeout = 180)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r, *e;
+	char dir[600], path[700], *v, *key1;
+	FILE *f;
+
+	tpl_dir(dir, sizeof dir, "changed", "CREATE TABLE cogs (id int);\n");
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+	start_local_tpl(&p, &p.local, p.local_state, sizeof p.local_state, dir);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack(APP_DB));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.local.log);
+	json_decref(r);
+	e = raw_rpc_call(&w, "pg.template.ensure", json_pack("{s:s}", "hash", "app"));
+	cr_assert_not_null(raw_rpc_result(e), "%s", json_dumps(e, 0));
+	key1 = strdup(json_string_value(json_object_get(raw_rpc_result(e), "key")));
+	json_decref(e);
+	cr_assert_eq(tpl_runs(dir), 1);
+
+	/* A new migration: ensure hashes the inputs again, a new key is built once. */
+	snprintf(path, sizeof path, "%s/schema.sql", dir);
+	cr_assert_not_null(f = fopen(path, "a"));
+	fputs("CREATE TABLE sprockets (id int);\n", f);
+	fclose(f);
+	e = raw_rpc_call(&w, "pg.template.ensure", json_pack("{s:s}", "hash", "app"));
+	cr_assert_str_eq(json_string_value(json_object_get(raw_rpc_result(e), "state")), "ready",
+	    "%s; see %s", json_dumps(e, 0), p.local.log);
+	cr_assert_str_neq(json_string_value(json_object_get(raw_rpc_result(e), "key")), key1,
+	    "changed inputs kept the key");
+	json_decref(e);
+	cr_assert_eq(tpl_runs(dir), 2, "the migrate command ran %d times", tpl_runs(dir));
+	cr_assert_eq(shared_builds(&p), 2);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack(APP_DB));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	v = sql_value(fixture_str(raw_rpc_result(r), "db", "url"),
+	    "SELECT count(*) FROM pg_tables WHERE tablename IN ('cogs', 'sprockets')");
+	cr_assert_str_eq(v, "2", "the new clone is not of the new version");
+	free(v);
+	free(key1);
+	json_decref(r);
+	raw_ws_close(&w);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	pair_stop(&p);
+	tpl_rm(dir);
+}
+
+#define BUILD_OBJECTS "SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE 'fxb\\_%') " \
+	"+ (SELECT count(*) FROM pg_roles WHERE rolname LIKE 'fxb\\_%' AND rolcanlogin)"
+
+Test(forward, a_failing_migrate_fails_with_its_output_and_leaves_nothing, .timeout = 180)
+{
+	struct pair p;
+	struct raw_ws w[2];
+	json_t *r[2], *e;
+	char dir[600];
+	long before;
+
+	tpl_dir(dir, sizeof dir, "fails", "CREATE TABLE broken (;\n");
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+	start_local_tpl(&p, &p.local, p.local_state, sizeof p.local_state, dir);
+	before = shared_num(&p, BUILD_OBJECTS);
+	ws_open(&w[0], &p.local);
+	ws_open(&w[1], &p.local);
+	acquire_all(w, 2, r);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *data = json_object_get(json_object_get(r[i], "error"), "data");
+		cr_assert_str_eq(raw_rpc_error_name(r[i]), "PG_TEMPLATE_BUILD_FAILED", "%s",
+		    json_dumps(r[i], 0));
+		cr_assert_not_null(strstr(json_string_value(json_object_get(json_object_get(r[i],
+		    "error"), "message")), "syntax error"), "%s", json_dumps(r[i], 0));
+		cr_assert_not_null(strstr(json_string_value(json_object_get(data, "output")) ?
+		    json_string_value(json_object_get(data, "output")) : "", "syntax error"), "%s",
+		    json_dumps(r[i], 0));
+		json_decref(r[i]);
+	}
+	cr_assert_eq(tpl_runs(dir), 1, "one build for both acquires, ran %d times", tpl_runs(dir));
+	e = raw_rpc_call(&w[0], "pg.template.ensure", json_pack("{s:s}", "hash", "app"));
+	cr_assert_str_eq(raw_rpc_error_name(e), "PG_TEMPLATE_BUILD_FAILED", "%s", json_dumps(e, 0));
+	json_decref(e);
+	cr_assert_eq(tpl_runs(dir), 2, "a failed build is tried again on the next ensure");
+	cr_assert_eq(shared_num(&p, BUILD_OBJECTS), before,
+	    "the failed builds left databases or login roles on the shared cluster");
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	cr_assert_eq(test_broker_ports(&p.local, "leased"), 0);
+	raw_ws_close(&w[0]);
+	raw_ws_close(&w[1]);
+	pair_stop(&p);
+	tpl_rm(dir);
 }
