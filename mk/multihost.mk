@@ -5,6 +5,8 @@
 # SDK's virtual environment. test_cuts.py also runs workers of sdk-js (node, from this
 # checkout: it needs js-deps) and of libfxb (tests/multihost/*.c, built here against
 # libfxb.a into $(B)/tests/multihost/); test_tls.py also runs sdk-go (a worker built with go).
+# test_fleet.py runs a PostgreSQL server of its own (pgserver.py, as the postgres user) and
+# the express-pg example's Jest suite on two runners at once, forwarding to shared brokers.
 .PHONY: multihost-test
 
 MULTIHOST_BIN := $(patsubst tests/multihost/%.c,$(B)/tests/multihost/%,$(wildcard tests/multihost/*.c))
