@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { connect } from '../index.mjs';
@@ -90,4 +91,36 @@ test('a broker outlives no process that started it, even one killed with SIGKILL
   child.kill('SIGKILL');
   await until(() => connect({ url }).then((client) => client.close().then(() => false),
     (err) => err.errorName === 'CONNECT_FAILED'), 50);
+});
+
+test('the Jest preset\'s broker forwards to FIXTURE_BROKER_UPSTREAM from the environment', { timeout: 30000 }, async () => {
+  const require = createRequire(import.meta.url);
+  const globalSetup = require('../jest/global-setup.cjs');
+  const globalTeardown = require('../jest/global-teardown.cjs');
+  const shared = await startBroker({ args: ['--ports', '28066-28067'] });
+  const saved = { ...process.env };
+  after(() => shared.stop());
+  delete process.env.FIXTURE_BROKER_URL;
+  process.env.FIXTURE_BROKER_WARM = '0';
+  process.env.FIXTURE_BROKER_UPSTREAM = shared.url;
+  process.env.FIXTURE_BROKER_ARGS = '--ports 28068-28069';
+  let c = null;
+  try {
+    await globalSetup({ rootDir: process.cwd() }, { testEnvironmentOptions: {} });
+    assert.ok(process.env.FIXTURE_BROKER_URL, 'the global setup set no FIXTURE_BROKER_URL');
+    assert.notEqual(process.env.FIXTURE_BROKER_URL, shared.url);
+    c = await connect({ url: process.env.FIXTURE_BROKER_URL });
+    let upstream = null;
+    for (const end = Date.now() + 10000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      upstream = (await c.status()).upstream;
+      if (upstream && upstream.state === 'up') break;
+    }
+    assert.equal(upstream && upstream.state, 'up', `the preset's broker has no upstream session: ${JSON.stringify(upstream)}`);
+    assert.equal(upstream.url, shared.url);
+  } finally {
+    if (c) await c.close();
+    await globalTeardown();
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
 });
