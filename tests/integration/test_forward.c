@@ -1172,11 +1172,14 @@ tpl_rm(const char *dir)
 	cr_assert_eq(system(cmd), 0);
 }
 
+#define MIGRATE_SH "echo run >> runs && psql -X -q -v ON_ERROR_STOP=1 -d \\\"$1\\\" -f schema.sql"
+
 /* Starts a local broker (into tb, state directory under state) on p's shared broker with
- * template "app" of dir in its configuration. */
+ * template "app" of dir in its configuration: its migrate command is sh -c script with
+ * {url} as $1 (MIGRATE_SH, or script when not NULL), its timeout timeout_ms. */
 static void
-start_local_tpl(struct pair *p, struct test_broker *tb, char *state, size_t statelen,
-    const char *dir)
+start_local_tpl_with(struct pair *p, struct test_broker *tb, char *state, size_t statelen,
+    const char *dir, const char *script, int timeout_ms)
 {
 	static char cfg[2][1024];
 	static int which;
@@ -1185,9 +1188,9 @@ start_local_tpl(struct pair *p, struct test_broker *tb, char *state, size_t stat
 		ports, "--port-quarantine-ms", "0", "--config", NULL, NULL };
 
 	snprintf(text, sizeof text, "{\"postgres\": {\"templates\": {\"app\": {"
-	    "\"migrate\": [\"sh\", \"-c\", \"echo run >> runs && psql -X -q -v ON_ERROR_STOP=1 "
-	    "-d \\\"$1\\\" -f schema.sql\", \"migrate\", \"{url}\"],"
-	    " \"inputs\": [\"schema.sql\"], \"cwd\": \"%s\", \"timeout_ms\": 60000}}}}", dir);
+	    "\"migrate\": [\"sh\", \"-c\", \"%s\", \"migrate\", \"{url}\"],"
+	    " \"inputs\": [\"schema.sql\"], \"cwd\": \"%s\", \"timeout_ms\": %d}}}}",
+	    script ? script : MIGRATE_SH, dir, timeout_ms);
 	which = !which;
 	snprintf(name, sizeof name, "local-tpl-%d.json", which);
 	cr_assert_eq(temp_file(cfg[which], sizeof cfg[which], name, text), 0);
@@ -1196,6 +1199,13 @@ start_local_tpl(struct pair *p, struct test_broker *tb, char *state, size_t stat
 	mkdir(state, 0700);
 	snprintf(ports, sizeof ports, "%d-%d", LOCAL_FIRST, LOCAL_LAST);
 	cr_assert_eq(test_broker_start(tb, args, err, sizeof err), 0, "%s", err);
+}
+
+static void
+start_local_tpl(struct pair *p, struct test_broker *tb, char *state, size_t statelen,
+    const char *dir)
+{
+	start_local_tpl_with(p, tb, state, statelen, dir, NULL, 60000);
 }
 
 /* A number from the shared cluster, as its superuser. */
@@ -1430,6 +1440,57 @@ Test(forward, a_failing_migrate_fails_with_its_output_and_leaves_nothing, .timeo
 	cr_assert_eq(test_broker_ports(&p.local, "leased"), 0);
 	raw_ws_close(&w[0]);
 	raw_ws_close(&w[1]);
+	pair_stop(&p);
+	tpl_rm(dir);
+}
+
+Test(forward, a_migrate_that_outlives_its_timeout_is_killed_with_what_it_started,
+    .timeout = 180)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *r;
+	char dir[600], path[700], line[32] = "";
+	long before;
+	int sleeper, gone = 0;
+	FILE *f;
+
+	tpl_dir(dir, sizeof dir, "slow", "CREATE TABLE never (id int);\n");
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+	/* A child of the command that would outlive it: killed with it, as its group. */
+	start_local_tpl_with(&p, &p.local, p.local_state, sizeof p.local_state, dir,
+	    "echo run >> runs; echo started; sleep 60 & echo $! > sleeper; wait", 1000);
+	before = shared_num(&p, BUILD_OBJECTS);
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack(APP_DB));
+	cr_assert_str_eq(raw_rpc_error_name(r), "PG_TEMPLATE_BUILD_FAILED", "%s", json_dumps(r, 0));
+	cr_assert_not_null(strstr(json_string_value(json_object_get(json_object_get(r, "error"),
+	    "message")), "timed out"), "%s", json_dumps(r, 0));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(r,
+	    "error"), "data"), "output")), "started", "%s", json_dumps(r, 0));
+	json_decref(r);
+	snprintf(path, sizeof path, "%s/sleeper", dir);
+	cr_assert_not_null(f = fopen(path, "r"));
+	cr_assert_not_null(fgets(line, sizeof line, f));
+	fclose(f);
+	sleeper = atoi(line);
+	cr_assert_gt(sleeper, 0);
+	for (uint64_t end = clock_ms() + WAIT_MS; !gone && clock_ms() < end; sleep_ms(50)) {
+		char stat[64], buf[256] = "";
+		FILE *sf;
+		snprintf(stat, sizeof stat, "/proc/%d/stat", sleeper);
+		if (!(sf = fopen(stat, "r"))) {
+			gone = 1;
+			break;
+		}
+		if (fgets(buf, sizeof buf, sf) && strstr(buf, ") Z "))
+			gone = 1; /* killed, not yet reaped */
+		fclose(sf);
+	}
+	cr_assert(gone, "the migrate command's child (pid %d) outlived its timeout", sleeper);
+	cr_assert_eq(shared_num(&p, BUILD_OBJECTS), before, "the timed-out build was left");
+	raw_ws_close(&w);
 	pair_stop(&p);
 	tpl_rm(dir);
 }
