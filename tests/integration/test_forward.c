@@ -7,6 +7,9 @@
  * the local broker over the raw WebSocket client of harness.h, which also returns the
  * notifications; what the shared broker holds is read with admin.leases (a broker without
  * a token file treats every session as admin), and databases are checked with libpq.
+ * Templates of the local configuration (postgres.templates) are built through the shared
+ * broker: their migrate command, run by the local broker, adds a line to a file per run,
+ * so the tests count the runs.
  * Waits poll with generous deadlines; no test asserts a duration. Every test stops both
  * brokers and checks that the shared broker's postmaster is gone.
  */
