@@ -74,7 +74,7 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 			    s->peer_addr, "via", token ? "session.hello" : "none"));
 			return NULL;
 		}
-		if (session_authenticate(b, s, &ref, err) == -1)
+		if (session_authenticate(b, s, &ref, resume, err) == -1)
 			return NULL;
 	}
 	if (client)

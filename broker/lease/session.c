@@ -228,9 +228,13 @@ session_by_resume(struct broker *b, const struct tenant *t, const char *token)
 
 int
 session_authenticate(struct broker *b, struct session *s, const struct token_ref *ref,
-    struct fxb_error *err)
+    const char *resume, struct fxb_error *err)
 {
-	if (tenant_charge1(ref->tenant, QUOTA_SESSIONS, 1, err) == -1) {
+	/* A resume of the tenant's own session (in its grace period, or still connected) is
+	 * that session again, charged once already. */
+	int charge = !(resume && session_by_resume(b, ref->tenant, resume));
+
+	if (charge && tenant_charge1(ref->tenant, QUOTA_SESSIONS, 1, err) == -1) {
 		audit_event(b->audit, "quota.refused",
 		    json_pack("{s:s, s:s, s:s, s:O}", "session", s->sid,
 		    "tenant", ref->tenant->name, "peer", s->peer_addr, "quota", err->data));
@@ -238,7 +242,7 @@ session_authenticate(struct broker *b, struct session *s, const struct token_ref
 	}
 	s->token = *ref;
 	s->peer.authenticated = 1;
-	s->counted = 1;
+	s->counted = charge;
 	audit_event(b->audit, "session.auth", json_pack("{s:s, s:s, s:s, s:b}", "session", s->sid,
 	    "tenant", ref->tenant->name, "peer", s->peer_addr, "admin", ref->admin));
 	return 0;
@@ -300,6 +304,11 @@ session_resume(struct broker *b, struct session *fresh, struct session *old)
 	memcpy(old->resume, tmp.resume, sizeof old->resume);
 	old->leases = NULL;
 	old->lease_count = 0;
+	/* A fresh session authenticated by this resume was not charged: old's charge is its. */
+	if (!fresh->counted && old->counted) {
+		fresh->counted = 1;
+		old->counted = 0;
+	}
 	/* Both ids are in the map already, so these puts only overwrite. */
 	(void)!idmap_put(b->sessions->by_id, fresh->id, fresh);
 	(void)!idmap_put(b->sessions->by_id, old->id, old);

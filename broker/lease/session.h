@@ -82,9 +82,11 @@ const char *session_host(const struct broker *b, const struct session *s);
  * is compared in constant time, and a session of another tenant is never found. */
 struct session *session_by_resume(struct broker *b, const struct tenant *t, const char *token);
 /* Marks s authenticated with ref's token: it joins ref's tenant, which must have room for
- * one more session. Returns 0, or -1 with err set (QUOTA_EXCEEDED). */
+ * one more session. resume (NULL: none) is the resume token of s's session.hello: when it
+ * names a session of ref's tenant, s is not charged, for it takes that session's place
+ * (session_resume() moves the charge). Returns 0, or -1 with err set (QUOTA_EXCEEDED). */
 int session_authenticate(struct broker *b, struct session *s, const struct token_ref *ref,
-    struct fxb_error *err);
+    const char *resume, struct fxb_error *err);
 /* Closes, with reason, every session whose token is no longer in the token file (after a
  * reload). Returns how many were closed. */
 size_t sessions_revoke(struct broker *b, const char *reason);

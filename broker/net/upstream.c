@@ -56,6 +56,7 @@ struct upstream {
 	struct lws_vhost *vhost;
 	struct lws *wsi;
 	int connecting; /* a connect is under way and has not reported */
+	int freeing;    /* upstream_free() is failing the open calls */
 	char url[1024];
 	char address[256];
 	char path[512];
@@ -422,17 +423,20 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 			send_hello(u);
 			return;
 		}
-		if (err->code == ERR_UPSTREAM_UNAVAILABLE || err->code == ERR_SHUTTING_DOWN)
-			return; /* the connection went; connection_gone() has decided */
+		if (u->freeing)
+			return; /* failed here by upstream_free(), not answered */
 		char cause[sizeof u->cause];
 
 		snprintf(cause, sizeof cause, "session.hello refused: %.170s", err->text);
 		if (strcmp(cause, u->last_error) != 0) /* once, not on every retry */
 			log_warnx("upstream %s: %s", u->url, cause);
+		/* A refused resume is a lost session whatever the reason (a revoked token, a
+		 * quota, a draining upstream that does not know it): its leases end here too. */
+		if (u->resume[0])
+			session_lost(u, cause);
 		snprintf(u->cause, sizeof u->cause, "%s", cause);
 		if (u->wsi)
 			lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
-		u->resume[0] = '\0';
 		return;
 	}
 	json_unpack(result, "{s:s, s:s, s?b}", "session", &sid, "resume", &resume, "resumed",
@@ -443,6 +447,9 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 			lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);
 		return;
 	}
+	/* A fresh session where the old one was asked back: the old one is gone. */
+	if (u->resume[0] && !resumed)
+		session_lost(u, "the upstream broker answered the resume with a fresh session");
 	if ((limits = json_object_get(result, "limits"))) {
 		json_int_t v;
 		if ((v = json_integer_value(json_object_get(limits, "dead_after_ms"))) > 0)
@@ -734,6 +741,7 @@ upstream_free(struct upstream *u)
 	}
 	u->state = UP_DOWN;
 	u->resume[0] = '\0';
+	u->freeing = 1;
 	fail_calls(u, 0, ERR_SHUTTING_DOWN, "the broker is shutting down");
 	free(u->rx);
 	explicit_bzero(u->token, sizeof u->token);

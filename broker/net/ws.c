@@ -404,7 +404,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		audit_event(b->audit, "session.open", json_pack("{s:s, s:s, s:s}", "session", c->s->sid,
 		    "tenant", b->need_token ? "" : c->s->token.tenant->name, "peer", c->s->peer_addr));
 		if (b->need_token && bearer(b, wsi, &ref) == 1 &&
-		    session_authenticate(b, c->s, &ref, &err) == -1) {
+		    session_authenticate(b, c->s, &ref, NULL, &err) == -1) {
 			/* Over the tenant's session quota: the session stays unauthenticated and
 			 * its session.hello says why. */
 			c->s->bearer = ref;

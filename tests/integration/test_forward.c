@@ -788,11 +788,12 @@ relay_stop(struct relay *r)
 	close(r->ctl[1]);
 }
 
-/* Starts the shared broker and a local one that reaches it through relay r. */
+/* Starts the shared broker (with shared_extra) and a local one (with local_extra) that
+ * reaches it through relay r. */
 static void
-pair_start_relayed(struct pair *p, struct relay *r, const char *grace_ms)
+pair_start_relayed_with(struct pair *p, struct relay *r, const char *const *shared_extra,
+    const char *const *local_extra)
 {
-	const char *shared_extra[] = { "--grace-ms", grace_ms, NULL };
 	char url[64];
 
 	memset(p, 0, sizeof *p);
@@ -800,7 +801,16 @@ pair_start_relayed(struct pair *p, struct relay *r, const char *grace_ms)
 	relay_start(r, p->shared.port);
 	snprintf(url, sizeof url, "ws://127.0.0.1:%d", r->port);
 	snprintf(p->shared.url, sizeof p->shared.url, "%s", url); /* what start_local dials */
-	start_local(p, NULL);
+	start_local(p, local_extra);
+}
+
+/* Starts the shared broker and a local one that reaches it through relay r. */
+static void
+pair_start_relayed(struct pair *p, struct relay *r, const char *grace_ms)
+{
+	const char *shared_extra[] = { "--grace-ms", grace_ms, NULL };
+
+	pair_start_relayed_with(p, r, shared_extra, NULL);
 }
 
 /* Waits until the local broker's upstream session is up; 0 when it is. */
@@ -1496,4 +1506,123 @@ Test(forward, a_migrate_that_outlives_its_timeout_is_killed_with_what_it_started
 	raw_ws_close(&w);
 	pair_stop(&p);
 	tpl_rm(dir);
+}
+
+/* ---- a tenant with sessions=1 upstream: its resume is not a second session ---- */
+
+#define QUOTA_TOKENS "fwd-q-token ci sessions=1\nfwd-admin ops admin=true\n"
+
+/* A relayed pair whose local broker is tenant ci (sessions=1) upstream; tokens gets the
+ * shared broker's token file, and the test reads the shared one as the ops admin. */
+static void
+pair_start_quota(struct pair *p, struct relay *r, char *tokens, size_t len)
+{
+	static char local_token[512];
+	const char *shared_extra[] = { "--grace-ms", "15000", "--token-file", tokens, NULL };
+	const char *local_extra[] = { "--upstream-token-file", local_token, NULL };
+
+	cr_assert_eq(temp_file(tokens, len, "quota-tokens", QUOTA_TOKENS), 0);
+	cr_assert_eq(temp_file(local_token, sizeof local_token, "quota-token", "fwd-q-token\n"), 0);
+	shared_token = "fwd-admin";
+	pair_start_relayed_with(p, r, shared_extra, local_extra);
+	cr_assert_eq(wait_up(p), 0, "the upstream session never came up; see %s", p->local.log);
+}
+
+Test(forward, a_cut_link_of_a_tenant_with_one_session_is_resumed, .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	char tokens[512], ulid[64];
+	json_t *a, *leases;
+
+	pair_start_quota(&p, &r, tokens, sizeof tokens);
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s; see %s", json_dumps(a, 0), p.local.log);
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1);
+	snprintf(ulid, sizeof ulid, "%s", json_string_value(json_object_get(json_array_get(leases, 0),
+	    "lease")));
+	json_decref(leases);
+
+	/* The session in its grace period upstream is the tenant's one session: its resume
+	 * takes its place, it is not a second one over the quota. */
+	relay_cmd(&r, 'c');
+	cr_assert_eq(wait_counter(&p, "resumes", 1), 1, "the session was not resumed; see %s and %s",
+	    p.local.log, p.shared.log);
+	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(leases, 0), "lease")), ulid);
+	json_decref(leases);
+	/* And the tenant still counts one session, not none: a second one is refused. */
+	{
+		struct raw_ws x;
+		json_t *h;
+
+		cr_assert_eq(raw_ws_connect(&x, p.shared.port, "fixture-broker.v1", NULL), 101);
+		h = raw_rpc_call(&x, "session.hello", json_pack("{s:s}", "token", "fwd-q-token"));
+		cr_assert_str_eq(raw_rpc_error_name(h), "QUOTA_EXCEEDED", "%s", json_dumps(h, 0));
+		json_decref(h);
+		raw_ws_close(&x);
+	}
+
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease",
+	    json_string_value(json_object_get(raw_rpc_result(a), "lease")))));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	json_decref(a);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+	shared_token = NULL;
+}
+
+Test(forward, a_refused_resume_ends_the_local_leases, .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	char tokens[512], tmp[600];
+	const char *lid;
+	json_t *a, *n, *params;
+	FILE *f;
+
+	pair_start_quota(&p, &r, tokens, sizeof tokens);
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s}}}", "fixtures", "db",
+	    "kind", "postgres", "http", "kind", "port"));
+	cr_assert_not_null(raw_rpc_result(a), "%s; see %s", json_dumps(a, 0), p.local.log);
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+	cr_assert_eq(wait_local_leased(&p, 1), 1);
+
+	/* The local broker's token is removed upstream: its session there is closed, and its
+	 * resume is refused (UNAUTHENTICATED): the session is lost, and so are its leases. */
+	snprintf(tmp, sizeof tmp, "%s.new", tokens);
+	cr_assert_not_null(f = fopen(tmp, "w"));
+	fputs("fwd-admin ops admin=true\n", f);
+	fclose(f);
+	cr_assert_eq(rename(tmp, tokens), 0);
+	cr_assert_eq(kill(p.shared.pid, SIGHUP), 0);
+	n = wait_notification(&w, "lease.ended");
+	cr_assert_not_null(n, "no lease.ended came; see %s", p.local.log);
+	params = json_object_get(n, "params");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "lease")), lid);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(params, "error"),
+	    "name")), "UPSTREAM_LOST", "%s", json_dumps(n, 0));
+	cr_assert_not_null(strstr(json_string_value(json_object_get(params, "reason")),
+	    "session.hello refused"), "not ended by the refusal: %s", json_dumps(n, 0));
+	json_decref(n);
+	cr_assert_eq(wait_counter(&p, "lost", 1), 1);
+	cr_assert_eq(wait_local_leased(&p, 0), 0, "the lease's local port is still leased");
+	json_decref(a);
+	a = raw_rpc_call(&w, "lease.list", NULL);
+	cr_assert_eq(json_array_size(json_object_get(raw_rpc_result(a), "leases")), 0, "%s",
+	    json_dumps(a, 0));
+	json_decref(a);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+	shared_token = NULL;
 }
