@@ -406,6 +406,41 @@ heartbeat(lws_sorted_usec_list_t *sul)
 	    (lws_usec_t)(u->dead_after_ms / 4 + 1) * LWS_US_PER_MS);
 }
 
+/* One limit of the upstream's hello: an integer, clamped to [lo, hi]; *v is left alone when
+ * the member is absent or not an integer. Said in the log when it had to be changed. */
+static void
+limit_read(json_t *limits, const char *name, int lo, int hi, int *v, const char *url)
+{
+	json_t *j = json_object_get(limits, name);
+	json_int_t n;
+
+	if (!j)
+		return;
+	if (!json_is_integer(j)) {
+		log_warnx("upstream %s: limits.%s is not an integer; keeping %d ms", url, name, *v);
+		return;
+	}
+	n = json_integer_value(j);
+	if (n < lo || n > hi) {
+		log_warnx("upstream %s: limits.%s %lld is out of range; using %d ms", url, name,
+		    (long long)n, n < lo ? lo : hi);
+		n = n < lo ? lo : hi;
+	}
+	*v = (int)n;
+}
+
+void
+upstream_limits_read(json_t *limits, int *dead_after_ms, int *grace_ms, const char *url)
+{
+	int heartbeat_ms = 0;
+
+	limit_read(limits, "dead_after_ms", UPSTREAM_DEAD_AFTER_MIN_MS, UPSTREAM_DEAD_AFTER_MAX_MS,
+	    dead_after_ms, url);
+	limit_read(limits, "grace_ms", 0, UPSTREAM_GRACE_MAX_MS, grace_ms, url);
+	/* Not used here (this side pings at half dead_after_ms), checked all the same. */
+	limit_read(limits, "heartbeat_ms", 0, UPSTREAM_GRACE_MAX_MS, &heartbeat_ms, url);
+}
+
 static void
 hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *err)
 {
@@ -450,13 +485,8 @@ hello_done(struct broker *b, void *arg, json_t *result, const struct fxb_error *
 	/* A fresh session where the old one was asked back: the old one is gone. */
 	if (u->resume[0] && !resumed)
 		session_lost(u, "the upstream broker answered the resume with a fresh session");
-	if ((limits = json_object_get(result, "limits"))) {
-		json_int_t v;
-		if ((v = json_integer_value(json_object_get(limits, "dead_after_ms"))) > 0)
-			u->dead_after_ms = (int)v;
-		if (json_is_integer(json_object_get(limits, "grace_ms")))
-			u->grace_ms = (int)json_integer_value(json_object_get(limits, "grace_ms"));
-	}
+	if ((limits = json_object_get(result, "limits")))
+		upstream_limits_read(limits, &u->dead_after_ms, &u->grace_ms, u->url);
 	if (resumed) {
 		u->resumes++;
 		log_info("upstream %s: session %s resumed", u->url, sid);

@@ -55,6 +55,18 @@ int64_t upstream_call_first(struct upstream *u, const char *method, json_t *para
 /* fn of call id will not be called (its reply, if one comes, is dropped). */
 void upstream_cancel(struct upstream *u, int64_t id);
 
+/* The range the upstream's hello limits are clamped to (ms): dead_after_ms below the
+ * minimum would drop a healthy link, a negative grace_ms would lose every cut at once. */
+#define UPSTREAM_DEAD_AFTER_MIN_MS 100
+#define UPSTREAM_DEAD_AFTER_MAX_MS 86400000
+#define UPSTREAM_GRACE_MAX_MS 3600000
+
+/* Reads dead_after_ms and grace_ms from the limits of an upstream's session.hello result
+ * into *dead_after_ms and *grace_ms: each must be an integer (else it is left as it is) and
+ * is clamped to its range (heartbeat_ms is checked the same way); url names the upstream
+ * in the log. */
+void upstream_limits_read(json_t *limits, int *dead_after_ms, int *grace_ms, const char *url);
+
 /* "connecting", "up", "resuming" or "down". */
 const char *upstream_state(const struct upstream *u);
 /* {"url", "state", "session", "last_error", "open_calls", "connects", "resumes", "lost"}
