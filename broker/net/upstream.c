@@ -129,25 +129,25 @@ call_unlink(struct upstream *u, struct up_call *c)
 	u->open_calls--;
 }
 
-/* Fails every call that matches: all of them (sent_only 0) or those written (1). Calls
- * are taken off the list before their callbacks run, which may make new calls. */
+/* Fails every call that matches: all of them (sent_only 0) or those written (1). Each call
+ * is taken off the list just before its callback runs, one at a time from the list itself:
+ * a callback may make new calls (they are not failed here) or cancel calls still on the
+ * list (upstream_cancel() finds them there, and their callbacks do not run). */
 static void
 fail_calls(struct upstream *u, int sent_only, int code, const char *text)
 {
-	struct up_call *c, *next, *failed = NULL, **fp = &failed;
 	struct fxb_error err = { 0 };
+	int64_t last = u->next_id; /* calls made by the callbacks come after it */
 
-	for (c = u->calls; c; c = next) {
-		next = c->next;
-		if (sent_only && !c->sent && !c->off)
-			continue;
+	for (;;) {
+		struct up_call *c;
+
+		for (c = u->calls; c; c = c->next)
+			if (c->id <= last && (!sent_only || c->sent || c->off))
+				break;
+		if (!c)
+			return;
 		call_unlink(u, c);
-		c->next = NULL;
-		*fp = c;
-		fp = &c->next;
-	}
-	for (c = failed; c; c = next) {
-		next = c->next;
 		if (c->fn) {
 			error_set(&err, code, "%s", text);
 			c->fn(u->b, c->arg, NULL, &err);
