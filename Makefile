@@ -415,3 +415,4 @@ include mk/fleet.mk
 include mk/forward.mk
 include mk/drain.mk
 include mk/instances.mk
+include mk/forward-dns.mk

@@ -15,7 +15,16 @@
  * the connection was cut fails with UPSTREAM_UNAVAILABLE: its reply is gone, and the
  * upstream cancels what it was waiting for (a lease granted just then is its session's, and
  * is released with it if the session is lost). The lost hook runs once per lost session.
+ * A resume that is refused, whatever the reason, or answered with a fresh session, is a
+ * lost session too.
+ *
+ * A host name in the URL is resolved at each connection on a thread of its own (struct
+ * resolve): lws 4.1.6 here has no asynchronous DNS and would call getaddrinfo() on the
+ * loop. lws then dials a numeric address, with the name as Host and as the TLS name.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +45,9 @@
 #define DEFAULT_DEAD_AFTER_MS 15000
 #define DEFAULT_GRACE_MS 5000
 
+/* The most addresses of a name kept from one resolution. */
+#define RESOLVE_MAX 8
+
 enum up_state { UP_CONNECTING, UP_HELLO, UP_UP, UP_RESUMING, UP_DOWN };
 
 static const char *const state_names[] = { "connecting", "connecting", "up", "resuming", "down" };
@@ -51,12 +63,32 @@ struct up_call {
 	void *arg;
 };
 
+/* A resolution of the upstream's host name on a thread of its own: lws 4.1.6 as built
+ * here has no asynchronous DNS, and its connect calls getaddrinfo() on the loop. The
+ * thread wakes the loop with lws_cancel_service() when it is done; the loop then connects
+ * to a numeric address. upstream_free() abandons a resolution under way (the thread frees
+ * it then); lock guards done, abandoned and the results. */
+struct resolve {
+	pthread_mutex_t lock;
+	struct lws_context *ctx;
+	char name[256];
+	int done, abandoned;
+	int rc; /* getaddrinfo()'s */
+	int naddr;
+	char addr[RESOLVE_MAX][INET6_ADDRSTRLEN];
+};
+
 struct upstream {
 	struct broker *b;
 	struct lws_vhost *vhost;
+	struct upstream **slot; /* the vhost's protocol data: u, NULL once freed */
 	struct lws *wsi;
 	int connecting; /* a connect is under way and has not reported */
 	int freeing;    /* upstream_free() is failing the open calls */
+	int numeric;    /* address is an IP address: no resolution */
+	struct resolve *resolving; /* the name's resolution under way */
+	unsigned addr_turn; /* which of the name's addresses to dial: the next after a failure */
+	char dialled[INET6_ADDRSTRLEN]; /* the address of the connection under way */
 	char url[1024];
 	char address[256];
 	char path[512];
@@ -243,25 +275,97 @@ connection_gone(struct upstream *u, const char *why)
 	schedule_retry(u);
 }
 
-static void
-connect_now(lws_sorted_usec_list_t *sul)
+static void *
+resolve_run(void *arg)
 {
-	struct upstream *u = lws_container_of(sul, struct upstream, retry_timer);
+	struct resolve *r = arg;
+	struct addrinfo hints, *res = NULL, *ai;
+	int rc, n = 0;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(r->name, NULL, &hints, &res);
+	pthread_mutex_lock(&r->lock);
+	r->rc = rc;
+	for (ai = rc == 0 ? res : NULL; ai && n < RESOLVE_MAX; ai = ai->ai_next)
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, r->addr[n], sizeof r->addr[n], NULL, 0,
+		    NI_NUMERICHOST) == 0)
+			n++;
+	r->naddr = n;
+	r->done = 1;
+	if (r->abandoned) {
+		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+	} else {
+		lws_cancel_service(r->ctx); /* under the lock: the context outlives it then */
+		pthread_mutex_unlock(&r->lock);
+	}
+	if (res)
+		freeaddrinfo(res);
+	return NULL;
+}
+
+/* Starts the resolution of u->address on a thread. Returns 0, or -1 (no thread). */
+static int
+resolve_start(struct upstream *u)
+{
+	struct resolve *r = calloc(1, sizeof *r);
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	if (!r)
+		return -1;
+	pthread_mutex_init(&r->lock, NULL);
+	r->ctx = u->b->ctx;
+	snprintf(r->name, sizeof r->name, "%s", u->address);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, resolve_run, r);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+		return -1;
+	}
+	u->resolving = r;
+	return 0;
+}
+
+/* Frees u's resolution, or leaves it to its thread when that is still running. */
+static void
+resolve_drop(struct upstream *u)
+{
+	struct resolve *r = u->resolving;
+	int done;
+
+	if (!r)
+		return;
+	u->resolving = NULL;
+	pthread_mutex_lock(&r->lock);
+	done = r->done;
+	r->abandoned = 1;
+	pthread_mutex_unlock(&r->lock);
+	if (done) {
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+	}
+}
+
+/* Dials the upstream at ads (a numeric address); the URL's host name stays the Host
+ * header and, for wss://, the name TLS sends (SNI) and checks the certificate against. */
+static void
+connect_to(struct upstream *u, const char *ads)
+{
 	struct lws_client_connect_info i;
 	struct lws *wsi;
 
-	if (u->wsi || u->connecting)
-		return;
-	if (u->state == UP_RESUMING && now_ms() - u->cut_ms >= (uint64_t)u->grace_ms) {
-		char lost[96];
-		snprintf(lost, sizeof lost, "not back within the upstream's grace period (%d ms)",
-		    u->grace_ms);
-		session_lost(u, lost);
-	}
 	memset(&i, 0, sizeof i);
 	i.context = u->b->ctx;
 	i.vhost = u->vhost;
-	i.address = u->address;
+	i.address = ads;
 	i.port = u->port;
 	i.path = u->path;
 	i.host = u->address;
@@ -270,6 +374,7 @@ connect_now(lws_sorted_usec_list_t *sul)
 	i.local_protocol_name = "fxb-upstream";
 	i.ssl_connection = u->tls ? LCCSCF_USE_SSL : 0;
 	i.opaque_user_data = u;
+	snprintf(u->dialled, sizeof u->dialled, "%s", ads);
 	u->connecting = 1;
 	u->connects++;
 	wsi = lws_client_connect_via_info(&i);
@@ -285,6 +390,58 @@ connect_now(lws_sorted_usec_list_t *sul)
 		lws_sul_schedule(u->b->ctx, 0, &u->beat_timer, heartbeat,
 		    (lws_usec_t)(u->dead_after_ms / 4 + 1) * LWS_US_PER_MS);
 	}
+}
+
+/* The loop was woken: when u's resolution is done, dials one of its addresses. */
+static void
+resolve_check(struct upstream *u)
+{
+	struct resolve *r = u->resolving;
+	char ads[INET6_ADDRSTRLEN], why[400];
+	int done, rc = 0, n = 0;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if ((done = r->done)) {
+		rc = r->rc;
+		n = r->naddr;
+		if (n)
+			snprintf(ads, sizeof ads, "%s", r->addr[u->addr_turn % (unsigned)n]);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!done)
+		return;
+	resolve_drop(u);
+	if (rc != 0 || n == 0) {
+		snprintf(why, sizeof why, "cannot resolve %.200s: %s", u->address,
+		    rc ? gai_strerror(rc) : "no address");
+		connection_gone(u, why);
+		return;
+	}
+	connect_to(u, ads);
+}
+
+static void
+connect_now(lws_sorted_usec_list_t *sul)
+{
+	struct upstream *u = lws_container_of(sul, struct upstream, retry_timer);
+
+	if (u->wsi || u->connecting || u->resolving)
+		return;
+	if (u->state == UP_RESUMING && now_ms() - u->cut_ms >= (uint64_t)u->grace_ms) {
+		char lost[96];
+		snprintf(lost, sizeof lost, "not back within the upstream's grace period (%d ms)",
+		    u->grace_ms);
+		session_lost(u, lost);
+	}
+	if (u->numeric) {
+		connect_to(u, u->address);
+		return;
+	}
+	/* A name is resolved again at each connection, off the loop. */
+	if (resolve_start(u) == -1)
+		connection_gone(u, "cannot start a thread to resolve the upstream's host name");
 }
 
 /* Writes one chunk of the first call that may go now; 1 when something was written. */
@@ -609,6 +766,15 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 
 	(void)user;
 	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+		/* Broadcast to every vhost's protocols; this vhost's slot names u. */
+		struct upstream **slot = lws_protocol_vh_priv_get(lws_get_vhost(wsi),
+		    lws_get_protocol(wsi));
+
+		if (slot && *slot)
+			resolve_check(*slot);
+		return 0;
+	}
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -628,6 +794,7 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		    : "connection refused or closed", u->tls && in && strstr(in, "SSL") ? " (TLS: "
 		    "does upstream_ca name the CA that signed its certificate, for this host name?)" : "");
 		u->connecting = 0;
+		u->addr_turn++; /* a name's next address, next time */
 		if (u->wsi == wsi || !u->wsi)
 			connection_gone(u, why);
 		break;
@@ -638,7 +805,7 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		u->seen_ms = now_ms();
 		if (u->state != UP_RESUMING)
 			u->state = UP_HELLO;
-		log_debug("upstream %s: connected", u->url);
+		log_debug("upstream %s: connected (%s)", u->url, u->dialled);
 		send_hello(u);
 		lws_sul_schedule(u->b->ctx, 0, &u->beat_timer, heartbeat,
 		    (lws_usec_t)(u->dead_after_ms / 4 + 1) * LWS_US_PER_MS);
@@ -704,6 +871,7 @@ upstream_new(struct broker *b, upstream_notify_fn on_notify, upstream_lost_fn on
 	struct lws_context_creation_info info;
 	const char *prot, *ads, *path;
 	char copy[sizeof cfg->upstream];
+	struct upstream **slot;
 
 	if (!u) {
 		error_set(err, ERR_INTERNAL, "out of memory");
@@ -724,6 +892,11 @@ upstream_new(struct broker *b, upstream_notify_fn on_notify, upstream_lost_fn on
 	}
 	u->tls = !strcmp(prot, "wss");
 	snprintf(u->address, sizeof u->address, "%s", ads);
+	{
+		unsigned char bin[sizeof(struct in6_addr)];
+		u->numeric = inet_pton(AF_INET, u->address, bin) == 1 ||
+		    inet_pton(AF_INET6, u->address, bin) == 1;
+	}
 	snprintf(u->path, sizeof u->path, "/%s", path);
 	if (cfg->upstream_token_file[0] ? read_token(u, cfg->upstream_token_file, err) == -1 : 0)
 		goto fail;
@@ -747,6 +920,14 @@ upstream_new(struct broker *b, upstream_notify_fn on_notify, upstream_lost_fn on
 		    "(for wss://: upstream_ca, upstream_cert and upstream_key must be PEM files it can read)");
 		goto fail;
 	}
+	/* The vhost's slot for u, where the loop's wake-ups find it (resolve_check()). */
+	if (!(slot = lws_protocol_vh_priv_zalloc(u->vhost, lws_vhost_name_to_protocol(u->vhost,
+	    "fxb-upstream"), sizeof *slot))) {
+		error_set(err, ERR_INTERNAL, "out of memory");
+		goto fail;
+	}
+	*slot = u;
+	u->slot = slot;
 	u->state = UP_CONNECTING;
 	log_info("upstream %s: forwarding postgres fixtures and unknown server templates there",
 	    u->url);
@@ -765,6 +946,9 @@ upstream_free(struct upstream *u)
 		return;
 	lws_sul_cancel(&u->retry_timer);
 	lws_sul_cancel(&u->beat_timer);
+	if (u->slot)
+		*u->slot = NULL;
+	resolve_drop(u);
 	if (u->wsi) {
 		lws_set_opaque_user_data(u->wsi, NULL);
 		lws_set_timeout(u->wsi, PENDING_TIMEOUT_KILLED_BY_PARENT, LWS_TO_KILL_ASYNC);

@@ -1626,3 +1626,126 @@ Test(forward, a_refused_resume_ends_the_local_leases, .timeout = 120)
 	relay_stop(&r);
 	shared_token = NULL;
 }
+
+/* ---- the upstream's host name is resolved off the loop ---- */
+
+static int
+file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+Test(forward, a_broker_resolving_its_upstreams_name_keeps_serving, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	char gate[600], asked[640], shim[600], url[64];
+	const char *servers = getenv("FXB_TEST_SERVERS");
+	json_t *r, *st;
+	const char *state;
+	int status;
+	FILE *f;
+
+	cr_assert(servers && *servers, "FXB_TEST_SERVERS is not set (run through make integration)");
+	snprintf(shim, sizeof shim, "%s/slow_getaddrinfo.so", servers);
+	cr_assert(file_exists(shim), "%s is not built", shim);
+	snprintf(gate, sizeof gate, "%s/fwd-dns-gate-%d", log_dir(), (int)getpid());
+	snprintf(asked, sizeof asked, "%s.asked", gate);
+	unlink(gate);
+	unlink(asked);
+	memset(&p, 0, sizeof p);
+	start_shared(&p, NULL);
+
+	/* The local broker dials the shared one by name, and its resolver holds that name
+	 * until the gate opens. */
+	snprintf(url, sizeof url, "ws://localhost:%d", p.shared.port);
+	snprintf(p.shared.url, sizeof p.shared.url, "%s", url);
+	setenv("FXB_SLOW_DNS_NAME", "localhost", 1);
+	setenv("FXB_SLOW_DNS_GATE", gate, 1);
+	setenv("LD_PRELOAD", shim, 1);
+	start_local(&p, NULL);
+	unsetenv("LD_PRELOAD");
+	unsetenv("FXB_SLOW_DNS_GATE");
+	unsetenv("FXB_SLOW_DNS_NAME");
+	for (uint64_t end = clock_ms() + WAIT_MS; !file_exists(asked) && clock_ms() < end;)
+		sleep_ms(20);
+	cr_assert(file_exists(asked), "the local broker never resolved localhost; see %s",
+	    p.local.log);
+
+	/* While the resolution is held, the broker answers: HTTP, and a session that leases
+	 * a port and sees the upstream still connecting. */
+	status = http_get(p.local.port, "/healthz", NULL);
+	cr_assert(status == 200 || status == 503, "/healthz while resolving: %d", status);
+	cr_assert_eq(raw_ws_connect(&w, p.local.port, "fixture-broker.v1", NULL), 101,
+	    "no WebSocket session while resolving");
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "p", "kind",
+	    "port"));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	json_decref(r);
+	st = test_broker_status(&p.local);
+	state = json_string_value(json_object_get(json_object_get(st, "upstream"), "state"));
+	cr_assert(state && !strcmp(state, "connecting"), "upstream state %s", state ? state : "-");
+	json_decref(st);
+
+	/* The gate opens: the name resolves, the upstream session comes up, and a database
+	 * comes from the shared cluster. */
+	cr_assert_not_null(f = fopen(gate, "w"));
+	fclose(f);
+	cr_assert_eq(wait_up(&p), 0, "no upstream session after the resolution; see %s",
+	    p.local.log);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.local.log);
+	cr_assert_eq(fixture_int(raw_rpc_result(r), "db", "port"), p.pg_port);
+	json_decref(r);
+	raw_ws_close(&w);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	pair_stop(&p);
+	unlink(gate);
+	unlink(asked);
+}
+
+Test(forward, a_wss_upstream_dialled_by_name_is_verified_against_that_name, .timeout = 120)
+{
+	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+	char dir[] = "/tmp/fxb-fwd-name-XXXXXX", cmd[2048], ca[64], cert[64], key[64];
+	struct pair p;
+	struct raw_ws w;
+	json_t *r;
+
+	memset(&p, 0, sizeof p);
+	cr_assert_not_null(mkdtemp(dir));
+	/* The certificate names localhost only: no IP address. */
+	snprintf(cmd, sizeof cmd, "cd %s && openssl req -x509 %s -days 2 -subj /CN=ca -keyout ca.key "
+	    "-out ca.pem 2>/dev/null && openssl req %s -subj /CN=localhost -keyout server.key "
+	    "-out server.csr 2>/dev/null && echo subjectAltName=DNS:localhost > server.ext && "
+	    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+	    "-extfile server.ext -out server.pem 2>/dev/null && chmod 600 server.key", dir, ec, ec);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	snprintf(cert, sizeof cert, "%s/server.pem", dir);
+	snprintf(key, sizeof key, "%s/server.key", dir);
+	{
+		const char *args[] = { "--state-dir", shared_state(), "--ports", "28800-28899",
+			"--tls-cert", cert, "--tls-key", key, NULL };
+		char err[512];
+		cr_assert_eq(test_broker_start(&p.shared, args, err, sizeof err), 0, "%s", err);
+	}
+	/* Dialled at the name's address, verified against the name (and sent as SNI). */
+	snprintf(p.shared.url, sizeof p.shared.url, "wss://localhost:%d", p.shared.port);
+	{
+		const char *local_ca[] = { "--upstream-ca", ca, NULL };
+		start_local(&p, local_ca);
+	}
+	ws_open(&w, &p.local);
+	r = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.local.log);
+	json_decref(r);
+	raw_ws_close(&w);
+	BROKER_STOP(&p.local);
+	BROKER_STOP(&p.shared);
+	test_rm_pg_state(p.local_state);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
