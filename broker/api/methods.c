@@ -83,9 +83,19 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 		json_decref(s->labels);
 		s->labels = json_incref(labels);
 	}
+	old = resume && strcmp(resume, s->resume) ? session_by_resume(b, s->token.tenant, resume)
+	    : NULL;
+	/* Let in during a drain to resume: anything but a resume is what the 503 said. */
+	if (s->resume_only && !old) {
+		s->resume_only = 0;
+		loop_drain_soon(b); /* the drain closes it now: it holds nothing */
+		error_set(err, ERR_SHUTTING_DOWN, "the broker is draining: only a session.hello that "
+		    "resumes a session held here is served; connect to another broker");
+		return NULL;
+	}
 	if (!resume || !strcmp(resume, s->resume))
 		return hello_result(b, s, 0);
-	if (!(old = session_by_resume(b, s->token.tenant, resume))) {
+	if (!old) {
 		error_set(err, ERR_RESUME_UNKNOWN, "resume: no session with that token (expired or never existed)");
 		return NULL;
 	}
@@ -93,6 +103,7 @@ method_session_hello(struct broker *b, struct session *s, struct rpc_call *call,
 		error_set(err, ERR_RESUME_UNKNOWN, "resume: this connection already holds leases of its own");
 		return NULL;
 	}
+	s->resume_only = 0;
 	s = session_resume(b, s, old);
 	return hello_result(b, s, 1);
 }

@@ -221,7 +221,7 @@ session_by_resume(struct broker *b, const struct tenant *t, const char *token)
 	 * is compared, so the time taken says nothing about which one matched. */
 	for (struct session *s = b->sessions->head; s; s = s->next)
 		if (secret_equal(s->resume, token) && s->peer.authenticated &&
-		    s->token.tenant == t)
+		    (!t || s->token.tenant == t))
 			found = s;
 	return found;
 }

@@ -51,6 +51,9 @@ struct session {
 	uint64_t created_ms;
 	lws_sorted_usec_list_t grace;
 	int in_grace;
+	/* Let in during a drain to resume a session held here (ws.c): its session.hello must
+	 * resume one, else it is refused with SHUTTING_DOWN and the drain closes it. */
+	int resume_only;
 	struct session *next, *prev; /* all sessions */
 };
 
@@ -79,7 +82,9 @@ struct session *session_by_id(struct broker *b, uint64_t id);
  * NULL. */
 const char *session_host(const struct broker *b, const struct session *s);
 /* Finds the session of tenant t with this resume token, or NULL. Every session's token
- * is compared in constant time, and a session of another tenant is never found. */
+ * is compared in constant time, and a session of another tenant is never found; t NULL
+ * finds one of any tenant (a draining broker's upgrade check, before the token is known:
+ * session.hello checks the tenant). */
 struct session *session_by_resume(struct broker *b, const struct tenant *t, const char *token);
 /* Marks s authenticated with ref's token: it joins ref's tenant, which must have room for
  * one more session. resume (NULL: none) is the resume token of s's session.hello: when it

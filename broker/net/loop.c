@@ -17,8 +17,10 @@
  * during the drain starts the shutdown, and one during the shutdown stops at once.
  *
  * The drain, for rolling restarts: /healthz answers 503 and new connections are refused
- * (ws.c), sessions holding leases go on working, the others are closed with 1001 so their
- * clients connect elsewhere (ws_drain_sessions), and once no lease is held, or after
+ * (ws.c; but for a client that names a session held here to resume it), sessions holding
+ * leases go on working (those in their grace period too, until it ends), the others are
+ * closed with 1001 so their clients connect elsewhere (ws_drain_sessions), and once no
+ * lease is held, or after
  * drain_timeout_ms, the graceful shutdown releases what is left.
  */
 #include <dlfcn.h>

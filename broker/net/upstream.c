@@ -775,6 +775,7 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 			resolve_check(*slot);
 		return 0;
 	}
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -788,6 +789,17 @@ cb_upstream(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 	if (!(u = lws_get_opaque_user_data(wsi)))
 		return reason == LWS_CALLBACK_CLIENT_WRITEABLE ? -1 : 0;
 	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+		/* A resume says so in the upgrade request too: a draining upstream refuses
+		 * every other new connection with 503. */
+		unsigned char **p = in, *end = *p + len;
+
+		if (u->resume[0] && lws_add_http_header_by_name(wsi,
+		    (const unsigned char *)WS_RESUME_HEADER, (const unsigned char *)u->resume,
+		    (int)strlen(u->resume), p, end))
+			return -1;
+		break;
+	}
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
 		char why[320];
 		snprintf(why, sizeof why, "cannot connect: %.120s%s", in ? (const char *)in

@@ -352,6 +352,24 @@ refuse_upgrade(struct lws *wsi, int status, const char *phrase, const char *body
 		log_warnx("could not answer a refused upgrade with %d", status);
 }
 
+/* 1 when a draining (not shutting down) broker lets this upgrade in: its WS_RESUME_HEADER
+ * names a session held here. session.hello checks the rest (the token, the tenant). */
+static int
+resume_held(struct broker *b, struct lws *wsi)
+{
+	char tok[64];
+	int n = lws_hdr_custom_length(wsi, WS_RESUME_HEADER, (int)strlen(WS_RESUME_HEADER)), ok;
+
+	if (leases_draining(b->leases) || n <= 0 || n >= (int)sizeof tok)
+		return 0;
+	if (lws_hdr_custom_copy(wsi, tok, sizeof tok, WS_RESUME_HEADER,
+	    (int)strlen(WS_RESUME_HEADER)) <= 0)
+		return 0;
+	ok = session_by_resume(b, NULL, tok) != NULL;
+	explicit_bzero(tok, sizeof tok);
+	return ok;
+}
+
 static int
 cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
@@ -362,7 +380,7 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/* Refuse here, while an HTTP status can still be sent; later lws can only drop
 		 * the TCP connection. */
-		if (loop_draining(b, NULL)) {
+		if (loop_draining(b, NULL) && !resume_held(b, wsi)) {
 			loop_count_refused(b);
 			refuse_upgrade(wsi, 503, "Service Unavailable", leases_draining(b->leases)
 			    ? "shutting down" : "draining: connect to another broker");
@@ -387,7 +405,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* cb_http has answered a refused upgrade already; this is the backstop. */
-		if (loop_draining(b, NULL) || (b->need_token && bearer(b, wsi, NULL) < 0))
+		if ((loop_draining(b, NULL) && !resume_held(b, wsi)) ||
+		    (b->need_token && bearer(b, wsi, NULL) < 0))
 			return 1;
 		break;
 	case LWS_CALLBACK_ESTABLISHED: {
@@ -401,6 +420,8 @@ cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, s
 			return -1;
 		}
 		lws_get_peer_simple(wsi, c->s->peer_addr, sizeof c->s->peer_addr);
+		/* Let in during a drain: it came back to resume (resume_held()). */
+		c->s->resume_only = loop_draining(b, NULL);
 		audit_event(b->audit, "session.open", json_pack("{s:s, s:s, s:s}", "session", c->s->sid,
 		    "tenant", b->need_token ? "" : c->s->token.tenant->name, "peer", c->s->peer_addr));
 		if (b->need_token && bearer(b, wsi, &ref) == 1 &&
@@ -465,14 +486,19 @@ ws_drain_sessions(struct broker *b, const char *reason)
 {
 	struct session *s, *next;
 
+	uint64_t now = now_ms();
+
 	for (s = sessions_first(b->sessions); s; s = next) {
 		next = s->next;
 		if (s->io != &conn_io)
 			continue; /* a module's own session (IntegreSQL's) drains with its leases */
 		if (!s->conn)
-			/* In its grace period: its client cannot come back here to resume. */
-			session_close(b, s, "disconnected during the drain");
-		else if (s->lease_count == 0 && s->peer.open_calls == 0)
+			/* In its grace period: its client may come back to resume (resume_held()),
+			 * and the grace period ends it otherwise. */
+			continue;
+		if (s->resume_only && now - s->created_ms < WS_DRAIN_RESUME_MS)
+			continue; /* let in to resume: its session.hello decides */
+		if (s->lease_count == 0 && s->peer.open_calls == 0)
 			/* The session ends when the connection has closed, as on any disconnect;
 			 * till then the loop counts it and does not stop. */
 			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, reason);

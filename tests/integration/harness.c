@@ -656,6 +656,12 @@ static void consume(struct raw_ws *w, size_t n)
 
 int raw_ws_connect(struct raw_ws *w, int port, const char *subprotocol, const char *bearer)
 {
+	return raw_ws_connect_with(w, port, subprotocol, bearer, NULL);
+}
+
+int raw_ws_connect_with(struct raw_ws *w, int port, const char *subprotocol, const char *bearer,
+    const char *headers)
+{
 	uint64_t deadline = clock_ms() + HARNESS_IO_TIMEOUT_MS;
 	char req[16384], proto[256] = "", auth[12288] = "";
 	unsigned char *end;
@@ -670,8 +676,8 @@ int raw_ws_connect(struct raw_ws *w, int port, const char *subprotocol, const ch
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", bearer);
 	snprintf(req, sizeof(req),
 	    "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
-	    port, proto, auth);
+	    "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+	    port, proto, auth, headers ? headers : "");
 	if (write_all(w->fd, req, strlen(req)) == -1)
 		return -1;
 	while (w->buflen < 4 || (end = memmem(w->buf, w->buflen, "\r\n\r\n", 4)) == NULL)

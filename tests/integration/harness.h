@@ -135,6 +135,10 @@ struct ws_msg {
  * status of the reply (101 when upgraded), or -1 when no reply came or a 101 lacked the
  * right Sec-WebSocket-Accept; w stays open either way until raw_ws_close(). */
 int raw_ws_connect(struct raw_ws *w, int port, const char *subprotocol, const char *bearer);
+/* raw_ws_connect(), with headers (NULL: none; else whole lines, each ending in "\r\n")
+ * added to the upgrade request. */
+int raw_ws_connect_with(struct raw_ws *w, int port, const char *subprotocol, const char *bearer,
+    const char *headers);
 /* Sends one frame, masked, with any opcode, length and FIN bit. Returns 0 or -1. */
 int raw_ws_send_frame(struct raw_ws *w, int opcode, int fin, const void *data, size_t len);
 /* Sends a message as one frame, or in frames of at most fragment bytes when fragment is

@@ -488,3 +488,82 @@ Test(drain, drain_timeout_ms_passing_drops_a_held_database, .timeout = 180)
 	test_rm_pg_state(state_a);
 	test_rm_pg_state(state_b);
 }
+
+/* A hello on w (resume: NULL for none); the whole reply. */
+static json_t *
+hello_resume(struct raw_ws *w, const char *resume)
+{
+	return raw_rpc_call(w, "session.hello", resume ? json_pack("{s:s}", "resume", resume)
+	    : json_object());
+}
+
+Test(drain, a_client_cut_off_during_the_drain_comes_back_to_resume_its_session, .timeout = 60)
+{
+	struct test_broker tb;
+	struct raw_ws a, back, other;
+	char *lid, resume[64], hdr[128], reason[128];
+	json_t *r;
+	int code, st;
+
+	BROKER_START(&tb, "--ports", "27250-27254", "--drain-timeout-ms", "60000", "--grace-ms",
+	    "20000");
+	cr_assert_eq(raw_ws_connect(&a, tb.port, "fixture-broker.v1", NULL), 101);
+	r = hello_resume(&a, NULL);
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	snprintf(resume, sizeof(resume), "%s", json_string_value(json_object_get(raw_rpc_result(r),
+	    "resume")));
+	json_decref(r);
+	lid = acquire_port(&a, "p");
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	sleep_ms(300); /* the drain's first turns */
+
+	/* A network blip: the session goes into its grace period, and stays there. */
+	raw_ws_close(&a);
+	sleep_ms(500);
+	cr_assert_eq(test_broker_ports(&tb, "leased"), 1, "the session in its grace period was ended");
+
+	/* A new connection without a resume is refused as before; one naming a token the
+	 * broker does not hold too. */
+	cr_assert_eq(raw_ws_connect(&other, tb.port, "fixture-broker.v1", NULL), 503);
+	raw_ws_close(&other);
+	cr_assert_eq(raw_ws_connect_with(&other, tb.port, "fixture-broker.v1", NULL,
+	    "X-Fxb-Resume: r-00000000000000000000000000000000\r\n"), 503);
+	raw_ws_close(&other);
+
+	/* Let in with its resume token, but a hello that resumes nothing: refused, and closed
+	 * as any idle session of a draining broker. */
+	snprintf(hdr, sizeof(hdr), "X-Fxb-Resume: %s\r\n", resume);
+	cr_assert_eq(raw_ws_connect_with(&other, tb.port, "fixture-broker.v1", NULL, hdr), 101,
+	    "%s", other.status_line);
+	r = hello_resume(&other, NULL);
+	cr_assert_str_eq(raw_rpc_error_name(r), "SHUTTING_DOWN", "%s", json_dumps(r, 0));
+	json_decref(r);
+	code = read_close(&other, reason, sizeof(reason), 15000);
+	cr_assert_eq(code, 1001, "close code %d", code);
+	cr_assert(strstr(reason, "draining"), "close reason \"%s\"", reason);
+	raw_ws_close(&other);
+
+	/* The client comes back with its token: the session and its lease are its again. */
+	cr_assert_eq(raw_ws_connect_with(&back, tb.port, "fixture-broker.v1", NULL, hdr), 101,
+	    "%s", back.status_line);
+	r = hello_resume(&back, resume);
+	cr_assert(json_is_true(json_object_get(raw_rpc_result(r), "resumed")), "%s",
+	    json_dumps(r, 0));
+	json_decref(r);
+	sleep_ms(300); /* past the drain's next turns: the resumed session is not closed */
+	r = raw_rpc_call(&back, "lease.renew", json_pack("{s:s, s:i}", "lease", lid, "ttl_ms", 60000));
+	cr_assert_not_null(raw_rpc_result(r), "lease.renew after the resume: %s", json_dumps(r, 0));
+	json_decref(r);
+
+	/* Its release ends the drain. */
+	r = raw_rpc_call(&back, "lease.release", json_pack("{s:s}", "lease", lid));
+	cr_assert(json_is_true(json_object_get(raw_rpc_result(r), "released")), "%s",
+	    json_dumps(r, 0));
+	json_decref(r);
+	st = test_broker_wait(&tb, 15000);
+	if (st == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
+	raw_ws_close(&back);
+	free(lid);
+}

@@ -1749,3 +1749,54 @@ Test(forward, a_wss_upstream_dialled_by_name_is_verified_against_that_name, .tim
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- a draining upstream lets the forwarding broker's session back in ---- */
+
+Test(forward, a_cut_link_to_a_draining_upstream_is_resumed_and_its_leases_stay, .timeout = 120)
+{
+	const char *shared_extra[] = { "--grace-ms", "15000", "--drain-timeout-ms", "60000", NULL };
+	struct pair p;
+	struct relay r;
+	struct raw_ws w, late;
+	json_t *a;
+	const char *url, *lid;
+	char *one;
+	int st;
+
+	pair_start_relayed_with(&p, &r, shared_extra, NULL);
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s", json_dumps(a, 0));
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+	url = fixture_str(raw_rpc_result(a), "db", "url");
+
+	/* The shared broker drains (a rolling restart), and then the link blips: the
+	 * forwarding broker's one session, holding every runner's leases, comes back. */
+	cr_assert_eq(kill(p.shared.pid, SIGTERM), 0);
+	for (uint64_t end = clock_ms() + WAIT_MS; clock_ms() < end; sleep_ms(50)) {
+		int refused = raw_ws_connect(&late, p.shared.port, "fixture-broker.v1", NULL) == 503;
+		raw_ws_close(&late);
+		if (refused)
+			break;
+	}
+	relay_cmd(&r, 'c');
+	cr_assert_eq(wait_counter(&p, "resumes", 1), 1, "the session was not resumed; see %s and %s",
+	    p.local.log, p.shared.log);
+	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	one = sql_value(url, "SELECT 1");
+	cr_assert_str_eq(one, "1");
+	free(one);
+
+	/* Its release is the last one: the drain ends, and the shared broker exits 0. */
+	json_decref(raw_rpc_call(&w, "lease.release", json_pack("{s:s}", "lease", lid)));
+	st = test_broker_wait(&p.shared, WAIT_MS);
+	if (st == -2)
+		test_broker_kill(&p.shared);
+	cr_assert_eq(st, 0, "the shared broker exited with %d (-2: still running); see %s", st,
+	    p.shared.log);
+	json_decref(a);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+}
