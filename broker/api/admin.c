@@ -117,7 +117,7 @@ admin_release(struct broker *b, struct session *s, const char *lid, struct fxb_e
 		return json_pack("{s:s, s:b}", "lease", lid, "released", 0);
 	audit_event(b->audit, "admin.release", json_pack("{s:s, s:s, s:s, s:s}", "session", s->sid,
 	    "tenant", s->token.tenant->name, "lease", l->lid, "owner_tenant", l->tenant->name));
-	lease_release(b, l, "released by an admin");
+	lease_end(b, l, ERR_LEASE_NOT_FOUND, "released by an admin");
 	loop_drain_soon(b);
 	return json_pack("{s:s, s:b}", "lease", lid, "released", 1);
 }

@@ -463,7 +463,7 @@ ttl_expired(lws_sorted_usec_list_t *sul)
 	struct lease *l = lws_container_of(sul, struct lease, ttl_timer);
 
 	l->ttl_ms = -1; /* the timer has fired: nothing to cancel */
-	lease_release(l->broker, l, "its TTL expired");
+	lease_end(l->broker, l, ERR_LEASE_NOT_FOUND, "its TTL expired");
 }
 
 static size_t
@@ -1147,6 +1147,23 @@ lease_session_ended(struct broker *b, struct session *s, const char *reason)
 	for (const struct fixture_kind *const *k = b->leases->kinds; *k; k++)
 		if ((*k)->session_ended)
 			(*k)->session_ended(b, s);
+}
+
+void
+lease_end(struct broker *b, struct lease *l, int code, const char *reason)
+{
+	json_t *names = json_array(), *params;
+
+	if (l->state == LEASE_ENDING)
+		return;
+	for (size_t i = 0; names && i < l->nfixtures; i++)
+		json_array_append_new(names, json_string(l->fixtures[i].name));
+	if (l->session && names && (params = json_pack("{s:s, s:s, s:{s:i, s:s}, s:O}", "lease",
+	    l->lid, "reason", reason, "error", "code", code, "name", error_name(code), "fixtures",
+	    names)))
+		session_notify(l->session, "lease.ended", params);
+	json_decref(names);
+	lease_release(b, l, reason);
 }
 
 void

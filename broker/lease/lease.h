@@ -172,6 +172,10 @@ struct fixture *lease_owned_fixture(struct broker *b, struct session *s, const c
 /* Releases l (held or acquiring; an acquire in progress fails with err_code): it leaves
  * its session at once, and its fixtures stop in reverse order. reason is for the log. */
 void lease_release(struct broker *b, struct lease *l, const char *reason);
+/* lease_release(), for a lease its session did not release (its TTL, an admin): the session
+ * is first told with lease.ended {"lease", "reason", "error": {"code", "name"}, "fixtures"}
+ * (every fixture of the lease; code is what it stands for, e.g. LEASE_NOT_FOUND). */
+void lease_end(struct broker *b, struct lease *l, int code, const char *reason);
 /* s's connection is gone: fails its waiting acquires (ACQUIRE_CANCELLED) and runs each
  * kind's session_detached hook. */
 void lease_session_detached(struct broker *b, struct session *s);

@@ -1800,3 +1800,103 @@ Test(forward, a_cut_link_to_a_draining_upstream_is_resumed_and_its_leases_stay, 
 	pair_stop(&p);
 	relay_stop(&r);
 }
+
+/* ---- leases ending on either side ---- */
+
+Test(forward, a_clean_shutdown_releases_the_upstream_leases_at_once, .timeout = 120)
+{
+	/* The upstream's grace period is far longer than the test waits: only a release sent
+	 * by the stopping broker frees its leases in time. */
+	const char *shared_extra[] = { "--grace-ms", "120000", NULL };
+	struct pair p;
+	struct raw_ws w;
+	json_t *a;
+
+	memset(&p, 0, sizeof p);
+	start_shared(&p, shared_extra);
+	start_local(&p, NULL);
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s, s:s}}}", "fixtures",
+	    "db", "kind", "postgres", "web", "kind", "server", "template", "api"));
+	cr_assert_not_null(raw_rpc_result(a), "%s; see %s", json_dumps(a, 0), p.local.log);
+	json_decref(a);
+	cr_assert_eq(wait_upstream_leases(&p, 2), 2);
+	BROKER_STOP(&p.local);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the stopped broker's leases are still held "
+	    "upstream; see %s", p.local.log);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}
+
+Test(forward, releases_queued_while_the_link_is_cut_are_sent_before_the_broker_exits,
+    .timeout = 120)
+{
+	struct pair p;
+	struct relay r;
+	struct raw_ws w;
+	json_t *a;
+
+	pair_start_relayed(&p, &r, "120000");
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}}}", "fixtures", "db", "kind",
+	    "postgres"));
+	cr_assert_not_null(raw_rpc_result(a), "%s; see %s", json_dumps(a, 0), p.local.log);
+	json_decref(a);
+	/* The link is down when the local broker stops: its release waits for the resume,
+	 * which comes while the broker shuts down. */
+	relay_cmd(&r, 'r');
+	relay_cmd(&r, 'c');
+	cr_assert_eq(kill(p.local.pid, SIGTERM), 0);
+	sleep_ms(300);
+	relay_cmd(&r, 'a');
+	cr_assert_eq(test_broker_wait(&p.local, WAIT_MS), 0, "see %s", p.local.log);
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0, "the stopped broker's lease is still held "
+	    "upstream; see %s", p.local.log);
+	raw_ws_close(&w);
+	pair_stop(&p);
+	relay_stop(&r);
+}
+
+Test(forward, an_upstream_admin_release_ends_the_local_lease, .timeout = 120)
+{
+	struct pair p;
+	struct raw_ws w;
+	json_t *a, *leases, *n, *params;
+	const char *lid;
+	char ulid[64];
+
+	pair_start(&p, NULL);
+	ws_open(&w, &p.local);
+	a = raw_rpc_call(&w, "lease.acquire", json_pack("{s:{s:{s:s}, s:{s:s}}}", "fixtures", "db",
+	    "kind", "postgres", "http", "kind", "port"));
+	cr_assert_not_null(raw_rpc_result(a), "%s; see %s", json_dumps(a, 0), p.local.log);
+	lid = json_string_value(json_object_get(raw_rpc_result(a), "lease"));
+	leases = upstream_leases(&p);
+	cr_assert_eq(json_array_size(leases), 1);
+	snprintf(ulid, sizeof ulid, "%s", json_string_value(json_object_get(json_array_get(leases, 0),
+	    "lease")));
+	json_decref(leases);
+
+	/* An operator of the shared broker takes the database back. */
+	json_decref(call_on(p.shared.port, "admin.release", json_pack("{s:s}", "lease", ulid)));
+	n = wait_notification(&w, "lease.ended");
+	cr_assert_not_null(n, "no lease.ended came; see %s", p.local.log);
+	params = json_object_get(n, "params");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "lease")), lid);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(params, "fixtures"), 0)),
+	    "db", "%s", json_dumps(n, 0));
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(params, "error"),
+	    "name")), "LEASE_NOT_FOUND", "%s", json_dumps(n, 0));
+	cr_assert_not_null(strstr(json_string_value(json_object_get(params, "reason")), "admin"),
+	    "%s", json_dumps(n, 0));
+	json_decref(n);
+	cr_assert_eq(wait_local_leased(&p, 0), 0, "the lease's local port is still leased");
+	json_decref(a);
+	a = raw_rpc_call(&w, "lease.list", NULL);
+	cr_assert_eq(json_array_size(json_object_get(raw_rpc_result(a), "leases")), 0, "%s",
+	    json_dumps(a, 0));
+	json_decref(a);
+	cr_assert_eq(upstream_counter(&p, "lost"), 0);
+	raw_ws_close(&w);
+	pair_stop(&p);
+}

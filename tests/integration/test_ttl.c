@@ -172,3 +172,30 @@ Test(ttl, a_lease_without_ttl_does_not_expire_and_renewing_it_changes_nothing)
 	sleep_ms(1500);
 	cr_assert(listed(lid), "a lease without a TTL ended by itself");
 }
+
+Test(ttl, an_expired_lease_is_announced_to_its_session_with_lease_ended)
+{
+	const char *id = acquire_with_ttl(0, 300);
+	json_t *n = NULL, *params;
+
+	for (uint64_t end = clock_ms() + 10000; !n && clock_ms() < end;) {
+		json_t *m = raw_rpc_read(&w, 1000);
+		const char *method = json_string_value(json_object_get(m, "method"));
+
+		if (method && !strcmp(method, "lease.ended"))
+			n = m;
+		else
+			json_decref(m);
+	}
+	cr_assert_not_null(n, "no lease.ended came for the expired lease");
+	params = json_object_get(n, "params");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "lease")), id);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(params, "error"),
+	    "name")), "LEASE_NOT_FOUND", "%s", json_dumps(n, 0));
+	cr_assert_not_null(strstr(json_string_value(json_object_get(params, "reason")), "TTL"),
+	    "%s", json_dumps(n, 0));
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(params, "fixtures"), 0)),
+	    "p");
+	json_decref(n);
+	cr_assert(!listed(id));
+}
