@@ -4,13 +4,16 @@
  * client connection on its own loop and context, on a vhost of its own that carries the
  * client TLS settings) and one session on it: session.hello with the token, then calls with
  * ids whose replies come back to completion callbacks, and the upstream's notifications to
- * one hook. A cut connection is resumed with the session's resume token, with backoff; while
- * it is being resumed, new calls wait. When the session cannot be had back (resume refused,
- * or not back within the upstream's grace period) it is lost: every open call fails with
+ * one hook. A cut connection is resumed with the session's resume token (also in the
+ * upgrade request's X-Fxb-Resume header, which a draining upstream lets in), with backoff;
+ * while it is being resumed, new calls wait. When the session cannot be had back (resume
+ * refused for any reason, answered with a fresh session, or not back within the upstream's
+ * grace period) it is lost: every open call fails with
  * UPSTREAM_LOST and the lost hook runs; then a fresh session is sought, and calls made
  * meanwhile fail at once with UPSTREAM_UNAVAILABLE. The connection is watched as the SDKs
  * watch theirs: a ping when it has been quiet for half of dead_after_ms, and closed (then
- * resumed) when nothing came for dead_after_ms.
+ * resumed) when nothing came for dead_after_ms. A host name in the URL is resolved on a
+ * thread at each connection, never on the loop.
  *
  * It knows nothing of leases; fixtures/forward/ builds on it.
  */
