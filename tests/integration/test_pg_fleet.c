@@ -664,3 +664,295 @@ Test(fleet, a_broker_waiting_for_another_ones_build_stops_cleanly)
 	cr_assert_eq(count_lines(marker, "done"), 1);
 	fleet_stop(&f);
 }
+
+/* The state ("absent", "building", "ready") of template name on b, or "" when b does not
+ * know it (static). */
+static const char *
+tpl_state(struct fb *b, const char *name)
+{
+	static char state[32];
+	json_t *st = call(b->c, "pg.status", NULL), *t;
+	size_t i;
+
+	state[0] = '\0';
+	json_array_foreach(json_object_get(st, "templates"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "template")), name))
+			snprintf(state, sizeof state, "%s", json_string_value(json_object_get(t, "state")));
+	json_decref(st);
+	return state;
+}
+
+/* The shared server restarts (an immediate shutdown of the host's postmaster, which its
+ * broker starts again) while a client of A builds: A's build lock goes with it, so A gives
+ * the build up (its builder hears PG_UNAVAILABLE) before B may be elected, and B's build
+ * of the same hash is the only one and is not disturbed. */
+Test(fleet, a_server_restart_during_a_client_build_gives_it_up_before_another_broker_builds)
+{
+	struct fleet f;
+	char hash[128], params[256];
+	struct fxb_lease *l;
+	uint64_t end;
+	PGconn *c, *db;
+	json_t *j, *st;
+	int old;
+
+	fleet_start(&f, config(marker_path("unused"), 0, 0));
+	snprintf(hash, sizeof hash, "fleet-restart-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
+	j = call(f.a.c, "pg.template.ensure", params);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	PQclear(PQexec(db, "CREATE TABLE half_done (id int)"));
+	json_decref(j);
+
+	/* The restart: every backend ends at once, the election's and the builder's too. */
+	old = f.postmaster;
+	cr_assert_eq(kill(old, SIGQUIT), 0);
+	end = clock_ms() + WAIT_MS;
+	while ((kill(old, 0) == 0 || PQping(f.url) != PQPING_OK) && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(PQping(f.url), PQPING_OK, "PostgreSQL did not come back; see %s", f.host.tb.log);
+	st = call(f.host.c, "pg.status", NULL);
+	cr_assert_neq(json_integer_value(json_object_get(json_object_get(st, "embedded"), "pid")), old);
+	json_decref(st);
+	PQfinish(db);
+
+	/* A gives its build up on its own: nobody asked it anything since. */
+	end = clock_ms() + WAIT_MS;
+	while (!strcmp(tpl_state(&f.a, hash), "building") && clock_ms() < end)
+		sleep_ms(50);
+	cr_assert_str_neq(tpl_state(&f.a, hash), "building", "A still builds a template whose "
+	    "build lock it lost; see %s", f.a.tb.log);
+	cr_assert_neq(fxb_call(f.a.c, "pg.template.finish", params, NULL), 0,
+	    "A finished a build it gave up");
+	cr_assert_str_eq(fxb_client_errname(f.a.c), "PG_UNAVAILABLE", "%s", fxb_client_errmsg(f.a.c));
+	cr_assert(strstr(fxb_client_errmsg(f.a.c), "given up"), "%s", fxb_client_errmsg(f.a.c));
+
+	/* B builds it now, once, undisturbed; A adopts B's build. */
+	build_on(&f.b, hash);
+	cr_assert_str_eq(tpl_state(&f.b, hash), "ready");
+	l = lease_of(&f.a, hash);
+	cr_assert_eq(rows(l), 3, "A's lease is not B's build");
+	fxb_lease_release(f.a.c, l);
+	cr_assert_eq(status_num(&f.a, "templates_adopted"), 1);
+	c = admin(&f);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_database WHERE datname LIKE 'fxb\\_fleet\\_b\\_%'"),
+	    0, "a build database is left");
+	PQfinish(c);
+	fleet_stop(&f);
+}
+
+/* A broker that lost its build lock but has not noticed yet (stopped here with SIGSTOP,
+ * its lock's backend ended on the server) keeps its build database: B, elected meanwhile,
+ * refuses to drop a build whose comment names a living broker, and builds once A has
+ * given it up. */
+Test(fleet, a_build_database_is_not_dropped_under_a_living_brokers_builder)
+{
+	struct fleet f;
+	char hash[128], params[256], build_db[128];
+	uint64_t end;
+	PGconn *c, *db;
+	json_t *j;
+	char *bdb;
+
+	fleet_start(&f, config(marker_path("unused"), 0, 0));
+	snprintf(hash, sizeof hash, "fleet-live-%d-%llu", (int)getpid(), (unsigned long long)clock_ms());
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
+	j = call(f.a.c, "pg.template.ensure", params);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	snprintf(build_db, sizeof build_db, "%s", json_string_value(json_object_get(j, "database")));
+	cr_assert(build_db[0], "ensure named no build database");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	PQclear(PQexec(db, "CREATE TABLE half_done (id int)"));
+	PQfinish(db);
+	json_decref(j);
+
+	/* A freezes; its build lock's backend ends (as in a restart), its instance's lock
+	 * stays: to the server, A is alive and no one holds the build lock. */
+	c = admin(&f);
+	cr_assert_eq(kill(f.a.tb.pid, SIGSTOP), 0);
+	PQclear(PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+	    "application_name LIKE 'fxb: building %'"));
+	end = clock_ms() + WAIT_MS;
+	while (qnum(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+	    "'fxb: building %'") != 0 && clock_ms() < end)
+		sleep_ms(20);
+	/* B is elected and refuses to drop A's build. */
+	cr_assert_null(call(f.b.c, "pg.template.ensure", params), "B became the builder while A's "
+	    "build database is its builder's");
+	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_UNAVAILABLE", "%s", fxb_client_errmsg(f.b.c));
+	bdb = PQescapeLiteral(c, build_db, strlen(build_db));
+	snprintf(scratch, sizeof scratch, "SELECT count(*) FROM pg_database WHERE datname = %s", bdb);
+	PQfreemem(bdb);
+	cr_assert_eq(qnum(c, scratch), 1, "A's build database was dropped under its builder");
+	cr_assert_eq(kill(f.a.tb.pid, SIGCONT), 0);
+
+	/* A notices, gives its build up; then B builds it. */
+	end = clock_ms() + WAIT_MS;
+	while (!strcmp(tpl_state(&f.a, hash), "building") && clock_ms() < end)
+		sleep_ms(50);
+	cr_assert_str_neq(tpl_state(&f.a, hash), "building", "see %s", f.a.tb.log);
+	end = clock_ms() + WAIT_MS;
+	for (;;) {
+		j = call(f.b.c, "pg.template.ensure", params);
+		if (j || clock_ms() >= end)
+			break;
+		cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_UNAVAILABLE", "%s",
+		    fxb_client_errmsg(f.b.c));
+		sleep_ms(100); /* A's abandon job may not have run yet */
+	}
+	cr_assert_not_null(j, "B never built it: %s; see %s", fxb_client_errmsg(f.b.c), f.b.tb.log);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	cr_assert_eq(qnum(db, "SELECT count(*) FROM pg_tables WHERE tablename = 'half_done'"), 0,
+	    "B builds in A's half-done database");
+	PQclear(PQexec(db, "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3)"));
+	PQfinish(db);
+	json_decref(j);
+	cr_assert_eq(fxb_call(f.b.c, "pg.template.finish", params, NULL), 0, "%s",
+	    fxb_client_errmsg(f.b.c));
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_database WHERE datname LIKE 'fxb\\_fleet\\_b\\_%'"),
+	    0, "a build database is left");
+	PQfinish(c);
+	fleet_stop(&f);
+}
+
+/* B's only waiter for A's build gives up (its wait_ms passes): B's election leaves the
+ * server's lock queue at once, not when A's build ends, and tells the fleet nothing: the
+ * only news of the template is A's "ready". */
+Test(fleet, an_election_no_one_waits_for_leaves_the_lock_queue_and_says_nothing)
+{
+	struct fleet f;
+	char hash[128], params[256];
+	struct fxb_lease *l;
+	uint64_t end;
+	PGconn *c, *db;
+	PGnotify *n;
+	json_t *j;
+	int ready = 0, other = 0;
+
+	fleet_start(&f, config(marker_path("unused"), 0, 0));
+	c = admin(&f);
+	PQclear(PQexec(c, "LISTEN fxb_templates"));
+	snprintf(hash, sizeof hash, "fleet-unwait-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
+	j = call(f.a.c, "pg.template.ensure", params);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	json_decref(j);
+
+	/* B waits for A's build a moment, and gives up. */
+	snprintf(scratch, sizeof scratch, "{\"hash\": \"%s\", \"wait_ms\": 1500}", hash);
+	cr_assert_null(call(f.b.c, "pg.template.ensure", scratch));
+	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_WAIT_TIMEOUT", "%s",
+	    fxb_client_errmsg(f.b.c));
+	end = clock_ms() + WAIT_MS;
+	while (qnum(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+	    "'fxb: waiting for the build of %'") != 0 && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+	    "'fxb: waiting for the build of %'"), 0, "B's election still waits for A's build, "
+	    "which no one on B waits for; see %s", f.b.tb.log);
+	cr_assert_str_eq(tpl_state(&f.a, hash), "building");
+
+	/* A finishes; B, asked again, finds it built. */
+	PQclear(PQexec(db, "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3)"));
+	PQfinish(db);
+	cr_assert_eq(fxb_call(f.a.c, "pg.template.finish", params, NULL), 0, "%s",
+	    fxb_client_errmsg(f.a.c));
+	l = lease_of(&f.b, hash);
+	cr_assert_eq(rows(l), 3);
+	fxb_lease_release(f.b.c, l);
+	PQclear(PQexec(c, "SELECT 1"));
+	PQconsumeInput(c);
+	while ((n = PQnotifies(c))) {
+		const char *sp = strchr(n->extra, ' ');
+		if (sp && !strcmp(sp + 1, "ready"))
+			ready++;
+		else
+			other++;
+		PQfreemem(n);
+	}
+	cr_assert_eq(ready, 1, "A's \"ready\" was heard %d times", ready);
+	cr_assert_eq(other, 0, "%d other notifications (a released election spoke)", other);
+	PQfinish(c);
+	fleet_stop(&f);
+}
+
+/* waiting_ensures of template name on b (-1 when b does not know it). */
+static long
+tpl_waiting(struct fb *b, const char *name)
+{
+	json_t *st = call(b->c, "pg.status", NULL), *t;
+	size_t i;
+	long n = -1;
+
+	json_array_foreach(json_object_get(st, "templates"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "template")), name))
+			n = (long)json_integer_value(json_object_get(t, "waiting_ensures"));
+	json_decref(st);
+	return n;
+}
+
+/* postgres.elections caps the elections with a connection of their own: with 1, a second
+ * template's election waits (its ensure parked) until the first build ends, and no more
+ * than one election connection is open. */
+Test(fleet, postgres_elections_caps_the_election_connections_and_queues_the_rest)
+{
+	const char *built = marker_path("queued");
+	struct worker_arg a = { .marker = built };
+	struct fleet f;
+	char cfg[1024], first[128], second[128], params[256];
+	uint64_t end;
+	pid_t child;
+	PGconn *c, *db;
+	json_t *j;
+
+	cr_assert_eq(temp_file(cfg, sizeof cfg, "config.json", "{\"postgres\": {\"pool\": "
+	    "{\"min_ready\": 0}, \"elections\": 1}}"), 0);
+	fleet_start(&f, cfg);
+	snprintf(first, sizeof first, "fleet-cap1-%d-%llu", (int)getpid(), (unsigned long long)clock_ms());
+	snprintf(second, sizeof second, "fleet-cap2-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", first);
+	j = call(f.a.c, "pg.template.ensure", params);
+	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	json_decref(j);
+
+	/* Another client of A asks for a second template: its election queues. */
+	a.hash = second;
+	a.urls[0] = a.urls[1] = f.a.tb.url;
+	child = child_spawn(worker, 0, &a);
+	end = clock_ms() + WAIT_MS;
+	while (tpl_waiting(&f.a, second) != 1 && clock_ms() < end)
+		sleep_ms(20);
+	cr_assert_eq(tpl_waiting(&f.a, second), 1, "the second ensure is not parked; see %s",
+	    f.a.tb.log);
+	c = admin(&f);
+	cr_assert_eq(qnum(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+	    "'fxb: %'"), 1, "more election connections than postgres.elections; see %s", f.a.tb.log);
+	cr_assert_eq(count_lines(built, "built"), 0);
+
+	/* The first build ends: the second election starts, its client builds and leases. */
+	PQclear(PQexec(db, "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3)"));
+	PQfinish(db);
+	cr_assert_eq(fxb_call(f.a.c, "pg.template.finish", params, NULL), 0, "%s",
+	    fxb_client_errmsg(f.a.c));
+	cr_assert_eq(child_wait(child, 120000), 0, "the queued election's client did not build and "
+	    "lease; see %s", f.a.tb.log);
+	cr_assert_eq(count_lines(built, "built"), 1);
+	PQfinish(c);
+	fleet_stop(&f);
+}

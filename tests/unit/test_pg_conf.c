@@ -114,6 +114,7 @@ Test(pg_conf, names_the_key_of_every_bad_setting)
 		{ "{\"fleet_max\": \"10\"}", "postgres.fleet_max" },
 		{ "{\"orphan_after_ms\": 10}", "postgres.orphan_after_ms: expected 0 (never sweep" },
 		{ "{\"orphan_after_ms\": -1}", "postgres.orphan_after_ms" },
+		{ "{\"elections\": 0}", "postgres.elections: expected a whole number from 1" },
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -174,11 +175,13 @@ Test(pg_conf, reads_the_fleet_settings_with_no_cap_and_five_minutes_by_default)
 	cr_assert_eq(parse(NULL, &c, &err), 0, "%s", err.text);
 	cr_assert_eq(c.fleet_max, 0, "no fleet-wide cap unless asked");
 	cr_assert_eq(c.orphan_after_ms, 300000);
+	cr_assert_eq(c.elections, 64);
 	pg_conf_clear(&c);
-	cr_assert_eq(parse("{\"fleet_max\": 12, \"orphan_after_ms\": 1500}", &c, &err), 0, "%s",
-	    err.text);
+	cr_assert_eq(parse("{\"fleet_max\": 12, \"orphan_after_ms\": 1500, \"elections\": 3}", &c,
+	    &err), 0, "%s", err.text);
 	cr_assert_eq(c.fleet_max, 12);
 	cr_assert_eq(c.orphan_after_ms, 1500);
+	cr_assert_eq(c.elections, 3);
 	pg_conf_clear(&c);
 	cr_assert_eq(parse("{\"orphan_after_ms\": 0}", &c, &err), 0, "%s", err.text);
 	cr_assert_eq(c.orphan_after_ms, 0, "0: never sweep another instance");
