@@ -1149,6 +1149,25 @@ lease_session_ended(struct broker *b, struct session *s, const char *reason)
 			(*k)->session_ended(b, s);
 }
 
+int
+lease_session_busy(struct broker *b, const struct session *s)
+{
+	for (const struct fixture_kind *const *k = b->leases->kinds; *k; k++)
+		if ((*k)->session_busy && (*k)->session_busy(b, s))
+			return 1;
+	return 0;
+}
+
+size_t
+lease_busy_sessions(struct broker *b)
+{
+	size_t n = 0;
+
+	for (struct session *s = sessions_first(b->sessions); s; s = s->next)
+		n += lease_session_busy(b, s) != 0;
+	return n;
+}
+
 void
 lease_end(struct broker *b, struct lease *l, int code, const char *reason)
 {

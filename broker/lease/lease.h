@@ -58,6 +58,9 @@ struct fixture_kind {
 	/* Optional: s has ended and its leases are released. Gives up what else the kind
 	 * keeps on s's behalf (a template build it owns passes to the next waiter). */
 	void (*session_ended)(struct broker *b, struct session *s);
+	/* Optional: whether s holds something of this kind outside its leases and calls (it
+	 * is building a template): a drain keeps such a session's connection. */
+	int (*session_busy)(struct broker *b, const struct session *s);
 };
 
 enum fixture_state {
@@ -182,6 +185,10 @@ void lease_session_detached(struct broker *b, struct session *s);
 /* s is ending: releases its leases (lease_release_session), then runs each kind's
  * session_ended hook. */
 void lease_session_ended(struct broker *b, struct session *s, const char *reason);
+/* Whether some kind's session_busy hook says s holds something outside its leases. */
+int lease_session_busy(struct broker *b, const struct session *s);
+/* The sessions that are busy so (a drain waits for them as for leases). */
+size_t lease_busy_sessions(struct broker *b);
 /* Releases every lease of s and fails its waiting acquires with ACQUIRE_CANCELLED. */
 void lease_release_session(struct broker *b, struct session *s, const char *reason);
 /* Extends l's TTL; ttl_ms < 0 keeps the lease's own. */

@@ -18,9 +18,10 @@
  *
  * The drain, for rolling restarts: /healthz answers 503 and new connections are refused
  * (ws.c; but for a client that names a session held here to resume it), sessions holding
- * leases go on working (those in their grace period too, until it ends), the others are
- * closed with 1001 so their clients connect elsewhere (ws_drain_sessions), and once no
- * lease is held, or after
+ * leases (or busy: a kind's session_busy hook, a template being built) go on working
+ * (those in their grace period too, until it ends), the others are closed with 1001 so
+ * their clients connect elsewhere (ws_drain_sessions), and once no lease is held and no
+ * session is busy, or after
  * drain_timeout_ms, the graceful shutdown releases what is left.
  */
 #include <dlfcn.h>
@@ -440,7 +441,8 @@ drain_tick(lws_sorted_usec_list_t *sul)
 
 	ws_drain_sessions(b, "broker draining: connect to another broker");
 	held = leases_active(b->leases);
-	if (held == 0 && leases_waiting(b->leases) == 0) {
+	/* A client building a template holds no lease: its session counts until it is done. */
+	if (held == 0 && leases_waiting(b->leases) == 0 && lease_busy_sessions(b) == 0) {
 		log_info("drained: no lease is held any more");
 		drain_end(b, "drained", "drained");
 		return;

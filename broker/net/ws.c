@@ -498,7 +498,7 @@ ws_drain_sessions(struct broker *b, const char *reason)
 			continue;
 		if (s->resume_only && now - s->created_ms < WS_DRAIN_RESUME_MS)
 			continue; /* let in to resume: its session.hello decides */
-		if (s->lease_count == 0 && s->peer.open_calls == 0)
+		if (s->lease_count == 0 && s->peer.open_calls == 0 && !lease_session_busy(b, s))
 			/* The session ends when the connection has closed, as on any disconnect;
 			 * till then the loop counts it and does not stop. */
 			conn_close_later(s->conn, LWS_CLOSE_STATUS_GOINGAWAY, reason);

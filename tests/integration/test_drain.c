@@ -567,3 +567,60 @@ Test(drain, a_client_cut_off_during_the_drain_comes_back_to_resume_its_session, 
 	raw_ws_close(&back);
 	free(lid);
 }
+
+/* A client building a template (pg.template.ensure answered "build", finish not called
+ * yet) holds no lease and no open call, but is busy: SIGTERM's drain keeps its session,
+ * its finish makes the template ready, and then the broker exits 0. */
+Test(drain, a_client_building_a_template_finishes_its_build_then_the_broker_exits_0,
+    .timeout = 180)
+{
+	char state[512], hash[128], params[256], *res = NULL;
+	struct test_broker tb;
+	struct fxb_client *c;
+	json_t *j;
+	PGconn *db;
+	PGresult *r;
+	int status;
+
+	snprintf(state, sizeof(state), "%s/drain-build-%d", getenv("FXB_TEST_LOG_DIR") &&
+	    *getenv("FXB_TEST_LOG_DIR") ? getenv("FXB_TEST_LOG_DIR") : "/tmp", (int)getpid());
+	test_rm_pg_state(state);
+	cr_assert_eq(mkdir(state, 0755), 0);
+	BROKER_START(&tb, "--ports", "27232-27233", "--state-dir", state, "--drain-timeout-ms",
+	    "60000");
+	CLIENT_NEW(c, &tb, NULL, NULL);
+	snprintf(hash, sizeof(hash), "drain-build-%d", (int)getpid());
+	snprintf(params, sizeof(params), "{\"hash\": \"%s\"}", hash);
+	cr_assert_eq(fxb_call(c, "pg.template.ensure", params, &res), 0, "%s", fxb_client_errmsg(c));
+	j = json_loads(res, 0, NULL);
+	free(res);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
+	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
+	cr_assert_eq(PQstatus(db), CONNECTION_OK, "%s", PQerrorMessage(db));
+	json_decref(j);
+
+	cr_assert_eq(kill(tb.pid, SIGTERM), 0);
+	/* Several of the drain's ticks (100 ms) pass while the client builds. */
+	r = PQexec(db, "SELECT pg_sleep(0.5); CREATE TABLE items (id int); "
+	    "INSERT INTO items VALUES (1), (2), (3)");
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(db);
+	cr_assert_eq(test_broker_wait(&tb, 0), -2, "the broker exited under a client's build; "
+	    "see %s", tb.log);
+	cr_assert_eq(fxb_call(c, "pg.template.finish", params, &res), 0,
+	    "the builder's finish during the drain: %s; see %s", fxb_client_errmsg(c), tb.log);
+	j = json_loads(res, 0, NULL);
+	free(res);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "ready");
+	json_decref(j);
+
+	/* Built, it holds nothing: the drain closes it and ends. */
+	status = test_broker_wait(&tb, 30000);
+	if (status == -2)
+		test_broker_kill(&tb);
+	cr_assert_eq(status, 0, "the broker exited with %d (-2: still running); see %s", status,
+	    tb.log);
+	fxb_client_free(c);
+	test_rm_pg_state(state);
+}
