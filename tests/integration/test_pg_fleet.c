@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -955,4 +958,41 @@ Test(fleet, postgres_elections_caps_the_election_connections_and_queues_the_rest
 	cr_assert_eq(count_lines(built, "built"), 1);
 	PQfinish(c);
 	fleet_stop(&f);
+}
+
+/* A --pg-url server that accepts TCP connections and never answers (a server gone
+ * silent): the broker's connection gets connect_timeout although the URL sets none, so
+ * its start fails (and says why) instead of waiting for ever; the broker stops at once. */
+Test(fleet, a_pg_url_without_connect_timeout_gets_one)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	char state[512], url[256], err[512];
+	const char *args[8] = { "--state-dir", state, "--pg-url", url, NULL };
+	struct fb b;
+	json_t *st;
+	struct fxb_options o = { .client = "silent", .timeout_ms = 60000 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(url, sizeof url, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
+	    ntohs(sa.sin_port));
+	own_state(state, sizeof state, "silent");
+	memset(&b, 0, sizeof b);
+	cr_assert_eq(test_broker_start(&b.tb, args, err, sizeof err), 0, "%s", err);
+	/* pg.status answers once the start is over: after connect_timeout. */
+	o.url = b.tb.url;
+	cr_assert_eq(fxb_client_new(&b.c, &o, err, sizeof err), 0, "%s", err);
+	/* pg.status waits for the start, which fails. */
+	st = call(b.c, "pg.status", NULL);
+	cr_assert_null(st, "PostgreSQL started on a silent server");
+	cr_assert_str_eq(fxb_client_errname(b.c), "PG_UNAVAILABLE", "%s; see %s",
+	    fxb_client_errmsg(b.c), b.tb.log);
+	cr_assert(strstr(fxb_client_errmsg(b.c), "timeout expired"), "%s", fxb_client_errmsg(b.c));
+	fb_stop(&b);
+	close(fd);
+	test_rm_pg_state(state);
 }
