@@ -584,6 +584,50 @@ Test(fleet, one_brokers_gc_keeps_a_template_another_broker_has_clones_of)
 	fleet_stop(&f);
 }
 
+/* Template ids are a 64-bit hash of the key, and a client chooses its key: a key whose id
+ * is another template's (as if chosen to collide) is refused that template's data. The
+ * collision is made here by giving A's finished template another key in its comment. */
+Test(fleet, a_template_whose_id_is_another_keys_is_not_adopted)
+{
+	char hash[128], params[256];
+	struct fleet f;
+	PGresult *r;
+	PGconn *c;
+	json_t *j;
+
+	fleet_start(&f, NULL);
+	snprintf(hash, sizeof hash, "fleet-collide-%d-%llu", (int)getpid(),
+	    (unsigned long long)clock_ms());
+	build_on(&f.a, hash);
+	c = admin(&f);
+	snprintf(scratch, sizeof scratch, "SELECT format('COMMENT ON DATABASE %%I IS %%L', datname, "
+	    "jsonb_set(shobj_description(oid, 'pg_database')::jsonb, '{key}', '\"someone-else\"')) "
+	    "FROM pg_database WHERE datname LIKE 'fxb\\_fleet\\_t\\_%%' AND "
+	    "shobj_description(oid, 'pg_database')::json->>'key' = '%s'", hash);
+	r = PQexec(c, scratch);
+	cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+	cr_assert_eq(PQntuples(r), 1, "A's template of %s is not on the server", hash);
+	snprintf(scratch, sizeof scratch, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	r = PQexec(c, scratch);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+
+	/* B has never seen the hash: it finds a finished template under its id, built for
+	 * another key, and refuses it. */
+	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
+	j = call(f.b.c, "pg.template.ensure", params);
+	cr_assert_null(j, "B adopted a template built for another key: %s",
+	    j ? json_dumps(j, 0) : "");
+	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_BUILD_FAILED", "%s",
+	    fxb_client_errmsg(f.b.c));
+	cr_assert_not_null(strstr(fxb_client_errmsg(f.b.c), "collision"), "%s",
+	    fxb_client_errmsg(f.b.c));
+	cr_assert_eq(status_num(&f.b, "templates_adopted"), 0);
+	fleet_stop(&f);
+}
+
 Test(fleet, a_client_build_passes_on_when_its_broker_is_killed_and_wait_ms_0_does_not_wait)
 {
 	const char *marker = marker_path("client-killed");
