@@ -670,6 +670,7 @@ grant(struct broker *b, struct session *s, struct rpc_call *call, struct lease_r
 	l->live = req->nfixtures;
 	l->labels = req->labels;
 	l->ttl_ms = -1;
+	l->wait_ms = req->wait_ms;
 	l->created_ms = now;
 	l->session = s;
 	l->tenant = req->tenant ? req->tenant : s->token.tenant;

@@ -106,6 +106,7 @@ struct lease {
 	struct tenant *tenant;          /* its session's, for good */
 	int64_t charge[QUOTA_COUNT];    /* what it counts against its tenant's quotas */
 	int64_t ttl_ms; /* -1: none */
+	int64_t wait_ms; /* the acquire's: how long a kind that waits elsewhere (an upstream) may */
 	uint64_t created_ms, expires_ms;
 	lws_sorted_usec_list_t ttl_timer;
 };

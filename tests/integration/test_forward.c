@@ -1900,3 +1900,61 @@ Test(forward, an_upstream_admin_release_ends_the_local_lease, .timeout = 120)
 	raw_ws_close(&w);
 	pair_stop(&p);
 }
+
+/* ---- the worker's wait_ms reaches the upstream ---- */
+
+#define API_WAIT "{s:{s:{s:s, s:s}}, s:i}", "fixtures", "s", "kind", "server", "template", \
+	"api", "wait_ms"
+
+/* The shared broker's embedded cluster takes one of its two ports, and a forwarded "api"
+ * server the other: the next one's upstream acquire waits for it as long as the worker's
+ * wait_ms says, and with wait_ms 0 not at all. */
+Test(forward, an_upstream_acquire_waits_as_long_as_the_workers_wait_ms, .timeout = 120)
+{
+	const char *shared_extra[] = { "--ports", "28800-28801", NULL };
+	struct pair p;
+	struct raw_ws w1, w2;
+	char lid[64];
+	json_t *r;
+
+	pair_start(&p, shared_extra);
+	ws_open(&w1, &p.local);
+	ws_open(&w2, &p.local);
+	r = raw_rpc_call(&w1, "lease.acquire", json_pack(API_WAIT, 10000));
+	cr_assert_not_null(raw_rpc_result(r), "%s; see %s", json_dumps(r, 0), p.shared.log);
+	snprintf(lid, sizeof lid, "%s", json_string_value(json_object_get(raw_rpc_result(r),
+	    "lease")));
+	json_decref(r);
+
+	/* wait_ms 0: refused while the port is held, not granted once it is free. */
+	cr_assert_eq(raw_rpc_send(&w2, 2, "lease.acquire", json_pack(API_WAIT, 0)), 0);
+	sleep_ms(1000);
+	json_decref(raw_rpc_call(&w1, "lease.release", json_pack("{s:s}", "lease", lid)));
+	r = raw_rpc_read(&w2, 60000);
+	cr_assert_not_null(r);
+	cr_assert_null(raw_rpc_result(r), "an acquire with wait_ms 0 waited upstream for a port: "
+	    "%s", json_dumps(r, 0));
+	json_decref(r);
+
+	/* wait_ms 20000: granted once the holder releases. */
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	r = raw_rpc_call(&w1, "lease.acquire", json_pack(API_WAIT, 10000));
+	cr_assert_not_null(raw_rpc_result(r), "%s", json_dumps(r, 0));
+	snprintf(lid, sizeof lid, "%s", json_string_value(json_object_get(raw_rpc_result(r),
+	    "lease")));
+	json_decref(r);
+	cr_assert_eq(raw_rpc_send(&w2, 3, "lease.acquire", json_pack(API_WAIT, 20000)), 0);
+	sleep_ms(1000);
+	json_decref(raw_rpc_call(&w1, "lease.release", json_pack("{s:s}", "lease", lid)));
+	r = raw_rpc_read(&w2, 60000);
+	cr_assert_not_null(raw_rpc_result(r), "an acquire with wait_ms 20000 was not granted once "
+	    "the port was free: %s", r ? json_dumps(r, 0) : "no reply");
+	snprintf(lid, sizeof lid, "%s", json_string_value(json_object_get(raw_rpc_result(r),
+	    "lease")));
+	json_decref(r);
+	json_decref(raw_rpc_call(&w2, "lease.release", json_pack("{s:s}", "lease", lid)));
+	cr_assert_eq(wait_upstream_leases(&p, 0), 0);
+	raw_ws_close(&w1);
+	raw_ws_close(&w2);
+	pair_stop(&p);
+}
