@@ -73,7 +73,19 @@ static void errf(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *log_dir(void)
+json_t *test_call_json(struct fxb_client *c, const char *method, const char *params)
+{
+	char *res = NULL;
+	json_t *j;
+
+	if (fxb_call(c, method, params, &res) != 0)
+		return NULL;
+	j = json_loads(res, 0, NULL);
+	free(res);
+	return j;
+}
+
+const char *test_log_dir(void)
 {
 	const char *d = getenv("FXB_TEST_LOG_DIR");
 
@@ -137,7 +149,7 @@ int temp_file(char *path, size_t pathlen, const char *name, const char *text)
 	FILE *f;
 
 	test_name(tn, sizeof(tn));
-	snprintf(path, pathlen, "%s/fxb-%s-%s-%d-%d", log_dir(), tn, name, (int)getpid(), ++seq);
+	snprintf(path, pathlen, "%s/fxb-%s-%s-%d-%d", test_log_dir(), tn, name, (int)getpid(), ++seq);
 	if ((f = fopen(path, "w")) == NULL)
 		return -1;
 	fputs(text, f);
@@ -241,7 +253,7 @@ int test_broker_start(struct test_broker *tb, const char *const *args, char *err
 		return -1;
 	}
 	test_name(tn, sizeof(tn));
-	snprintf(tb->log, sizeof(tb->log), "%s/fxb-%s-%d-%d.log", log_dir(), tn, (int)parent, ++seq);
+	snprintf(tb->log, sizeof(tb->log), "%s/fxb-%s-%d-%d.log", test_log_dir(), tn, (int)parent, ++seq);
 	if ((logfd = open(tb->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
 		errf(errbuf, errlen, "%s: %s", tb->log, strerror(errno));
 		free(argv);

@@ -45,6 +45,12 @@ int test_broker_stop(struct test_broker *tb);
 int test_broker_wait(struct test_broker *tb, int timeout_ms);
 /* Sends SIGKILL and reaps it. */
 void test_broker_kill(struct test_broker *tb);
+/* Where the suites write logs and state: FXB_TEST_LOG_DIR, else /tmp (made if missing). */
+const char *test_log_dir(void);
+struct fxb_client;
+/* Calls method with params (JSON text, or NULL) through libfxb and parses the result;
+ * NULL on an error (fxb_client_errname() and errmsg() say which). The caller owns it. */
+json_t *test_call_json(struct fxb_client *c, const char *method, const char *params);
 /* GET /status, parsed; NULL on any failure. The caller owns the result. */
 json_t *test_broker_status(const struct test_broker *tb);
 /* A member of the "ports" object of GET /status ("free", "leased", ...), or -1. */

@@ -44,13 +44,6 @@ struct pair {
 	char pg_socket[512]; /* its socket directory */
 };
 
-static const char *
-log_dir(void)
-{
-	const char *d = getenv("FXB_TEST_LOG_DIR");
-
-	return d && *d ? d : "/tmp";
-}
 
 /* The shared broker's state directory: one per run of this binary. */
 static const char *
@@ -59,7 +52,7 @@ shared_state(void)
 	static char dir[512];
 
 	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/fwd-state-%d", log_dir(), (int)getppid());
+		snprintf(dir, sizeof dir, "%s/fwd-state-%d", test_log_dir(), (int)getppid());
 		mkdir(dir, 0755);
 	}
 	return dir;
@@ -70,7 +63,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	char dir[512];
 
 	(void)stats;
-	snprintf(dir, sizeof dir, "%s/fwd-state-%d", log_dir(), (int)getpid());
+	snprintf(dir, sizeof dir, "%s/fwd-state-%d", test_log_dir(), (int)getpid());
 	test_rm_pg_state(dir);
 }
 
@@ -151,7 +144,7 @@ start_local(struct pair *p, const char *const *extra)
 	    " \"ready\": [{\"type\": \"http\", \"path\": \"/healthz\"}]},"
 	    "\"local_crash\": {\"command\": [\"%s\", \"--port\", \"{port}\", \"--crash-on-start\", \"3\"],"
 	    " \"needs\": {\"db\": {\"kind\": \"postgres\"}}}", httpd(), httpd());
-	snprintf(p->local_state, sizeof p->local_state, "%s/fwd-local-%d", log_dir(), (int)getpid());
+	snprintf(p->local_state, sizeof p->local_state, "%s/fwd-local-%d", test_log_dir(), (int)getpid());
 	mkdir(p->local_state, 0700);
 	snprintf(ports, sizeof ports, "%d-%d", LOCAL_FIRST, LOCAL_LAST);
 	args[3] = p->local_state;
@@ -1151,7 +1144,7 @@ tpl_dir(char *dir, size_t len, const char *tag, const char *schema)
 	char path[700];
 	FILE *f;
 
-	snprintf(dir, len, "%s/fwd-tpl-%s-%d-%llu", log_dir(), tag, (int)getpid(),
+	snprintf(dir, len, "%s/fwd-tpl-%s-%d-%llu", test_log_dir(), tag, (int)getpid(),
 	    (unsigned long long)clock_ms());
 	cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
 	snprintf(path, sizeof path, "%s/schema.sql", dir);
@@ -1208,7 +1201,7 @@ start_local_tpl_with(struct pair *p, struct test_broker *tb, char *state, size_t
 	snprintf(name, sizeof name, "local-tpl-%d.json", which);
 	cr_assert_eq(temp_file(cfg[which], sizeof cfg[which], name, text), 0);
 	args[9] = cfg[which];
-	snprintf(state, statelen, "%s/fwd-local-%d-%d", log_dir(), (int)getpid(), which);
+	snprintf(state, statelen, "%s/fwd-local-%d-%d", test_log_dir(), (int)getpid(), which);
 	mkdir(state, 0700);
 	snprintf(ports, sizeof ports, "%d-%d", LOCAL_FIRST, LOCAL_LAST);
 	cr_assert_eq(test_broker_start(tb, args, err, sizeof err), 0, "%s", err);
@@ -1649,7 +1642,7 @@ Test(forward, a_broker_resolving_its_upstreams_name_keeps_serving, .timeout = 12
 	cr_assert(servers && *servers, "FXB_TEST_SERVERS is not set (run through make integration)");
 	snprintf(shim, sizeof shim, "%s/slow_getaddrinfo.so", servers);
 	cr_assert(file_exists(shim), "%s is not built", shim);
-	snprintf(gate, sizeof gate, "%s/fwd-dns-gate-%d", log_dir(), (int)getpid());
+	snprintf(gate, sizeof gate, "%s/fwd-dns-gate-%d", test_log_dir(), (int)getpid());
 	snprintf(asked, sizeof asked, "%s.asked", gate);
 	unlink(gate);
 	unlink(asked);

@@ -57,13 +57,6 @@ struct pgb {
 
 static char scratch[4096];
 
-static const char *
-log_dir(void)
-{
-	const char *d = getenv("FXB_TEST_LOG_DIR");
-
-	return d && *d ? d : "/tmp";
-}
 
 /* The suite's state directory: one per run of this binary (criterion's runner is every
  * test's parent), readable by the cluster's unprivileged user. */
@@ -73,7 +66,7 @@ shared_state(void)
 	static char dir[512];
 
 	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/pg-state-%d", log_dir(), (int)getppid());
+		snprintf(dir, sizeof dir, "%s/pg-state-%d", test_log_dir(), (int)getppid());
 		mkdir(dir, 0755);
 	}
 	return dir;
@@ -107,7 +100,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 
 	(void)stats;
 	/* In the runner: getpid() is what the tests saw as their parent. */
-	snprintf(dir, sizeof dir, "%s/pg-state-%d", log_dir(), (int)getpid());
+	snprintf(dir, sizeof dir, "%s/pg-state-%d", test_log_dir(), (int)getpid());
 	if (!getenv("FXB_KEEP_PG_STATE"))
 		rm_state(dir);
 }
@@ -146,7 +139,7 @@ marker_path(const char *name)
 {
 	char *path = NULL;
 
-	cr_assert_geq(asprintf(&path, "%s/pg-marker-%s-%d", log_dir(), name, (int)getpid()), 0);
+	cr_assert_geq(asprintf(&path, "%s/pg-marker-%s-%d", test_log_dir(), name, (int)getpid()), 0);
 	unlink(path);
 	return path;
 }
@@ -165,24 +158,11 @@ count_lines(const char *path)
 	return n;
 }
 
-/* Calls method with params (JSON text) and parses the result; NULL on an error. */
-static json_t *
-call(struct fxb_client *c, const char *method, const char *params)
-{
-	char *res = NULL;
-	json_t *j;
-
-	if (fxb_call(c, method, params, &res) != 0)
-		return NULL;
-	j = json_loads(res, 0, NULL);
-	free(res);
-	return j;
-}
 
 static void
 read_status(struct pgb *p)
 {
-	json_t *st = call(p->c, "pg.status", NULL), *emb;
+	json_t *st = test_call_json(p->c, "pg.status", NULL), *emb;
 
 	cr_assert_not_null(st, "pg.status: %s", fxb_client_errmsg(p->c));
 	cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "ready",
@@ -670,7 +650,7 @@ Test(pg, eight_concurrent_ensures_migrate_once_and_all_get_the_seeded_schema)
 static long
 template_member(struct fxb_client *c, const char *hash, const char *member)
 {
-	json_t *st = call(c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(c, "pg.status", NULL), *t;
 	size_t i;
 	long v = -1;
 
@@ -711,7 +691,7 @@ Test(pg, the_next_waiter_builds_when_the_builder_is_killed_mid_build)
 	cr_assert_eq(count_lines(next.marker), 1);
 	/* A caller after that gets it at once. */
 	snprintf(scratch, sizeof scratch, "{\"hash\": \"%s\", \"wait_ms\": 0}", hash);
-	j = call(p.c, "pg.template.ensure", scratch);
+	j = test_call_json(p.c, "pg.template.ensure", scratch);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(p.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "ready");
 	json_decref(j);
@@ -729,7 +709,7 @@ Test(pg, a_builder_that_discards_hands_the_build_on_and_others_may_not_finish_it
 	pgb_start(&p, shared_state(), config(marker_path("discard-app"), ""), NULL);
 	CLIENT_NEW(other, &p.tb, NULL, NULL);
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(p.c, "pg.template.ensure", params);
+	j = test_call_json(p.c, "pg.template.ensure", params);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	json_decref(j);
 	cr_assert_neq(fxb_call(other, "pg.template.finish", params, NULL), 0);
@@ -737,7 +717,7 @@ Test(pg, a_builder_that_discards_hands_the_build_on_and_others_may_not_finish_it
 	cr_assert_eq(fxb_call(p.c, "pg.template.discard", params, NULL), 0, "%s",
 	    fxb_client_errmsg(p.c));
 	/* Nobody is building now, so the other client becomes the builder at once. */
-	j = call(other, "pg.template.ensure", params);
+	j = test_call_json(other, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(other));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	json_decref(j);
@@ -763,7 +743,7 @@ lease_and_vanish(int index, void *arg)
 	(void)index;
 	if (fxb_client_new(&c, &o, NULL, 0) != 0 || fxb_lease_acquire(c, &spec, 1, NULL, &l) != 0)
 		return 1;
-	snprintf(path, sizeof path, "%s/pg-vanished-%d", log_dir(), (int)getppid());
+	snprintf(path, sizeof path, "%s/pg-vanished-%d", test_log_dir(), (int)getppid());
 	if (!(f = fopen(path, "w")))
 		return 2;
 	fprintf(f, "%s %s\n", fxb_lease_field(l, "db", "database"), fxb_lease_field(l, "db", "user"));
@@ -797,7 +777,7 @@ Test(pg, release_and_a_vanished_client_both_drop_the_database_and_the_role)
 	cr_assert_eq(wait_dropped(admin, db, role), 0, "release left %s or %s behind", db, role);
 
 	cr_assert_eq(child_wait(child_spawn(lease_and_vanish, 0, (void *)p.tb.url), WAIT_MS), 0);
-	snprintf(path, sizeof path, "%s/pg-vanished-%d", log_dir(), (int)getpid());
+	snprintf(path, sizeof path, "%s/pg-vanished-%d", test_log_dir(), (int)getpid());
 	cr_assert_not_null(f = fopen(path, "r"));
 	cr_assert_eq(fscanf(f, "%127s %127s", db, role), 2);
 	fclose(f);
@@ -825,7 +805,7 @@ Test(pg, lease_reset_swaps_in_a_fresh_clone)
 	cr_assert(exec_ok(c, "INSERT INTO items (name) VALUES ('dirty')"), "%s", scratch);
 	PQfinish(c);
 	snprintf(params, sizeof params, "{\"lease\": \"%s\", \"fixture\": \"db\"}", fxb_lease_id(l));
-	r = call(p.c, "lease.reset", params);
+	r = test_call_json(p.c, "lease.reset", params);
 	cr_assert_not_null(r, "%s", fxb_client_errmsg(p.c));
 	db = json_object_get(json_object_get(r, "fixtures"), "db");
 	cr_assert_str_neq(json_string_value(json_object_get(db, "database")), old);
@@ -975,7 +955,7 @@ Test(pg, a_broker_killed_with_sigkill_leaves_only_finished_templates_after_a_res
 	ACQUIRE(p.c, "{\"template\": \"app\"}", &l1);
 	ACQUIRE(p.c, "{\"isolation\": \"schema\"}", &l2);
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(p.c, "pg.template.ensure", params); /* a build left unfinished */
+	j = test_call_json(p.c, "pg.template.ensure", params); /* a build left unfinished */
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	json_decref(j);
 	admin = connect_admin(&p);
@@ -1166,7 +1146,7 @@ Test(pg, embedded_mode_starts_from_an_empty_state_directory_and_again_from_a_use
 	struct pgb p;
 	PGconn *c;
 
-	snprintf(dir, sizeof dir, "%s/pg-fresh-%d", log_dir(), (int)getpid());
+	snprintf(dir, sizeof dir, "%s/pg-fresh-%d", test_log_dir(), (int)getpid());
 	rm_state(dir);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	for (int run = 0; run < 2; run++) {
@@ -1198,7 +1178,7 @@ Test(pg, a_broker_on_pg_url_shares_a_server_and_its_clean_stop_leaves_only_templ
 
 	pgb_start(&a, shared_state(), NULL, NULL);
 	ACQUIRE(a.c, NULL, &mine);
-	snprintf(dir, sizeof dir, "%s/pg-url-%d", log_dir(), (int)getpid());
+	snprintf(dir, sizeof dir, "%s/pg-url-%d", test_log_dir(), (int)getpid());
 	rm_state(dir);
 	mkdir(dir, 0755);
 	snprintf(url, sizeof url, "host=%s port=%d user=postgres dbname=postgres", a.socket_dir, a.port);
@@ -1206,7 +1186,7 @@ Test(pg, a_broker_on_pg_url_shares_a_server_and_its_clean_stop_leaves_only_templ
 		const char *extra[] = { "--pg-url", url, NULL };
 		pgb_start(&b, dir, NULL, extra);
 	}
-	st = call(b.c, "pg.status", NULL);
+	st = test_call_json(b.c, "pg.status", NULL);
 	cr_assert_str_eq(json_string_value(json_object_get(st, "mode")), "url");
 	json_decref(st);
 	cr_assert_str_neq(a.prefix, b.prefix);
@@ -1241,7 +1221,7 @@ build_template(struct fxb_client *c, const char *hash)
 	json_t *j;
 
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(c, "pg.template.ensure", params);
+	j = test_call_json(c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	db = connect_url(json_string_value(json_object_get(j, "url")));
@@ -1256,7 +1236,7 @@ build_template(struct fxb_client *c, const char *hash)
 static long
 pool_member(struct fxb_client *c, const char *hash, const char *member)
 {
-	json_t *st = call(c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(c, "pg.status", NULL), *t;
 	size_t i;
 	long v = -1;
 
@@ -1300,7 +1280,7 @@ Test(pg, idle_pools_shrink_and_templates_beyond_gc_keep_are_dropped)
 	cr_assert_geq(pool_member(p.c, fresh, "ready"), 0, "the newest template was dropped");
 	{
 		/* Client-built templates left: the newest only (the empty one is the broker's). */
-		json_t *st = call(p.c, "pg.status", NULL), *t;
+		json_t *st = test_call_json(p.c, "pg.status", NULL), *t;
 		size_t i, n = 0;
 		json_array_foreach(json_object_get(st, "templates"), i, t)
 			n += !json_is_true(json_object_get(t, "configured")) &&
@@ -1369,7 +1349,7 @@ Test(pg, a_bad_postgres_setting_stops_the_broker_with_the_key_named)
 static void
 own_state(char *dir, size_t n, const char *what)
 {
-	snprintf(dir, n, "%s/pg-%s-%d", log_dir(), what, (int)getpid());
+	snprintf(dir, n, "%s/pg-%s-%d", test_log_dir(), what, (int)getpid());
 	rm_state(dir);
 	cr_assert_eq(mkdir(dir, 0755), 0, "%s: %s", dir, strerror(errno));
 }
@@ -1410,7 +1390,7 @@ no_leftovers(struct pgb *p)
 	long busy, ready, left;
 
 	do {
-		json_t *st = call(p->c, "pg.status", NULL), *t;
+		json_t *st = test_call_json(p->c, "pg.status", NULL), *t;
 		size_t i;
 		busy = ready = 0;
 		json_array_foreach(json_object_get(st, "templates"), i, t) {
@@ -1502,7 +1482,7 @@ Test(pg, with_no_room_in_memory_for_a_new_cluster_unset_storage_is_disk_and_memo
 	CLIENT_NEW(p.c, &p.tb, NULL, NULL);
 	/* pg.status waits for the start and fails with it; or, when the start has failed
 	 * already, it answers the state "failed" and why. */
-	st = call(p.c, "pg.status", NULL);
+	st = test_call_json(p.c, "pg.status", NULL);
 	if (st) {
 		const char *why = json_string_value(json_object_get(st, "error"));
 		cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "failed",
@@ -1649,7 +1629,7 @@ churn_child(int index, void *arg)
 static json_t *
 app_pool(struct fxb_client *c)
 {
-	json_t *st = call(c, "pg.status", NULL), *t, *out = NULL;
+	json_t *st = test_call_json(c, "pg.status", NULL), *t, *out = NULL;
 	size_t i;
 
 	json_array_foreach(json_object_get(st, "templates"), i, t)
@@ -1688,7 +1668,7 @@ churn_phase(struct pgb *p, struct churn *ch, struct seen *seen)
 		seen->target = member(pool, "target") > seen->target ? member(pool, "target")
 		    : seen->target;
 		json_decref(pool);
-		st = call(p->c, "pg.status", NULL);
+		st = test_call_json(p->c, "pg.status", NULL);
 		r = (long)json_integer_value(json_object_get(json_object_get(st, "pool"), "refill_now"));
 		json_decref(st);
 		seen->refill_hi = r > seen->refill_hi ? r : seen->refill_hi;

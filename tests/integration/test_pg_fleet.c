@@ -46,13 +46,6 @@ struct fleet {
 
 static char scratch[4096];
 
-static const char *
-log_dir(void)
-{
-	const char *d = getenv("FXB_TEST_LOG_DIR");
-
-	return d && *d ? d : "/tmp";
-}
 
 static const char *
 host_state(void)
@@ -60,7 +53,7 @@ host_state(void)
 	static char dir[512];
 
 	if (!dir[0]) {
-		snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", log_dir(), (int)getppid());
+		snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", test_log_dir(), (int)getppid());
 		mkdir(dir, 0755);
 	}
 	return dir;
@@ -71,23 +64,11 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 	char dir[512];
 
 	(void)stats;
-	snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", log_dir(), (int)getpid());
+	snprintf(dir, sizeof dir, "%s/pg-fleet-host-%d", test_log_dir(), (int)getpid());
 	if (!getenv("FXB_KEEP_PG_STATE"))
 		test_rm_pg_state(dir);
 }
 
-static json_t *
-call(struct fxb_client *c, const char *method, const char *params)
-{
-	char *res = NULL;
-	json_t *j;
-
-	if (fxb_call(c, method, params, &res) != 0)
-		return NULL;
-	j = json_loads(res, 0, NULL);
-	free(res);
-	return j;
-}
 
 static void
 fb_start(struct fb *b, const char *state, const char *cfg, const char *pg_url)
@@ -110,7 +91,7 @@ fb_start(struct fb *b, const char *state, const char *cfg, const char *pg_url)
 	args[n] = NULL;
 	cr_assert_eq(test_broker_start(&b->tb, args, err, sizeof err), 0, "%s", err);
 	CLIENT_NEW(b->c, &b->tb, NULL, NULL);
-	st = call(b->c, "pg.status", NULL);
+	st = test_call_json(b->c, "pg.status", NULL);
 	cr_assert_not_null(st, "pg.status: %s", fxb_client_errmsg(b->c));
 	cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "ready",
 	    "PostgreSQL did not start: %s; see %s", json_string_value(json_object_get(st, "error")),
@@ -131,7 +112,7 @@ fb_stop(struct fb *b)
 static void
 own_state(char *dir, size_t n, const char *what)
 {
-	snprintf(dir, n, "%s/pg-fleet-%s-%d-%llu", log_dir(), what, (int)getpid(),
+	snprintf(dir, n, "%s/pg-fleet-%s-%d-%llu", test_log_dir(), what, (int)getpid(),
 	    (unsigned long long)clock_ms());
 	test_rm_pg_state(dir);
 	cr_assert_eq(mkdir(dir, 0755), 0);
@@ -146,7 +127,7 @@ fleet_start(struct fleet *f, const char *cfg)
 
 	memset(f, 0, sizeof *f);
 	fb_start(&f->host, host_state(), NULL, NULL);
-	st = call(f->host.c, "pg.status", NULL);
+	st = test_call_json(f->host.c, "pg.status", NULL);
 	emb = json_object_get(st, "embedded");
 	cr_assert(json_is_object(emb));
 	cr_assert_not(json_is_true(json_object_get(st, "fleet_templates")),
@@ -160,7 +141,7 @@ fleet_start(struct fleet *f, const char *cfg)
 	own_state(sb, sizeof sb, "b");
 	fb_start(&f->a, sa, cfg, f->url);
 	fb_start(&f->b, sb, cfg, f->url);
-	st = call(f->a.c, "pg.status", NULL);
+	st = test_call_json(f->a.c, "pg.status", NULL);
 	cr_assert(json_is_true(json_object_get(st, "fleet_templates")), "a broker on postgres.url "
 	    "does not build fleet templates");
 	json_decref(st);
@@ -199,7 +180,7 @@ qnum(PGconn *c, const char *sql)
 static long
 status_num(struct fb *b, const char *member)
 {
-	json_t *st = b->c ? call(b->c, "pg.status", NULL) : NULL;
+	json_t *st = b->c ? test_call_json(b->c, "pg.status", NULL) : NULL;
 	long v = st ? (long)json_integer_value(json_object_get(st, member)) : -1;
 
 	json_decref(st);
@@ -224,7 +205,7 @@ metric_builds(struct fb *b)
 static int
 building_elsewhere(struct fb *b, const char *name)
 {
-	json_t *st = call(b->c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(b->c, "pg.status", NULL), *t;
 	size_t i;
 	int yes = 0;
 
@@ -255,7 +236,7 @@ marker_path(const char *name)
 {
 	char *path = NULL;
 
-	cr_assert_geq(asprintf(&path, "%s/pg-fleet-marker-%s-%d-%llu", log_dir(), name, (int)getpid(),
+	cr_assert_geq(asprintf(&path, "%s/pg-fleet-marker-%s-%d-%llu", test_log_dir(), name, (int)getpid(),
 	    (unsigned long long)clock_ms()), 0);
 	unlink(path);
 	return path;
@@ -489,7 +470,7 @@ build_on(struct fb *b, const char *hash)
 	json_t *j;
 
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(b->c, "pg.template.ensure", params);
+	j = test_call_json(b->c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(b->c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
@@ -506,7 +487,7 @@ build_on(struct fb *b, const char *hash)
 static int
 knows(struct fb *b, const char *hash)
 {
-	json_t *st = call(b->c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(b->c, "pg.status", NULL), *t;
 	size_t i;
 	int yes = 0;
 
@@ -617,7 +598,7 @@ Test(fleet, a_template_whose_id_is_another_keys_is_not_adopted)
 	/* B has never seen the hash: it finds a finished template under its id, built for
 	 * another key, and refuses it. */
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(f.b.c, "pg.template.ensure", params);
+	j = test_call_json(f.b.c, "pg.template.ensure", params);
 	cr_assert_null(j, "B adopted a template built for another key: %s",
 	    j ? json_dumps(j, 0) : "");
 	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_BUILD_FAILED", "%s",
@@ -651,7 +632,7 @@ Test(fleet, a_client_build_passes_on_when_its_broker_is_killed_and_wait_ms_0_doe
 	cr_assert_eq(count_lines(marker, "holding"), 1, "no client on A became the builder");
 	/* On B, wait_ms 0 does not wait for A's build. */
 	snprintf(scratch, sizeof scratch, "{\"hash\": \"%s\", \"wait_ms\": 0}", hash);
-	cr_assert_null(call(f.b.c, "pg.template.ensure", scratch));
+	cr_assert_null(test_call_json(f.b.c, "pg.template.ensure", scratch));
 	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_WAIT_TIMEOUT", "%s",
 	    fxb_client_errmsg(f.b.c));
 	waiter = child_spawn(worker, 1, &next);
@@ -669,7 +650,7 @@ Test(fleet, a_client_build_passes_on_when_its_broker_is_killed_and_wait_ms_0_doe
 	cr_assert_eq(count_lines(marker, "built"), 1);
 	cr_assert_eq(status_num(&f.b, "template_builds"), 1);
 	/* Now it is ready for anyone at once. */
-	j = call(f.b.c, "pg.template.ensure", scratch);
+	j = test_call_json(f.b.c, "pg.template.ensure", scratch);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.b.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "ready");
 	json_decref(j);
@@ -718,7 +699,7 @@ static const char *
 tpl_state(struct fb *b, const char *name)
 {
 	static char state[32];
-	json_t *st = call(b->c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(b->c, "pg.status", NULL), *t;
 	size_t i;
 
 	state[0] = '\0';
@@ -747,7 +728,7 @@ Test(fleet, a_server_restart_during_a_client_build_gives_it_up_before_another_br
 	snprintf(hash, sizeof hash, "fleet-restart-%d-%llu", (int)getpid(),
 	    (unsigned long long)clock_ms());
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(f.a.c, "pg.template.ensure", params);
+	j = test_call_json(f.a.c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
@@ -762,7 +743,7 @@ Test(fleet, a_server_restart_during_a_client_build_gives_it_up_before_another_br
 	while ((kill(old, 0) == 0 || PQping(f.url) != PQPING_OK) && clock_ms() < end)
 		sleep_ms(20);
 	cr_assert_eq(PQping(f.url), PQPING_OK, "PostgreSQL did not come back; see %s", f.host.tb.log);
-	st = call(f.host.c, "pg.status", NULL);
+	st = test_call_json(f.host.c, "pg.status", NULL);
 	cr_assert_neq(json_integer_value(json_object_get(json_object_get(st, "embedded"), "pid")), old);
 	json_decref(st);
 	PQfinish(db);
@@ -808,7 +789,7 @@ Test(fleet, a_build_database_is_not_dropped_under_a_living_brokers_builder)
 	fleet_start(&f, config(marker_path("unused"), 0, 0));
 	snprintf(hash, sizeof hash, "fleet-live-%d-%llu", (int)getpid(), (unsigned long long)clock_ms());
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(f.a.c, "pg.template.ensure", params);
+	j = test_call_json(f.a.c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	snprintf(build_db, sizeof build_db, "%s", json_string_value(json_object_get(j, "database")));
@@ -830,7 +811,7 @@ Test(fleet, a_build_database_is_not_dropped_under_a_living_brokers_builder)
 	    "'fxb: building %'") != 0 && clock_ms() < end)
 		sleep_ms(20);
 	/* B is elected and refuses to drop A's build. */
-	cr_assert_null(call(f.b.c, "pg.template.ensure", params), "B became the builder while A's "
+	cr_assert_null(test_call_json(f.b.c, "pg.template.ensure", params), "B became the builder while A's "
 	    "build database is its builder's");
 	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_UNAVAILABLE", "%s", fxb_client_errmsg(f.b.c));
 	bdb = PQescapeLiteral(c, build_db, strlen(build_db));
@@ -846,7 +827,7 @@ Test(fleet, a_build_database_is_not_dropped_under_a_living_brokers_builder)
 	cr_assert_str_neq(tpl_state(&f.a, hash), "building", "see %s", f.a.tb.log);
 	end = clock_ms() + WAIT_MS;
 	for (;;) {
-		j = call(f.b.c, "pg.template.ensure", params);
+		j = test_call_json(f.b.c, "pg.template.ensure", params);
 		if (j || clock_ms() >= end)
 			break;
 		cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_UNAVAILABLE", "%s",
@@ -890,7 +871,7 @@ Test(fleet, an_election_no_one_waits_for_leaves_the_lock_queue_and_says_nothing)
 	snprintf(hash, sizeof hash, "fleet-unwait-%d-%llu", (int)getpid(),
 	    (unsigned long long)clock_ms());
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	j = call(f.a.c, "pg.template.ensure", params);
+	j = test_call_json(f.a.c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
@@ -899,7 +880,7 @@ Test(fleet, an_election_no_one_waits_for_leaves_the_lock_queue_and_says_nothing)
 
 	/* B waits for A's build a moment, and gives up. */
 	snprintf(scratch, sizeof scratch, "{\"hash\": \"%s\", \"wait_ms\": 1500}", hash);
-	cr_assert_null(call(f.b.c, "pg.template.ensure", scratch));
+	cr_assert_null(test_call_json(f.b.c, "pg.template.ensure", scratch));
 	cr_assert_str_eq(fxb_client_errname(f.b.c), "PG_TEMPLATE_WAIT_TIMEOUT", "%s",
 	    fxb_client_errmsg(f.b.c));
 	end = clock_ms() + WAIT_MS;
@@ -939,7 +920,7 @@ Test(fleet, an_election_no_one_waits_for_leaves_the_lock_queue_and_says_nothing)
 static long
 tpl_waiting(struct fb *b, const char *name)
 {
-	json_t *st = call(b->c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(b->c, "pg.status", NULL), *t;
 	size_t i;
 	long n = -1;
 
@@ -971,7 +952,7 @@ Test(fleet, postgres_elections_caps_the_election_connections_and_queues_the_rest
 	snprintf(second, sizeof second, "fleet-cap2-%d-%llu", (int)getpid(),
 	    (unsigned long long)clock_ms());
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", first);
-	j = call(f.a.c, "pg.template.ensure", params);
+	j = test_call_json(f.a.c, "pg.template.ensure", params);
 	cr_assert_not_null(j, "%s", fxb_client_errmsg(f.a.c));
 	cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "build");
 	db = PQconnectdb(json_string_value(json_object_get(j, "url")));
@@ -1031,7 +1012,7 @@ Test(fleet, a_pg_url_without_connect_timeout_gets_one)
 	o.url = b.tb.url;
 	cr_assert_eq(fxb_client_new(&b.c, &o, err, sizeof err), 0, "%s", err);
 	/* pg.status waits for the start, which fails. */
-	st = call(b.c, "pg.status", NULL);
+	st = test_call_json(b.c, "pg.status", NULL);
 	cr_assert_null(st, "PostgreSQL started on a silent server");
 	cr_assert_str_eq(fxb_client_errname(b.c), "PG_UNAVAILABLE", "%s; see %s",
 	    fxb_client_errmsg(b.c), b.tb.log);

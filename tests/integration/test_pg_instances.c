@@ -36,26 +36,7 @@ struct pgb {
 static char scratch[8192];
 static const char *client_token; /* pgb_start's client's token; NULL: none */
 
-static const char *
-log_dir(void)
-{
-	const char *d = getenv("FXB_TEST_LOG_DIR");
 
-	return d && *d ? d : "/tmp";
-}
-
-static json_t *
-call(struct fxb_client *c, const char *method, const char *params)
-{
-	char *res = NULL;
-	json_t *j;
-
-	if (fxb_call(c, method, params, &res) != 0)
-		return NULL;
-	j = json_loads(res, 0, NULL);
-	free(res);
-	return j;
-}
 
 /* A config file with postgres settings (the inside of "postgres"); its path. */
 static const char *
@@ -81,7 +62,7 @@ pgb_start(struct pgb *p, const char *name, const char *cfg, const char *const *e
 	json_t *st, *emb;
 
 	memset(p, 0, sizeof *p);
-	snprintf(p->state, sizeof p->state, "%s/fleet-%s-%d", log_dir(), name, (int)getpid());
+	snprintf(p->state, sizeof p->state, "%s/fleet-%s-%d", test_log_dir(), name, (int)getpid());
 	test_rm_pg_state(p->state);
 	mkdir(p->state, 0755);
 	for (size_t i = 0; extra && extra[i] && n < 31; i++)
@@ -89,7 +70,7 @@ pgb_start(struct pgb *p, const char *name, const char *cfg, const char *const *e
 	args[n] = NULL;
 	cr_assert_eq(test_broker_start(&p->tb, args, err, sizeof err), 0, "%s", err);
 	CLIENT_NEW(p->c, &p->tb, client_token, NULL);
-	st = call(p->c, "pg.status", NULL);
+	st = test_call_json(p->c, "pg.status", NULL);
 	cr_assert_not_null(st, "pg.status: %s", fxb_client_errmsg(p->c));
 	cr_assert_str_eq(json_string_value(json_object_get(st, "state")), "ready",
 	    "PostgreSQL did not start: %s; see %s", json_string_value(json_object_get(st, "error")),
@@ -297,7 +278,7 @@ Test(pg_fleet, a_killed_brokers_clones_and_roles_are_swept_by_another_and_its_cr
 	FILE *f;
 	int found = 0;
 
-	snprintf(audit, sizeof audit, "%s/fleet-audit-%d.log", log_dir(), (int)getpid());
+	snprintf(audit, sizeof audit, "%s/fleet-audit-%d.log", test_log_dir(), (int)getpid());
 	unlink(audit);
 	{
 		const char *extra[] = { "--audit-log", audit, NULL };
