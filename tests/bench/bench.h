@@ -47,6 +47,22 @@ percentile_us(uint64_t *v, size_t n, double p)
 	return (double)v[i] / 1000.0;
 }
 
+static inline int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n samples (sorts v in place); 0 when there are none. */
+static inline double
+median(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_double);
+	return n ? v[n / 2] : 0;
+}
+
 /* A TCP connection to 127.0.0.1:port with Nagle off, or -1. */
 static inline int
 tcp_connect_port(int port)

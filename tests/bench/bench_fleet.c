@@ -47,21 +47,6 @@ ms_since(uint64_t t0)
 	return (double)(now_ns() - t0) / 1e6;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n ? v[n / 2] : 0;
-}
-
 static const char *tokens_path; /* fb_start's --token-file, and its client's token */
 static const char *client_token;
 

@@ -80,19 +80,6 @@ ms_since(uint64_t t0)
 	return (double)(now_ns() - t0) / 1e6;
 }
 
-static json_t *
-call(struct fxb_client *c, const char *method, const char *params)
-{
-	char *res = NULL;
-	json_t *j;
-
-	if (fxb_call(c, method, params, &res) != 0)
-		return NULL;
-	j = json_loads(res, 0, NULL);
-	free(res);
-	return j;
-}
-
 struct bbroker {
 	struct test_broker tb;
 	struct fxb_client *c;
@@ -126,7 +113,7 @@ bstart(struct bbroker *b, const char *config_text)
 		test_broker_kill(&b->tb);
 		return -1;
 	}
-	st = call(b->c, "pg.status", NULL);
+	st = test_call_json(b->c, "pg.status", NULL);
 	b->start_ms = ms_since(t0);
 	emb = json_object_get(st, "embedded");
 	if (!st || !json_string_value(json_object_get(st, "state")) ||
@@ -168,7 +155,7 @@ build(struct fxb_client *c, const char *hash, const char *sql)
 	int ok;
 
 	snprintf(params, sizeof params, "{\"hash\": \"%s\"}", hash);
-	if (!(j = call(c, "pg.template.ensure", params)))
+	if (!(j = test_call_json(c, "pg.template.ensure", params)))
 		return -1;
 	if (!json_string_value(json_object_get(j, "state")) ||
 	    strcmp(json_string_value(json_object_get(j, "state")), "build") != 0) {
@@ -191,7 +178,7 @@ build(struct fxb_client *c, const char *hash, const char *sql)
 static long
 pool_member(struct fxb_client *c, const char *hash, const char *member)
 {
-	json_t *st = call(c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(c, "pg.status", NULL), *t;
 	size_t i;
 	long v = -1;
 
@@ -314,7 +301,7 @@ bench_warm(struct bbroker *b, const char *hash)
 static int
 template_db(struct fxb_client *c, const char *hash, char *out, size_t n)
 {
-	json_t *st = call(c, "pg.status", NULL), *t;
+	json_t *st = test_call_json(c, "pg.status", NULL), *t;
 	size_t i;
 
 	out[0] = '\0';
@@ -350,21 +337,6 @@ direct_clone_ms(PGconn *admin, const char *tpl, const char *strategy, int i, int
 	if (with_drop && ms >= 0)
 		ms = ms_since(t0);
 	return ms;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, size_t n)
-{
-	qsort(v, n, sizeof *v, cmp_double);
-	return n ? v[n / 2] : 0;
 }
 
 /* Cold clones through a broker with no pool (min_ready 0) against direct ones, taking

@@ -41,19 +41,6 @@ struct bb {
 
 static char dir[512];
 
-static json_t *
-call(struct fxb_client *c, const char *method)
-{
-	char *res = NULL;
-	json_t *j;
-
-	if (fxb_call(c, method, NULL, &res) != 0)
-		return NULL;
-	j = json_loads(res, 0, NULL);
-	free(res);
-	return j;
-}
-
 static int
 bstart(struct bb *b, const char *state, const char *cfg, const char *url)
 {
@@ -82,7 +69,7 @@ bstart(struct bb *b, const char *state, const char *cfg, const char *url)
 		test_broker_kill(&b->tb);
 		return -1;
 	}
-	st = call(b->c, "pg.status");
+	st = test_call_json(b->c, "pg.status", NULL);
 	ok = st && !strcmp(json_string_value(json_object_get(st, "state")) ?
 	    json_string_value(json_object_get(st, "state")) : "", "ready");
 	json_decref(st);
@@ -106,7 +93,7 @@ bstop(struct bb *b)
 static long
 builds(struct bb *b)
 {
-	json_t *st = call(b->c, "pg.status");
+	json_t *st = test_call_json(b->c, "pg.status", NULL);
 	long n = st ? (long)json_integer_value(json_object_get(st, "template_builds")) : -1;
 
 	json_decref(st);
@@ -258,7 +245,7 @@ main(void)
 	    "worker alone (build_bench) ==\n", PER_BROKER);
 	if (bstart(&host, host_state, NULL, NULL) == -1)
 		return 1;
-	st = call(host.c, "pg.status");
+	st = test_call_json(host.c, "pg.status", NULL);
 	emb = json_object_get(st, "embedded");
 	snprintf(url, sizeof url, "host=%s port=%d user=postgres dbname=postgres",
 	    json_string_value(json_object_get(emb, "socket_dir")),

@@ -85,6 +85,18 @@ json_t *test_call_json(struct fxb_client *c, const char *method, const char *par
 	return j;
 }
 
+char *test_read_log(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 1 << 20);
+
+	if (f && text)
+		text[fread(text, 1, (1 << 20) - 1, f)] = '\0';
+	if (f)
+		fclose(f);
+	return text;
+}
+
 const char *test_log_dir(void)
 {
 	const char *d = getenv("FXB_TEST_LOG_DIR");

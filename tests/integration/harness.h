@@ -47,6 +47,8 @@ int test_broker_wait(struct test_broker *tb, int timeout_ms);
 void test_broker_kill(struct test_broker *tb);
 /* Where the suites write logs and state: FXB_TEST_LOG_DIR, else /tmp (made if missing). */
 const char *test_log_dir(void);
+/* A log file's text (at most 1 MiB, malloc'd), or NULL. */
+char *test_read_log(const char *path);
 struct fxb_client;
 /* Calls method with params (JSON text, or NULL) through libfxb and parses the result;
  * NULL on an error (fxb_client_errname() and errmsg() say which). The caller owns it. */

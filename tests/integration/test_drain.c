@@ -21,20 +21,6 @@
 #include "fxb.h"
 #include "harness.h"
 
-/* The log file's text (malloc'd), or NULL. */
-static char *
-read_log(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text = calloc(1, 1 << 20);
-
-	if (f && text)
-		text[fread(text, 1, (1 << 20) - 1, f)] = '\0';
-	if (f)
-		fclose(f);
-	return text;
-}
-
 /* 1 while pid exists and is not a zombie. */
 static int
 pid_alive(pid_t pid)
@@ -244,7 +230,7 @@ Test(drain, drain_timeout_ms_passing_releases_what_is_still_held, .timeout = 90)
 		test_broker_kill(&tb);
 	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
 	cr_assert(!pid_alive(server), "the server (pid %d) outlived the drain", (int)server);
-	log = read_log(tb.log);
+	log = test_read_log(tb.log);
 	cr_assert(log && strstr(log, "drain_timeout_ms passed with 1 lease(s) still held"),
 	    "the log does not say why: see %s", tb.log);
 	free(log);
@@ -274,10 +260,10 @@ Test(drain, a_second_sigterm_during_the_drain_shuts_down_at_once, .timeout = 60)
 	if (st == -2)
 		test_broker_kill(&tb);
 	cr_assert_eq(st, 0, "exit status %d (-2: still running 10 s after the second signal)", st);
-	log = read_log(tb.log);
+	log = test_read_log(tb.log);
 	cr_assert(log && strstr(log, "second signal (Terminated) during the drain"), "see %s", tb.log);
 	free(log);
-	log = read_log(audit);
+	log = test_read_log(audit);
 	cr_assert(log && strstr(log, "\"event\":\"broker.drained\",\"outcome\":\"signal\",\"leases\":1"),
 	    "the audit log: %s", log);
 	free(log);
@@ -336,7 +322,7 @@ Test(drain, admin_drain_needs_an_admin_token_and_drains, .timeout = 60)
 	if (st == -2)
 		test_broker_kill(&tb);
 	cr_assert_eq(st, 0, "exit status %d (-2: still running); see %s", st, tb.log);
-	log = read_log(audit);
+	log = test_read_log(audit);
 	cr_assert(log && strstr(log, "\"event\":\"admin.drain\"") && strstr(log,
 	    "\"event\":\"broker.drain\"") && strstr(log, "\"outcome\":\"drained\""),
 	    "the audit log: %s", log);

@@ -17,20 +17,6 @@
 #include "fxb.h"
 #include "harness.h"
 
-/* The log file's text (malloc'd), or NULL. */
-static char *
-read_log(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text = calloc(1, 1 << 20);
-
-	if (f && text)
-		text[fread(text, 1, (1 << 20) - 1, f)] = '\0';
-	if (f)
-		fclose(f);
-	return text;
-}
-
 /* Starts a broker where one session holds a server that ignores SIGTERM, sends first, then
  * (if second is nonzero) second, and returns the exit status. */
 static int
@@ -68,7 +54,7 @@ drain_with(int first, int second, char **log)
 	}
 	if (st == -2)
 		test_broker_kill(&tb);
-	*log = read_log(tb.log);
+	*log = test_read_log(tb.log);
 	raw_ws_close(&w);
 	return st;
 }
